@@ -1,0 +1,35 @@
+// Public surface of @cream/service-kit: what every cream service main uses.
+
+/** A gRPC server with health, reflection, limits and graceful shutdown. */
+export { GrpcService, defaultLimits, type GrpcServiceOptions, type ServerLimits } from './server';
+/** Typed handler signatures and call context. */
+export type {
+  CallContext,
+  StreamContext,
+  UnaryHandler,
+  ServerStreamHandler,
+  ClientStreamHandler,
+  BidiStreamHandler,
+  Handlers,
+} from './handlers';
+/** The grpc.health.v1 status board. */
+export { HealthBoard } from './health';
+/** Typed errors and the one mapping from errors to gRPC status codes. */
+export {
+  ServiceError,
+  InvalidArgumentError,
+  NotFoundError,
+  FailedPreconditionError,
+  ResourceExhaustedError,
+  UnavailableError,
+  ConfigError,
+  mapErrorClass,
+  toStatus,
+  type ErrorMapping,
+} from './errors';
+/** Configuration from flags and environment, validated at start. */
+export { readConfig, describeConfig, option, type OptionSpec, type ConfigSpec, type ConfigValues } from './config';
+/** Structured JSON-lines logging. */
+export { createLogger, parseLogLevel, type Logger, type LogLevel, type LogFields } from './logger';
+/** gRPC status codes, re-exported so services need not import grpc-js for them. */
+export { status as GrpcStatus } from '@grpc/grpc-js';
