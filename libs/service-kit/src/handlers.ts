@@ -101,9 +101,10 @@ type AnyCall =
   | ServerReadableStream<unknown, unknown>
   | ServerDuplexStream<unknown, unknown>;
 
-function contextOf(anyCall: AnyCall, method: string): { ctx: CallContext; done: () => void } {
+function contextOf(anyCall: AnyCall, method: string, logger: Logger): { ctx: CallContext; done: () => void } {
   // Every call kind is an EventEmitter with these members; the union's overloads do not unify.
   const call = anyCall as ServerUnaryCall<unknown, unknown>;
+  logger.debug('call started', { method, peer: call.getPeer() });
   const controller = new AbortController();
   const deadlineValue = call.getDeadline();
   const deadline = deadlineValue instanceof Date ? deadlineValue : Number.isFinite(deadlineValue) ? new Date(deadlineValue) : undefined;
@@ -177,7 +178,7 @@ function adapt(method: MethodShape, handler: (...args: unknown[]) => Promise<unk
   if (!method.requestStream && !method.responseStream) {
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       options.inFlight.enter();
-      const { ctx, done } = contextOf(call, path);
+      const { ctx, done } = contextOf(call, path, options.logger);
       Promise.resolve()
         .then(() => handler(call.request, ctx))
         .then(
@@ -193,7 +194,7 @@ function adapt(method: MethodShape, handler: (...args: unknown[]) => Promise<unk
   if (!method.requestStream && method.responseStream) {
     return (call: ServerWritableStream<unknown, unknown>) => {
       options.inFlight.enter();
-      const { ctx, done } = contextOf(call, path);
+      const { ctx, done } = contextOf(call, path, options.logger);
       const streamCtx: StreamContext<unknown> = { ...ctx, write: streamWriter(call, ctx.signal) };
       Promise.resolve()
         .then(() => handler(call.request, streamCtx))
@@ -212,7 +213,7 @@ function adapt(method: MethodShape, handler: (...args: unknown[]) => Promise<unk
   // Client or bidirectional streaming: requests arrive as an async iterable.
   return (call: ServerReadableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, callback?: sendUnaryData<unknown>) => {
     options.inFlight.enter();
-    const { ctx, done } = contextOf(call, path);
+    const { ctx, done } = contextOf(call, path, options.logger);
     const requests = call as AsyncIterable<unknown>;
     const run = method.responseStream
       ? handler(requests, { ...ctx, write: streamWriter(call as ServerDuplexStream<unknown, unknown>, ctx.signal) }).then(() =>

@@ -2,6 +2,8 @@
 
 /** A gRPC server with health, reflection, limits and graceful shutdown. */
 export { GrpcService, defaultLimits, type GrpcServiceOptions, type ServerLimits } from './server';
+/** The life of a service process: options, listen, SERVING, SIGTERM. */
+export { runService, commonOptions, type ServiceProgram, type RunningService } from './run';
 /** Typed handler signatures and call context. */
 export type {
   CallContext,

@@ -49,8 +49,10 @@ export class GrpcService {
   private readonly serviceNames: string[] = [];
   private shuttingDown: Promise<void> | undefined;
   private boundAddress = '';
+  private readonly errorMappings: ErrorMapping[];
 
   constructor(private readonly options: GrpcServiceOptions) {
+    this.errorMappings = [...(options.errorMappings ?? [])];
     const limits = { ...defaultLimits, ...options.limits };
     this.server = new Server({
       'grpc.max_receive_message_length': limits.maxReceiveBytes,
@@ -71,11 +73,16 @@ export class GrpcService {
     const implementation = adaptHandlers(
       definition as unknown as Parameters<typeof adaptHandlers>[0],
       handlers as Record<string, unknown>,
-      { logger: this.options.logger, errorMappings: this.options.errorMappings ?? [], inFlight: this.inFlight },
+      { logger: this.options.logger, errorMappings: this.errorMappings, inFlight: this.inFlight },
     );
     this.server.addService(definition, implementation);
     this.serviceNames.push(fullName);
     this.health.set(fullName, ServingStatus.NOT_SERVING);
+  }
+
+  /** Adds mappings from library error classes to status codes (before or after add). */
+  mapErrors(...mappings: ErrorMapping[]): void {
+    this.errorMappings.push(...mappings);
   }
 
   /** Marks every registered service (and the server) SERVING or NOT_SERVING. */
