@@ -136,6 +136,8 @@ interface CheckedPrompt {
 }
 
 const utf8 = new TextEncoder();
+/** The missing set shared by every prompt that marks none (most of them). */
+const NONE_MISSING: ReadonlySet<number> = new Set();
 
 function describeValue(value: unknown): string {
   return typeof value === 'number' ? String(value) : `${JSON.stringify(value)} (${typeof value})`;
@@ -155,64 +157,65 @@ function checkSet(set: readonly PromptScores[], name: SetName, limits: ScoreLimi
     });
   }
   const byId = new Map<string, CheckedPrompt>();
-  set.forEach((prompt, index) => {
-    const at = `${name}[${index}]`;
-    const { promptId, scores } = prompt;
-    const idField = `${at}.prompt_id`;
+  for (let index = 0; index < set.length; index++) {
+    const { promptId, scores, missingIndices = [] } = set[index];
+    // Field paths are built only on error: this loop may run 100000 times.
+    const field = (suffix: string) => `${name}[${index}].${suffix}`;
     if (typeof promptId !== 'string' || promptId.length === 0) {
       throw new InvalidScoresError(
-        `${idField} is empty; a prompt id needs 1 to ${limits.maxPromptIdBytes} UTF-8 bytes`,
-        idField,
+        `${field('prompt_id')} is empty; a prompt id needs 1 to ${limits.maxPromptIdBytes} UTF-8 bytes`,
+        field('prompt_id'),
       );
     }
-    const bytes = utf8.encode(promptId).length;
+    // A UTF-16 unit takes at most 3 UTF-8 bytes: short ids need no encoding.
+    const bytes = promptId.length * 3 <= limits.maxPromptIdBytes ? 0 : utf8.encode(promptId).length;
     if (bytes > limits.maxPromptIdBytes) {
       throw new InvalidScoresError(
-        `${idField} is ${bytes} UTF-8 bytes; the limit is ${limits.maxPromptIdBytes}`,
-        idField,
+        `${field('prompt_id')} is ${bytes} UTF-8 bytes; the limit is ${limits.maxPromptIdBytes}`,
+        field('prompt_id'),
         { limit: limits.maxPromptIdBytes },
       );
     }
     const first = byId.get(promptId);
     if (first !== undefined) {
       throw new InvalidScoresError(
-        `${idField} ${JSON.stringify(promptId)} is duplicated (first at ${name}[${first.index}])`,
-        idField,
+        `${field('prompt_id')} ${JSON.stringify(promptId)} is duplicated (first at ${name}[${first.index}])`,
+        field('prompt_id'),
       );
     }
-    const scoresField = `${at}.scores`;
     if (scores.length === 0) {
       throw new InvalidScoresError(
-        `${scoresField} is empty; each prompt needs 1 to ${limits.maxScoresPerPrompt} scores`,
-        scoresField,
+        `${field('scores')} is empty; each prompt needs 1 to ${limits.maxScoresPerPrompt} scores`,
+        field('scores'),
       );
     }
     if (scores.length > limits.maxScoresPerPrompt) {
       throw new InvalidScoresError(
-        `${scoresField} has ${scores.length} scores; the limit is ${limits.maxScoresPerPrompt}`,
-        scoresField,
+        `${field('scores')} has ${scores.length} scores; the limit is ${limits.maxScoresPerPrompt}`,
+        field('scores'),
         { limit: limits.maxScoresPerPrompt },
       );
     }
-    const missing = new Set<number>();
-    (prompt.missingIndices ?? []).forEach((missingIndex, k) => {
+    missingIndices.forEach((missingIndex, k) => {
       if (!Number.isInteger(missingIndex) || missingIndex < 0 || missingIndex >= scores.length) {
-        const field = `${at}.missing_indices[${k}]`;
         throw new InvalidScoresError(
-          `${field} = ${describeValue(missingIndex)} is out of range [0, ${scores.length})`,
-          field,
+          `${field(`missing_indices[${k}]`)} = ${describeValue(missingIndex)} is out of range [0, ${scores.length})`,
+          field(`missing_indices[${k}]`),
         );
       }
-      missing.add(missingIndex); // a repeated index is harmless: it is a set
     });
-    scores.forEach((score, k) => {
-      if (!missing.has(k) && !Number.isFinite(score)) {
-        const field = `${scoresField}[${k}]`;
-        throw new InvalidScoresError(`${field} is ${describeValue(score)}; scores must be finite`, field);
+    // Most prompts mark nothing missing: they share one empty set. Repeated indices are harmless.
+    const missing = missingIndices.length === 0 ? NONE_MISSING : new Set(missingIndices);
+    for (let k = 0; k < scores.length; k++) {
+      if (!Number.isFinite(scores[k]) && !missing.has(k)) {
+        throw new InvalidScoresError(
+          `${field(`scores[${k}]`)} is ${describeValue(scores[k])}; scores must be finite`,
+          field(`scores[${k}]`),
+        );
       }
-    });
+    }
     byId.set(promptId, { index, scores, missing });
-  });
+  }
   return byId;
 }
 
@@ -223,26 +226,26 @@ function listOrNone(indices: ReadonlySet<number>): string {
 /**
  * The pair of one current prompt (CREAM step 5): chosen = argmax, rejected =
  * argmin of the present scores, the first index on ties. Undefined when fewer
- * than two scores are present or all present scores are equal.
+ * than two scores are present or all present scores are equal. Its weight is
+ * filled in once the rate is known.
  */
-function buildPair(
-  promptId: string,
-  prompt: CheckedPrompt,
-): Omit<PreferencePair, 'weight' | 'weightIsOwn'> | undefined {
+function buildPair(promptId: string, { scores, missing }: CheckedPrompt): PreferencePair | undefined {
   let chosenIndex = -1;
   let rejectedIndex = -1;
-  prompt.scores.forEach((score, index) => {
-    if (prompt.missing.has(index)) return;
-    if (chosenIndex < 0 || score > prompt.scores[chosenIndex]) chosenIndex = index;
-    if (rejectedIndex < 0 || score < prompt.scores[rejectedIndex]) rejectedIndex = index;
-  });
-  if (chosenIndex < 0 || prompt.scores[chosenIndex] === prompt.scores[rejectedIndex]) return undefined;
+  for (let index = 0; index < scores.length; index++) {
+    if (missing.has(index)) continue;
+    if (chosenIndex < 0 || scores[index] > scores[chosenIndex]) chosenIndex = index;
+    if (rejectedIndex < 0 || scores[index] < scores[rejectedIndex]) rejectedIndex = index;
+  }
+  if (chosenIndex < 0 || scores[chosenIndex] === scores[rejectedIndex]) return undefined;
   return {
     promptId,
     chosenIndex,
     rejectedIndex,
-    chosenScore: prompt.scores[chosenIndex],
-    rejectedScore: prompt.scores[rejectedIndex],
+    chosenScore: scores[chosenIndex],
+    rejectedScore: scores[rejectedIndex],
+    weight: NaN,
+    weightIsOwn: false,
   };
 }
 
@@ -297,50 +300,54 @@ export function compareScoreSets(
 
   const prompts: PromptConsistencyEntry[] = [];
   const leftOut: LeftOutPrompt[] = [];
-  const unweightedPairs: Omit<PreferencePair, 'weight' | 'weightIsOwn'>[] = [];
-  const noPairPromptIds: string[] = [];
 
-  for (const [promptId, now] of currentById) {
-    const pair = buildPair(promptId, now);
-    if (pair === undefined) noPairPromptIds.push(promptId);
-    else unweightedPairs.push(pair);
-
-    const quotedId = JSON.stringify(promptId);
+  /** The c_i of one current prompt, recorded in prompts; or undefined, recorded in leftOut (or thrown). */
+  function measure(promptId: string, now: CheckedPrompt): number | undefined {
     const before = previousById.get(promptId);
     if (before === undefined) {
       const field = `current[${now.index}].prompt_id`;
+      const quotedId = JSON.stringify(promptId);
       if (reject) throw new InvalidScoresError(`${field} ${quotedId} has no entry in previous`, field);
-      leftOut.push({
-        promptId,
-        reason: 'missing-previous',
-        detail: `prompt ${quotedId} is current[${now.index}] but has no entry in previous`,
-      });
-      continue;
+      const detail = `prompt ${quotedId} is current[${now.index}] but has no entry in previous`;
+      leftOut.push({ promptId, reason: 'missing-previous', detail });
+      return undefined;
     }
     const n = now.scores.length;
     if (before.scores.length !== n) {
       const field = `previous[${before.index}].scores`;
-      const counts = `${field} has ${before.scores.length} scores but current[${now.index}] (${quotedId}) has ${n}`;
-      if (reject) throw new InvalidScoresError(counts, field);
-      leftOut.push({ promptId, reason: 'length-mismatch', detail: counts });
-      continue;
+      const detail = `${field} has ${before.scores.length} scores but current[${now.index}] (${JSON.stringify(promptId)}) has ${n}`;
+      if (reject) throw new InvalidScoresError(detail, field);
+      leftOut.push({ promptId, reason: 'length-mismatch', detail });
+      return undefined;
     }
     if (now.missing.size > 0 || before.missing.size > 0) {
-      leftOut.push({
-        promptId,
-        reason: 'missing-score',
-        detail:
-          `scores marked missing at current[${now.index}] indices ${listOrNone(now.missing)} and ` +
-          `previous[${before.index}] indices ${listOrNone(before.missing)}, of ${n}; consistency needs every score`,
-      });
-      continue;
+      const detail =
+        `scores marked missing at current[${now.index}] indices ${listOrNone(now.missing)} and ` +
+        `previous[${before.index}] indices ${listOrNone(before.missing)}, of ${n}; consistency needs every score`;
+      leftOut.push({ promptId, reason: 'missing-score', detail });
+      return undefined;
     }
     const result = promptConsistency(now.scores, before.scores, options);
     if (!result.measured) {
       leftOut.push({ promptId, reason: result.reason, detail: result.detail });
-      continue;
+      return undefined;
     }
     prompts.push({ promptId, statistic: result.statistic, consistency: result.consistency, numResponses: n });
+    return result.consistency;
+  }
+
+  const pairs: PreferencePair[] = [];
+  const ownConsistency: (number | undefined)[] = []; // c_i of the prompt of pairs[k]
+  const noPairPromptIds: string[] = [];
+  for (const [promptId, now] of currentById) {
+    const consistency = measure(promptId, now);
+    const pair = buildPair(promptId, now);
+    if (pair === undefined) {
+      noPairPromptIds.push(promptId);
+    } else {
+      pairs.push(pair);
+      ownConsistency.push(consistency);
+    }
   }
 
   for (const [promptId, before] of previousById) {
@@ -348,21 +355,16 @@ export function compareScoreSets(
     const field = `previous[${before.index}].prompt_id`;
     const quotedId = JSON.stringify(promptId);
     if (reject) throw new InvalidScoresError(`${field} ${quotedId} has no entry in current`, field);
-    leftOut.push({
-      promptId,
-      reason: 'missing-current',
-      detail: `prompt ${quotedId} is previous[${before.index}] but has no entry in current`,
-    });
+    const detail = `prompt ${quotedId} is previous[${before.index}] but has no entry in current`;
+    leftOut.push({ promptId, reason: 'missing-current', detail });
   }
 
   const rate = summarize(prompts.map((prompt) => prompt.consistency));
   const fallbackWeight = rate.count > 0 ? rate.mean : NO_CONSISTENCY_WEIGHT;
-  const consistencyById = new Map(prompts.map((prompt) => [prompt.promptId, prompt.consistency]));
-  const pairs = unweightedPairs.map((pair): PreferencePair => {
-    const own = options.rate === 'dyn' ? consistencyById.get(pair.promptId) : undefined;
-    return own === undefined
-      ? { ...pair, weight: fallbackWeight, weightIsOwn: false }
-      : { ...pair, weight: own, weightIsOwn: true };
+  pairs.forEach((pair, k) => {
+    const own = options.rate === 'dyn' ? ownConsistency[k] : undefined;
+    pair.weight = own ?? fallbackWeight;
+    pair.weightIsOwn = own !== undefined;
   });
   return { prompts, rate, pairs, leftOut, noPairPromptIds };
 }
