@@ -241,7 +241,10 @@ export interface PreferencePair {
   rejectedScore: number;
   /**
    * The confidence C of this label, in [0, 1]: the rate's mean (avg), or the
-   * prompt's c_i (dyn, the mean where the prompt has none).
+   * prompt's c_i (dyn, the mean where the prompt has none). When no prompt
+   * has a c_i (rate.count = 0) every weight is 0.5: at C = 0.5 the loss has no
+   * gradient at h = 0, so pairs without evidence teach nothing (C = 0 would
+   * train towards the rejected responses).
    */
   weight: number;
   /** True when the weight is the prompt's own c_i (dyn mode and a c_i exists). */
