@@ -53,6 +53,11 @@ export default [
     },
   },
   {
+    // CommonJS launchers (bin/*.js) load the TypeScript entry through tsx with require().
+    files: ['**/bin/*.js'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // Only libs/proto may import generated code.
     files: ['**/*.ts'],
     ignores: ['libs/proto/**'],

@@ -193,5 +193,15 @@ describe('cream serve consistency-scorer', () => {
     expect(shutdown).toBeDefined();
     expect(own.lines.findIndex((l) => l.msg === 'signal received')).toBeGreaterThan(own.lines.findIndex((l) => l.msg === 'call started'));
     ownClient.close();
+    // The call's server span was exported before the process exited.
+    const spans = readFileSync(own.traceFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(spans).toContainEqual(
+      expect.objectContaining({
+        name: 'grpc.cream.v1.ConsistencyScorerService/Compare',
+        kind: 'SERVER',
+        service: 'cream-consistency-scorer',
+        attributes: expect.objectContaining({ 'rpc.grpc.status_code': 0 }),
+      }),
+    );
   });
 });

@@ -2,6 +2,8 @@
 // the real CLI binary, with the address read from the service's "listening"
 // log line, and every process killed when the test ends.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** The workspace root. */
@@ -13,6 +15,8 @@ export const creamBin = join(workspaceRoot, 'apps', 'cli', 'bin', 'cream.js');
 export interface ServiceProcess {
   child: ChildProcess;
   address: string;
+  /** The JSONL trace file the process writes its spans to. */
+  traceFile: string;
   /** Every log line so far (parsed JSON where it parses). */
   lines: Array<Record<string, unknown>>;
   /** Resolves with the exit code (or signal name). */
@@ -25,8 +29,9 @@ const running = new Set<ChildProcess>();
 
 /** Starts `cream serve <service> --port 0 ...args` and waits until it listens. */
 export async function startService(service: string, args: string[] = [], env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const traceFile = join(mkdtempSync(join(tmpdir(), `cream-${service}-`)), 'spans.jsonl');
   const child = spawn(process.execPath, [creamBin, 'serve', service, '--port', '0', ...args], {
-    env: { ...process.env, CREAM_LOG_LEVEL: 'debug', ...env },
+    env: { ...process.env, CREAM_LOG_LEVEL: 'debug', CREAM_TRACE_FILE: traceFile, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
@@ -76,7 +81,7 @@ export async function startService(service: string, args: string[] = [], env: Re
       check();
     });
   const listening = await waitForLine((l) => l.msg === 'listening');
-  return { child, address: String(listening.address), lines, exited, waitForLine };
+  return { child, address: String(listening.address), traceFile, lines, exited, waitForLine };
 }
 
 /** Kills every process a test started and is still running. */

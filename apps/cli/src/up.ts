@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, Metadata } from '@grpc/grpc-js';
 import { HealthClient, ServingStatus } from '@cream/proto';
 import { describeConfig, option, readConfig } from '@cream/service-kit';
 import { serviceMainPath, services, type ServiceEntry } from './services';
@@ -35,7 +35,7 @@ interface Started {
 function healthStatus(address: string, service: string, deadlineMs: number): Promise<ServingStatus> {
   const client = new HealthClient(address, credentials.createInsecure());
   return new Promise<ServingStatus>((resolvePromise, reject) =>
-    client.check({ service }, { deadline: Date.now() + deadlineMs }, (error, response) => {
+    client.check({ service }, new Metadata(), { deadline: Date.now() + deadlineMs }, (error, response) => {
       client.close();
       if (error) reject(error);
       else resolvePromise(response.status);

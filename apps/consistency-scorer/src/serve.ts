@@ -3,7 +3,7 @@
 // is SERVING as soon as it listens.
 import { InvalidScoresError } from '@cream/cream';
 import { ConsistencyScorerServiceService } from '@cream/proto';
-import { GrpcStatus, mapErrorClass, type ServiceProgram } from '@cream/service-kit';
+import { GrpcStatus, mapErrorClass, runService, type ServiceProgram } from '@cream/service-kit';
 import { compare } from './compare';
 
 /** Default port of the consistency scorer. */
@@ -24,3 +24,18 @@ export const consistencyScorer: ServiceProgram<Record<string, never>> = {
     });
   },
 };
+
+/** Runs the consistency scorer until SIGTERM, then flushes telemetry; resolves with the exit code. */
+export async function serve(
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+  telemetry: { shutdown(): Promise<void> },
+): Promise<number> {
+  const running = await runService(consistencyScorer, argv, env, { onStopped: () => telemetry.shutdown() });
+  if ('exitCode' in running) {
+    await telemetry.shutdown();
+    return running.exitCode;
+  }
+  await running.stopped;
+  return 0;
+}

@@ -1,0 +1,80 @@
+// The `cream` command as a user runs it: help on every command, clear errors
+// for unknown commands and services, and `cream up` bringing the available
+// services up on loopback, SERVING, then stopping them all on Ctrl-C.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { creamBin } from '../support/processes';
+import { creamProto, serviceClient, unary } from '../support/proto-client';
+
+function cream(args: string[]) {
+  return spawnSync(process.execPath, [creamBin, ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+describe('cream', () => {
+  it('prints help for itself and each command', () => {
+    const top = cream(['--help']);
+    expect(top.status).toBe(0);
+    expect(top.stdout).toContain('serve');
+    expect(top.stdout).toContain('up');
+    const serve = cream(['serve', '--help']);
+    expect(serve.status).toBe(0);
+    expect(serve.stdout).toContain('consistency-scorer');
+    const service = cream(['serve', 'consistency-scorer', '--help']);
+    expect(service.status).toBe(0);
+    expect(service.stdout).toContain('--port <int 0..65535>');
+    expect(service.stdout).toContain('CREAM_SHUTDOWN_GRACE_SECONDS');
+    const up = cream(['up', '--help']);
+    expect(up.status).toBe(0);
+    expect(up.stdout).toContain('--port-offset');
+  });
+
+  it('fails clearly on an unknown command, service or flag, and on a bad variable', () => {
+    const command = cream(['frobnicate']);
+    expect(command.status).toBe(2);
+    expect(command.stderr).toContain('unknown command "frobnicate"');
+    const service = cream(['serve', 'nope']);
+    expect(service.status).toBe(2);
+    expect(service.stderr).toContain('unknown service "nope"');
+    const flag = cream(['serve', 'consistency-scorer', '--prot', '1']);
+    expect(flag.status).toBe(2);
+    expect(flag.stderr).toContain('unknown flag --prot');
+    const variable = spawnSync(process.execPath, [creamBin, 'serve', 'consistency-scorer'], {
+      encoding: 'utf8',
+      env: { ...process.env, CREAM_PORT: 'eighty' },
+      timeout: 60_000,
+    });
+    expect(variable.status).toBe(2);
+    expect(variable.stderr).toContain('CREAM_PORT');
+  });
+
+  it('up: starts the services, waits for SERVING, prints endpoints, stops all on SIGINT', async () => {
+    const logDir = mkdtempSync(join(tmpdir(), 'cream-up-'));
+    // A port offset keeps clear of anything on the default ports.
+    const child = spawn(process.execPath, [creamBin, 'up', '--port-offset', '7311', '--log-dir', logDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 90_000;
+    while (!stdout.includes('Ctrl-C stops them all')) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`cream up did not come up:\n${stdout}\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(stdout).toContain('every service is SERVING');
+    const address = `127.0.0.1:${50053 + 7311}`;
+    expect(stdout).toContain(`consistency-scorer`);
+    expect(stdout).toContain(address);
+    const Health = serviceClient(creamProto(), 'grpc.health.v1.Health');
+    const health = new Health(address, grpc.credentials.createInsecure());
+    expect(await unary(health, 'Check', { service: 'cream.v1.ConsistencyScorerService' })).toEqual({ status: 'SERVING' });
+    health.close();
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('cream up: stopped');
+  });
+});
