@@ -2,7 +2,7 @@
 // for unknown commands and services, and `cream up` bringing the available
 // services up on loopback, SERVING, then stopping them all on Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -49,6 +49,24 @@ describe('cream', () => {
     });
     expect(variable.status).toBe(2);
     expect(variable.stderr).toContain('CREAM_PORT');
+  });
+
+  it('trace: prints the latency table of a trace file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cream-trace-'));
+    const file = join(dir, 'spans.jsonl');
+    const span = (spanId: string, ms: number) =>
+      JSON.stringify({
+        traceId: 't1', spanId, parentSpanId: null, name: 'grpc.cream.v1.ConsistencyScorerService/Compare', kind: 'SERVER',
+        service: 'cream-consistency-scorer', startTimeUnixNano: '0', endTimeUnixNano: String(ms * 1e6), durationMs: ms,
+        status: { code: 'UNSET' }, attributes: {}, events: [],
+      });
+    writeFileSync(file, [span('a', 10), span('b', 30)].join('\n') + '\n');
+    const result = cream(['trace', '--file', file]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('grpc.cream.v1.ConsistencyScorerService/Compare');
+    expect(result.stdout).toMatch(/\b2\b/);
+    const missing = cream(['trace', '--file', join(dir, 'nope.jsonl')]);
+    expect(missing.status).toBe(2);
   });
 
   it('up: starts the services, waits for SERVING, prints endpoints, stops all on SIGINT', async () => {

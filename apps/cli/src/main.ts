@@ -12,6 +12,11 @@ const commands: Record<string, { summary: string; load: () => (argv: readonly st
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
     load: () => (require('./up') as typeof import('./up')).up,
   },
+  trace: {
+    summary: 'print span latency per name from a JSONL trace file',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
+    load: () => (require('./trace') as typeof import('./trace')).trace,
+  },
 };
 
 /** The top-level help text. */
@@ -42,7 +47,7 @@ export async function main(argv: readonly string[], env: Record<string, string |
   try {
     return await entry.load()(rest, env);
   } catch (error) {
-    if (error instanceof Error && error.name === 'ConfigError') {
+    if (error instanceof Error && (error.name === 'ConfigError' || error.name === 'TraceFileError')) {
       process.stderr.write(`cream ${command}: ${error.message}\n`);
       return 2;
     }

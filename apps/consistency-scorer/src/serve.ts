@@ -29,9 +29,9 @@ export const consistencyScorer: ServiceProgram<Record<string, never>> = {
 export async function serve(
   argv: readonly string[],
   env: Record<string, string | undefined>,
-  telemetry: { shutdown(): Promise<void> },
+  telemetry: { shutdown(): Promise<void>; warnings: readonly string[] },
 ): Promise<number> {
-  const running = await runService(consistencyScorer, argv, env, { onStopped: () => telemetry.shutdown() });
+  const running = await runService(consistencyScorer, argv, env, { onStopped: () => telemetry.shutdown(), startupWarnings: telemetry.warnings });
   if ('exitCode' in running) {
     await telemetry.shutdown();
     return running.exitCode;

@@ -70,7 +70,7 @@ export async function runService<S extends ConfigSpec>(
   program: ServiceProgram<S>,
   argv: readonly string[],
   env: Record<string, string | undefined>,
-  hooks: { onStopped?: () => Promise<void> | void } = {},
+  hooks: { onStopped?: () => Promise<void> | void; startupWarnings?: readonly string[] } = {},
 ): Promise<RunningService | { exitCode: number }> {
   const spec = { ...commonOptions(program.defaultPort), ...program.options };
   let values;
@@ -90,6 +90,7 @@ export async function runService<S extends ConfigSpec>(
     return { exitCode: 0 };
   }
   const logger = createLogger({ level: config.logLevel, fields: { service: program.name } });
+  for (const warning of hooks.startupWarnings ?? []) logger.warn(warning);
   const server = new GrpcService({
     name: program.name,
     logger,
