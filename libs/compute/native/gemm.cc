@@ -1,0 +1,381 @@
+// Blocked, packed fp32 batched GEMM in the Goto/BLIS shape: op(B) is packed in
+// KC x NC blocks of NR-wide panels, op(A) in MC x KC blocks of MR-high panels,
+// and a register-blocked MR x NR micro-kernel runs over them. Three
+// micro-kernels (AVX-512 12x32, AVX2+FMA 6x16, portable 4x16) live in this one
+// object file: the SIMD ones carry target attributes instead of a global
+// -march, so the binary loads on any x86-64 and picks its kernel by CPUID.
+#include "gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CREAM_X86 1
+#include <immintrin.h>
+#else
+#define CREAM_X86 0
+#endif
+
+namespace cream {
+namespace {
+
+// Largest tile of any kernel, for the stack buffer of edge tiles.
+constexpr size_t kMaxMr = 12;
+constexpr size_t kMaxNr = 32;
+
+// Below this many flops one thread is faster than waking another.
+constexpr double kParallelFlops = 2.0 * 64 * 64 * 64;
+
+using MicroKernel = void (*)(size_t kc, const float* a, const float* b, float* c, size_t ldc, bool accumulate);
+
+struct Plan {
+  MicroKernel kernel;
+  size_t mr, nr;  // register tile
+  size_t kc;      // depth of a packed block: an NR x KC panel of B stays in L1
+  size_t mc;      // rows of a packed A block (MC x KC in L2); a multiple of mr
+  size_t nc;      // columns of a packed B block (KC x NC in L3); a multiple of nr
+};
+
+#if CREAM_X86
+// 12 x 32 tile: 24 zmm accumulators, two B vectors, one broadcast (27 of 32
+// registers). Per k step: 2 loads + 12 broadcasts feed 24 FMAs, which keeps
+// both 512-bit FMA pipes of Zen 4/5 and Skylake-X busy.
+__attribute__((target("avx512f"))) void Kernel12x32Avx512(size_t kc, const float* a, const float* b, float* c,
+                                                          size_t ldc, bool accumulate) {
+  __m512 acc0[12];
+  __m512 acc1[12];
+#pragma GCC unroll 12
+  for (int i = 0; i < 12; ++i) {
+    acc0[i] = _mm512_setzero_ps();
+    acc1[i] = _mm512_setzero_ps();
+  }
+  for (size_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_loadu_ps(b);
+    const __m512 b1 = _mm512_loadu_ps(b + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 256), _MM_HINT_T0);
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+    a += 12;
+    b += 32;
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < 12; ++i) {
+    float* row = c + i * ldc;
+    if (accumulate) {
+      acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(row));
+      acc1[i] = _mm512_add_ps(acc1[i], _mm512_loadu_ps(row + 16));
+    }
+    _mm512_storeu_ps(row, acc0[i]);
+    _mm512_storeu_ps(row + 16, acc1[i]);
+  }
+}
+
+// 6 x 16 tile: 12 ymm accumulators, the classic Haswell-to-Zen 3 shape.
+__attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* a, const float* b, float* c,
+                                                       size_t ldc, bool accumulate) {
+  __m256 acc0[6];
+  __m256 acc1[6];
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; ++i) {
+    acc0[i] = _mm256_setzero_ps();
+    acc1[i] = _mm256_setzero_ps();
+  }
+  for (size_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 128), _MM_HINT_T0);
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+    }
+    a += 6;
+    b += 16;
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; ++i) {
+    float* row = c + i * ldc;
+    if (accumulate) {
+      acc0[i] = _mm256_add_ps(acc0[i], _mm256_loadu_ps(row));
+      acc1[i] = _mm256_add_ps(acc1[i], _mm256_loadu_ps(row + 8));
+    }
+    _mm256_storeu_ps(row, acc0[i]);
+    _mm256_storeu_ps(row + 8, acc1[i]);
+  }
+}
+#endif  // CREAM_X86
+
+// Portable 4 x 16 tile in plain C++; the compiler vectorizes it for the
+// baseline ISA (SSE2 on x86-64, NEON on arm64).
+void Kernel4x16Generic(size_t kc, const float* a, const float* b, float* c, size_t ldc, bool accumulate) {
+  float acc[4][16] = {};
+  for (size_t p = 0; p < kc; ++p) {
+    for (int i = 0; i < 4; ++i) {
+      const float ai = a[i];
+      for (int j = 0; j < 16; ++j) acc[i][j] += ai * b[j];
+    }
+    a += 4;
+    b += 16;
+  }
+  for (int i = 0; i < 4; ++i) {
+    float* row = c + i * ldc;
+    for (int j = 0; j < 16; ++j) row[j] = accumulate ? row[j] + acc[i][j] : acc[i][j];
+  }
+}
+
+Plan PlanFor(Isa isa) {
+  switch (isa) {
+#if CREAM_X86
+    case Isa::kAvx512:
+      return {Kernel12x32Avx512, 12, 32, 256, 144, 1024};
+    case Isa::kAvx2Fma:
+      return {Kernel6x16Avx2, 6, 16, 256, 144, 1024};
+#endif
+    default:
+      return {Kernel4x16Generic, 4, 16, 256, 128, 1024};
+  }
+}
+
+// Packs rows [i0, i0 + mc) and depth [p0, p0 + kc) of op(A) into MR-high
+// panels, each laid out [kc][mr], zero-padding a short last panel.
+void PackA(const float* a, size_t m, size_t k, bool trans, size_t i0, size_t mc, size_t p0, size_t kc, size_t mr,
+           float* out) {
+  for (size_t ip = 0; ip < mc; ip += mr) {
+    const size_t rows = std::min(mr, mc - ip);
+    float* panel = out + ip * kc;
+    if (!trans) {
+      // A is [M, K]: walk each row contiguously.
+      for (size_t r = 0; r < rows; ++r) {
+        const float* src = a + (i0 + ip + r) * k + p0;
+        for (size_t p = 0; p < kc; ++p) panel[p * mr + r] = src[p];
+      }
+      for (size_t r = rows; r < mr; ++r) {
+        for (size_t p = 0; p < kc; ++p) panel[p * mr + r] = 0.0f;
+      }
+    } else {
+      // A is stored [K, M]: each depth step is a contiguous run of rows.
+      for (size_t p = 0; p < kc; ++p) {
+        const float* src = a + (p0 + p) * m + i0 + ip;
+        float* dst = panel + p * mr;
+        size_t r = 0;
+        for (; r < rows; ++r) dst[r] = src[r];
+        for (; r < mr; ++r) dst[r] = 0.0f;
+      }
+    }
+  }
+}
+
+// Packs depth [p0, p0 + kc) and columns [j0, j0 + nc) of op(B) into NR-wide
+// panels, each laid out [kc][nr], zero-padding a short last panel.
+void PackB(const float* b, size_t n, size_t k, bool trans, size_t j0, size_t nc, size_t p0, size_t kc, size_t nr,
+           float* out) {
+  for (size_t jp = 0; jp < nc; jp += nr) {
+    const size_t cols = std::min(nr, nc - jp);
+    float* panel = out + jp * kc;
+    if (!trans) {
+      // B is [K, N]: each depth step copies a contiguous run of columns.
+      for (size_t p = 0; p < kc; ++p) {
+        const float* src = b + (p0 + p) * n + j0 + jp;
+        float* dst = panel + p * nr;
+        std::memcpy(dst, src, cols * sizeof(float));
+        for (size_t j = cols; j < nr; ++j) dst[j] = 0.0f;
+      }
+    } else {
+      // B is stored [N, K]: each output column is a contiguous row of B.
+      for (size_t j = 0; j < cols; ++j) {
+        const float* src = b + (j0 + jp + j) * k + p0;
+        for (size_t p = 0; p < kc; ++p) panel[p * nr + j] = src[p];
+      }
+      for (size_t j = cols; j < nr; ++j) {
+        for (size_t p = 0; p < kc; ++p) panel[p * nr + j] = 0.0f;
+      }
+    }
+  }
+}
+
+inline float Activate(float x, Activation activation, float alpha) {
+  switch (activation) {
+    case Activation::kRelu:
+      return x > 0.0f ? x : 0.0f;
+    case Activation::kRelu6:
+      return std::min(std::max(x, 0.0f), 6.0f);
+    case Activation::kSigmoid:
+      return 1.0f / (1.0f + std::exp(-x));
+    case Activation::kLeakyRelu:
+      return x > 0.0f ? x : alpha * x;
+    case Activation::kElu:
+      return x > 0.0f ? x : std::expm1(x);
+    default:
+      return x;
+  }
+}
+
+// Bias and activation over a finished block of C (rows [r0, r1), columns
+// [c0, c1)), while it is still in cache.
+void Epilogue(const GemmProblem& p, float* c, size_t r0, size_t r1, size_t c0, size_t c1) {
+  if (p.bias == nullptr && p.activation == Activation::kLinear) return;
+  for (size_t r = r0; r < r1; ++r) {
+    float* row = c + r * p.n;
+    for (size_t j = c0; j < c1; ++j) {
+      float v = row[j];
+      if (p.bias != nullptr) v += p.bias[p.bias_len == 1 ? 0 : j];
+      row[j] = Activate(v, p.activation, p.leaky_alpha);
+    }
+  }
+}
+
+struct Task {
+  size_t batch, m0, m1, n0, n1;
+};
+
+void RunTask(const GemmProblem& p, const Plan& plan, const Task& t, float* pack_a, float* pack_b) {
+  const float* a = p.a + (p.batch_a == 1 ? 0 : t.batch) * p.m * p.k;
+  const float* b = p.b + (p.batch_b == 1 ? 0 : t.batch) * p.k * p.n;
+  float* c = p.c + t.batch * p.m * p.n;
+  const size_t ldc = p.n;
+  if (p.k == 0) {
+    for (size_t r = t.m0; r < t.m1; ++r) std::fill(c + r * ldc + t.n0, c + r * ldc + t.n1, 0.0f);
+    Epilogue(p, c, t.m0, t.m1, t.n0, t.n1);
+    return;
+  }
+  alignas(64) float edge[kMaxMr * kMaxNr];
+  for (size_t jc = t.n0; jc < t.n1; jc += plan.nc) {
+    const size_t nc = std::min(plan.nc, t.n1 - jc);
+    for (size_t pc = 0; pc < p.k; pc += plan.kc) {
+      const size_t kc = std::min(plan.kc, p.k - pc);
+      const bool accumulate = pc > 0;
+      PackB(b, p.n, p.k, p.trans_b, jc, nc, pc, kc, plan.nr, pack_b);
+      for (size_t ic = t.m0; ic < t.m1; ic += plan.mc) {
+        const size_t mc = std::min(plan.mc, t.m1 - ic);
+        PackA(a, p.m, p.k, p.trans_a, ic, mc, pc, kc, plan.mr, pack_a);
+        for (size_t jr = 0; jr < nc; jr += plan.nr) {
+          const size_t nr = std::min(plan.nr, nc - jr);
+          const float* b_panel = pack_b + jr * kc;
+          for (size_t ir = 0; ir < mc; ir += plan.mr) {
+            const size_t mr = std::min(plan.mr, mc - ir);
+            const float* a_panel = pack_a + ir * kc;
+            float* tile = c + (ic + ir) * ldc + jc + jr;
+            if (mr == plan.mr && nr == plan.nr) {
+              plan.kernel(kc, a_panel, b_panel, tile, ldc, accumulate);
+            } else {
+              // Edge tile: compute the full tile aside, keep the valid part.
+              plan.kernel(kc, a_panel, b_panel, edge, plan.nr, false);
+              for (size_t r = 0; r < mr; ++r) {
+                float* dst = tile + r * ldc;
+                const float* src = edge + r * plan.nr;
+                if (accumulate) {
+                  for (size_t j = 0; j < nr; ++j) dst[j] += src[j];
+                } else {
+                  std::memcpy(dst, src, nr * sizeof(float));
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    Epilogue(p, c, t.m0, t.m1, jc, jc + nc);
+  }
+}
+
+// Splits one batch item's [m, n] output into `parts` pieces along its longer
+// side, in whole register tiles, so that both threads get work even when
+// there is a single batch item.
+void SplitBatch(size_t batch, size_t m, size_t n, size_t parts, const Plan& plan, std::vector<Task>& tasks) {
+  const bool along_m = m >= n;
+  const size_t extent = along_m ? m : n;
+  const size_t granule = along_m ? plan.mr : plan.nr;
+  const size_t tiles = (extent + granule - 1) / granule;
+  parts = std::max<size_t>(1, std::min(parts, tiles));
+  size_t start = 0;
+  for (size_t i = 0; i < parts; ++i) {
+    const size_t end = i + 1 == parts ? extent : std::min(extent, ((tiles * (i + 1)) / parts) * granule);
+    if (end <= start) continue;
+    if (along_m) {
+      tasks.push_back({batch, start, end, 0, n});
+    } else {
+      tasks.push_back({batch, 0, m, start, end});
+    }
+    start = end;
+  }
+}
+
+}  // namespace
+
+Isa DetectIsa() {
+#if CREAM_X86
+  __builtin_cpu_init();
+  // GCC's cpu model also checks XGETBV, so these say the OS saves the state.
+  if (__builtin_cpu_supports("avx512f")) return Isa::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2Fma;
+#endif
+  return Isa::kGeneric;
+}
+
+bool IsaSupported(Isa isa) { return static_cast<int>(isa) <= static_cast<int>(DetectIsa()); }
+
+const char* IsaName(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return "avx512f";
+    case Isa::kAvx2Fma:
+      return "avx2+fma";
+    default:
+      return "generic";
+  }
+}
+
+void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
+  GemmProblem p = problem;
+  const size_t batch = std::max(p.batch_a, p.batch_b);
+  if (batch == 0 || p.m == 0 || p.n == 0) return;
+  size_t batches = batch;
+  // A batched, untransposed A against one shared B is one tall GEMM: B is
+  // packed once instead of once per batch item.
+  if (p.batch_b == 1 && p.batch_a > 1 && !p.trans_a) {
+    p.m *= p.batch_a;
+    p.batch_a = 1;
+    batches = 1;
+  }
+  const Plan plan = PlanFor(isa);
+  const double flops = 2.0 * static_cast<double>(batches) * p.m * p.n * p.k;
+  const size_t threads = flops < kParallelFlops ? 1 : pool.size();
+
+  // Two tasks per thread let the faster thread take up the slack.
+  std::vector<Task> tasks;
+  const size_t wanted = threads == 1 ? 1 : threads * 2;
+  if (batches >= wanted) {
+    tasks.reserve(batches);
+    for (size_t i = 0; i < batches; ++i) tasks.push_back({i, 0, p.m, 0, p.n});
+  } else {
+    const size_t parts = (wanted + batches - 1) / batches;
+    for (size_t i = 0; i < batches; ++i) SplitBatch(i, p.m, p.n, parts, plan, tasks);
+  }
+
+  // Packing buffers are taken on this thread, before any worker runs, so an
+  // allocation failure throws here and not inside a worker.
+  const size_t pack_a_floats = plan.mc * plan.kc;
+  const size_t pack_b_floats = plan.nc * plan.kc;
+  const size_t participants = std::min(threads, tasks.size());
+  std::vector<float*> scratch(participants);
+  for (size_t i = 0; i < participants; ++i) scratch[i] = pool.Scratch(i, pack_a_floats + pack_b_floats);
+
+  std::atomic<size_t> next{0};
+  pool.Run(participants, [&](size_t index) {
+    float* pack_a = scratch[index];
+    float* pack_b = pack_a + pack_a_floats;
+    for (size_t t = next.fetch_add(1); t < tasks.size(); t = next.fetch_add(1)) {
+      RunTask(p, plan, tasks[t], pack_a, pack_b);
+    }
+  });
+}
+
+}  // namespace cream

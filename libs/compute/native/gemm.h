@@ -1,0 +1,49 @@
+// fp32 batched GEMM: C[b] = op(A[b]) * op(B[b]) (+ bias, activation), with the
+// semantics of TensorFlow's BatchMatMul: A is [batchA, M, K] ([batchA, K, M]
+// when transposed), B is [batchB, K, N] ([batchB, N, K] when transposed), C is
+// [max(batchA, batchB), M, N], and a batch of 1 on either side broadcasts.
+#ifndef CREAM_COMPUTE_GEMM_H_
+#define CREAM_COMPUTE_GEMM_H_
+
+#include <cstddef>
+
+#include "thread-pool.h"
+
+namespace cream {
+
+// Instruction sets with a kernel of their own; one binary holds all three.
+enum class Isa { kGeneric = 0, kAvx2Fma = 1, kAvx512 = 2 };
+
+// Activations tfjs's _FusedMatMul can ask for that the epilogue applies.
+enum class Activation { kLinear = 0, kRelu = 1, kRelu6 = 2, kSigmoid = 3, kLeakyRelu = 4, kElu = 5 };
+
+struct GemmProblem {
+  const float* a = nullptr;
+  const float* b = nullptr;
+  float* c = nullptr;
+  size_t batch_a = 1;
+  size_t batch_b = 1;
+  size_t m = 0;
+  size_t n = 0;
+  size_t k = 0;
+  bool trans_a = false;
+  bool trans_b = false;
+  // Bias added to every output row: nullptr for none, bias_len 1 for a scalar
+  // or n for one value per column.
+  const float* bias = nullptr;
+  size_t bias_len = 0;
+  Activation activation = Activation::kLinear;
+  float leaky_alpha = 0.2f;
+};
+
+// The best kernel this CPU and OS support (CPUID plus XGETBV, via GCC).
+Isa DetectIsa();
+bool IsaSupported(Isa isa);
+const char* IsaName(Isa isa);
+
+// Computes the problem with the given kernel on up to pool.size() threads.
+void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool);
+
+}  // namespace cream
+
+#endif  // CREAM_COMPUTE_GEMM_H_

@@ -1,0 +1,101 @@
+// The persistent GEMM thread pool (see thread-pool.h for why it exists).
+#include "thread-pool.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <new>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CREAM_CPU_RELAX() _mm_pause()
+#else
+#define CREAM_CPU_RELAX() ((void)0)
+#endif
+
+namespace cream {
+
+namespace {
+// How long an idle worker spins before it sleeps on the condition variable: a
+// model step issues matmuls back to back, a few microseconds apart, and a
+// futex wake-up costs more than that.
+constexpr auto kSpinFor = std::chrono::microseconds(200);
+}  // namespace
+
+ThreadPool::ThreadPool(size_t threads) : scratch_(threads == 0 ? 1 : threads) {
+  const size_t workers = threads <= 1 ? 0 : threads - 1;
+  workers_.reserve(workers);
+  for (size_t i = 0; i < workers; ++i) {
+    workers_.emplace_back([this, i] { WorkerLoop(i + 1); });
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_.store(true, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  wake_.notify_all();
+  for (auto& worker : workers_) worker.join();
+  for (auto& buffer : scratch_) std::free(buffer.data);
+}
+
+float* ThreadPool::Scratch(size_t index, size_t floats) {
+  ScratchBuffer& buffer = scratch_[index];
+  if (buffer.floats < floats) {
+    std::free(buffer.data);
+    buffer.data = nullptr;
+    buffer.floats = 0;
+    // aligned_alloc needs a size that is a multiple of the alignment.
+    const size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64;
+    void* memory = std::aligned_alloc(64, bytes);
+    if (memory == nullptr) throw std::bad_alloc();
+    buffer.data = static_cast<float*>(memory);
+    buffer.floats = floats;
+  }
+  return buffer.data;
+}
+
+void ThreadPool::Run(size_t participants, const std::function<void(size_t)>& job) {
+  if (participants > size()) participants = size();
+  if (participants <= 1) {
+    job(0);
+    return;
+  }
+  job_ = &job;
+  participants_.store(participants, std::memory_order_relaxed);
+  // Every worker checks in, participating or not, so none can lag a
+  // generation behind and mistake the next job for its own.
+  remaining_.store(workers_.size(), std::memory_order_relaxed);
+  {
+    // Publishing under the mutex pairs with the sleeping workers' wait.
+    std::lock_guard<std::mutex> lock(mutex_);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  wake_.notify_all();
+  job(0);
+  while (remaining_.load(std::memory_order_acquire) != 0) CREAM_CPU_RELAX();
+  job_ = nullptr;
+}
+
+void ThreadPool::WorkerLoop(size_t index) {
+  uint64_t seen = generation_.load(std::memory_order_acquire);
+  for (;;) {
+    // Spin a little, then sleep until the generation moves.
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinFor;
+    while (generation_.load(std::memory_order_acquire) == seen &&
+           std::chrono::steady_clock::now() < spin_until) {
+      for (int i = 0; i < 64; ++i) CREAM_CPU_RELAX();
+    }
+    if (generation_.load(std::memory_order_acquire) == seen) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+    }
+    seen = generation_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_acquire)) return;
+    if (index < participants_.load(std::memory_order_relaxed)) (*job_)(index);
+    remaining_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+}  // namespace cream

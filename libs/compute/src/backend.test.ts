@@ -1,0 +1,89 @@
+// Backend selection: the default order on this machine, CREAM_BACKEND
+// overrides and their errors, the logged choice, and gradients on each backend.
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+
+import { computeInfo, initCompute } from './backend';
+import { BackendUnavailableError, ComputeConfigError } from './errors';
+import type { ComputeLogFields, ComputeLogger } from './logger';
+import { loadNativeGemm } from './native';
+import { matMulKernelMode } from './wasm-kernels';
+
+function recordingLogger(): ComputeLogger & { lines: Array<{ level: string; msg: string; fields?: ComputeLogFields }> } {
+  const lines: Array<{ level: string; msg: string; fields?: ComputeLogFields }> = [];
+  return {
+    lines,
+    info: (msg, fields) => lines.push({ level: 'info', msg, fields }),
+    warn: (msg, fields) => lines.push({ level: 'warn', msg, fields }),
+  };
+}
+
+function gradientWorks(): boolean {
+  return tf.tidy(() => {
+    const x = tf.tensor2d([[1, 2], [3, 4]]);
+    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.matMul(v, v)))(x);
+    // d/dX sum(X X) = 1 X^T + X^T 1 = [[7, 11], [9, 13]] for this X.
+    return Array.from(g.dataSync()).join(',') === '7,11,9,13';
+  });
+}
+
+describe('initCompute', () => {
+  it('picks wasm with the native kernels here and says why not tfjs-node', async () => {
+    const logger = recordingLogger();
+    const info = await initCompute({ env: {}, logger });
+    if (!loadNativeGemm().ok) throw new Error('the native addon should be built on this machine');
+    expect(info.variant).toBe('wasm+native');
+    expect(info.backend).toBe('wasm');
+    expect(['avx512f', 'avx2+fma', 'generic']).toContain(info.simd);
+    expect(info.threads).toBeGreaterThanOrEqual(1);
+    expect(info.detail).toMatch(/tfjs-node-gpu: .*; tfjs-node: /);
+    expect(tf.getBackend()).toBe('wasm');
+    expect(matMulKernelMode()).toBe('native');
+    expect(computeInfo()).toEqual(info);
+    // One line says what was chosen, with the reasons.
+    const chosen = logger.lines.filter((line) => line.msg === 'compute backend chosen');
+    expect(chosen).toHaveLength(1);
+    expect(chosen[0].fields).toMatchObject({ variant: 'wasm+native', backend: 'wasm' });
+    expect(gradientWorks()).toBe(true);
+  });
+
+  it('CREAM_BACKEND=wasm gives plain wasm with the matmul fast path', async () => {
+    const info = await initCompute({ env: { CREAM_BACKEND: 'wasm' } });
+    expect(info).toMatchObject({ backend: 'wasm', variant: 'wasm', threads: 1, simd: '' });
+    expect(info.detail).toContain('CREAM_BACKEND=wasm');
+    expect(matMulKernelMode()).toBe('fast-path');
+    expect(computeInfo()?.variant).toBe('wasm');
+    expect(gradientWorks()).toBe(true);
+  });
+
+  it('CREAM_BACKEND=wasm-native and cpu are honoured', async () => {
+    expect((await initCompute({ env: { CREAM_BACKEND: 'wasm-native' } })).variant).toBe('wasm+native');
+    expect(gradientWorks()).toBe(true);
+    const cpu = await initCompute({ env: { CREAM_BACKEND: 'cpu' } });
+    expect(cpu).toMatchObject({ backend: 'cpu', variant: 'cpu' });
+    expect(tf.getBackend()).toBe('cpu');
+    expect(gradientWorks()).toBe(true);
+  });
+
+  it('an unknown CREAM_BACKEND is an error naming the variable', async () => {
+    const attempt = initCompute({ env: { CREAM_BACKEND: 'tpu' } });
+    await expect(attempt).rejects.toThrow(ComputeConfigError);
+    await expect(attempt).rejects.toThrow(/CREAM_BACKEND='tpu'/);
+    await expect(attempt).rejects.toMatchObject({ variable: 'CREAM_BACKEND', value: 'tpu' });
+  });
+
+  it('a CREAM_BACKEND that cannot be honoured is an error naming the variable', async () => {
+    // tfjs-node cannot install here: its install script downloads libtensorflow.
+    const attempt = initCompute({ env: { CREAM_BACKEND: 'tfjs-node' } });
+    await expect(attempt).rejects.toThrow(BackendUnavailableError);
+    await expect(attempt).rejects.toThrow(/CREAM_BACKEND=tfjs-node cannot be honoured/);
+    await expect(attempt).rejects.toMatchObject({ variable: 'CREAM_BACKEND', variant: 'tfjs-node' });
+  });
+
+  it('prefer tries a variant first and checks its name', async () => {
+    const info = await initCompute({ env: {}, prefer: 'wasm' });
+    expect(info.variant).toBe('wasm');
+    expect(info.detail).toBe('preferred by the caller');
+    await expect(initCompute({ env: {}, prefer: 'gpu' })).rejects.toMatchObject({ variable: 'prefer' });
+  });
+});

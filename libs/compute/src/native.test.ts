@@ -1,0 +1,121 @@
+// The native GEMM against the float64 reference: every kernel this CPU runs,
+// odd sizes, all transpose combinations, batch broadcast both ways, the fused
+// epilogue, and argument checking.
+import { describe, expect, it } from 'vitest';
+
+import { GemmShapeError } from './errors';
+import { gemm, loadNativeGemm, type NativeGemm } from './native';
+import { referenceGemm, type GemmActivation, type GemmShape } from './reference-gemm';
+import { randomFloats, relativeError, seededUniform } from './testing-random';
+
+function nativeOrFail(): NativeGemm {
+  const loaded = loadNativeGemm();
+  // npm ci builds the addon on this machine kind; a missing addon is a failure here.
+  if (!loaded.ok) throw new Error(loaded.reason);
+  return loaded.native;
+}
+
+// [batchA, batchB, m, n, k]: sizes 1, 3, 17, 65, 257, and K past one 256-deep block.
+const shapes: Array<[number, number, number, number, number]> = [
+  [1, 1, 1, 1, 1],
+  [1, 1, 3, 17, 65],
+  [2, 1, 17, 65, 3],
+  [1, 3, 65, 3, 17],
+  [3, 3, 17, 257, 65],
+  [1, 1, 257, 65, 17],
+  [2, 2, 65, 1, 257],
+  [1, 1, 65, 257, 300],
+  [4, 1, 3, 65, 1],
+];
+
+describe('native gemm', () => {
+  const native = nativeOrFail();
+  const isas = native.info().supported;
+
+  it('reports its kernel and threads', () => {
+    const info = native.info();
+    expect(info.supported).toContain('generic');
+    expect(info.supported).toContain(info.isa);
+    expect(info.threads).toBeGreaterThanOrEqual(1);
+  });
+
+  for (const isa of isas) {
+    it(`matches the float64 reference with the ${isa} kernel`, () => {
+      const before = native.info();
+      native.configure({ isa });
+      try {
+        const random = seededUniform(7);
+        for (const [batchA, batchB, m, n, k] of shapes) {
+          for (const transposeA of [false, true]) {
+            for (const transposeB of [false, true]) {
+              const shape: GemmShape = { batchA, batchB, m, n, k, transposeA, transposeB };
+              const a = randomFloats(batchA * m * k, random);
+              const b = randomFloats(batchB * k * n, random);
+              const batch = Math.max(batchA, batchB);
+              // Offsets inside larger arrays, as on the wasm heap; the guard
+              // values around C must survive.
+              const c = new Float32Array(batch * m * n + 8).fill(12345);
+              native.gemm({ a, b, c, cOffset: 3 }, shape);
+              const want = referenceGemm(a, b, shape);
+              const error = relativeError(c.subarray(3, 3 + want.length), want);
+              expect(error, JSON.stringify(shape)).toBeLessThan(1e-5);
+              expect(c[0]).toBe(12345);
+              expect(c[c.length - 1]).toBe(12345);
+            }
+          }
+        }
+      } finally {
+        native.configure({ isa: before.isa });
+      }
+    });
+  }
+
+  it('gives the same result on one thread and on the pool', () => {
+    const random = seededUniform(11);
+    const shape: GemmShape = { batchA: 3, batchB: 3, m: 130, n: 70, k: 90, transposeB: true };
+    const a = randomFloats(3 * 130 * 90, random);
+    const b = randomFloats(3 * 70 * 90, random);
+    const threads = native.info().threads;
+    const pooled = gemm(a, b, shape);
+    native.configure({ threads: 1 });
+    try {
+      const single = gemm(a, b, shape);
+      expect(relativeError(single, pooled)).toBeLessThan(1e-6);
+    } finally {
+      native.configure({ threads });
+    }
+  });
+
+  const activations: GemmActivation[] = ['linear', 'relu', 'relu6', 'sigmoid', 'leakyrelu', 'elu'];
+  for (const activation of activations) {
+    it(`applies bias and ${activation} in the epilogue`, () => {
+      const random = seededUniform(3);
+      const shape: GemmShape = { batchA: 2, batchB: 1, m: 17, n: 33, k: 9 };
+      const a = randomFloats(2 * 17 * 9, random).map((v) => v * 4);
+      const b = randomFloats(9 * 33, random);
+      for (const bias of [randomFloats(33, random), Float32Array.of(0.5)]) {
+        const got = gemm(a, b, shape, { bias, activation, leakyAlpha: 0.1 });
+        const want = referenceGemm(a, b, shape, { bias, activation, leakyAlpha: 0.1 });
+        expect(relativeError(got, want)).toBeLessThan(1e-5);
+      }
+    });
+  }
+
+  it('computes zeros when K is 0', () => {
+    const got = gemm(new Float32Array(0), new Float32Array(0), { batchA: 1, batchB: 1, m: 2, n: 3, k: 0 });
+    expect(Array.from(got)).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it('refuses operands that do not fit, before touching memory', () => {
+    const a = new Float32Array(6);
+    const b = new Float32Array(6);
+    const c = new Float32Array(3); // needs 4
+    expect(() => native.gemm({ a, b, c }, { batchA: 1, batchB: 1, m: 2, n: 2, k: 3 })).toThrow(/c needs 4 floats/);
+    expect(() => native.gemm({ a, aOffset: 1, b, c: new Float32Array(4) }, { batchA: 1, batchB: 1, m: 2, n: 2, k: 3 })).toThrow(
+      /a needs 6 floats at offset 1/,
+    );
+    expect(() => gemm(a, b, { batchA: 2, batchB: 3, m: 1, n: 1, k: 1 })).toThrow(GemmShapeError);
+    expect(() => gemm(a, b, { batchA: 1, batchB: 1, m: 2, n: 2, k: 2 })).toThrow(GemmShapeError);
+    expect(() => native.configure({ isa: 'sse9' as never })).toThrow(/unknown isa/);
+  });
+});

@@ -1,0 +1,170 @@
+// Loads the native GEMM addon built by node-gyp at install time
+// (build/Release/cream_compute.node) and wraps it with typed, checked calls.
+// A missing or unloadable addon is normal on machines without a compiler: the
+// loader reports why, and callers fall back to the wasm or pure-JS paths.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+import { GemmShapeError } from './errors';
+import { checkGemmShape, referenceGemm, type GemmActivation, type GemmEpilogue, type GemmShape } from './reference-gemm';
+
+/** Kernels the addon holds; which ones run is chosen by CPUID. */
+export type NativeIsa = 'avx512f' | 'avx2+fma' | 'generic';
+
+/** What the addon reports about itself. */
+export interface NativeInfo {
+  /** The kernel in use. */
+  isa: NativeIsa;
+  /** Kernels this CPU can run, best first. */
+  supported: NativeIsa[];
+  /** Threads of its pool (the calling thread included). */
+  threads: number;
+}
+
+/** The raw addon interface (see native/addon.cc). Offsets count floats, not bytes. */
+interface RawAddon {
+  gemm(
+    a: Float32Array,
+    aOffset: number,
+    b: Float32Array,
+    bOffset: number,
+    c: Float32Array,
+    cOffset: number,
+    batchA: number,
+    batchB: number,
+    m: number,
+    n: number,
+    k: number,
+    transposeA: boolean,
+    transposeB: boolean,
+    bias: Float32Array | null,
+    biasOffset: number,
+    biasLength: number,
+    activation: number,
+    leakyAlpha: number,
+  ): void;
+  info(): NativeInfo;
+  configure(options: { isa?: NativeIsa; threads?: number }): void;
+}
+
+/** Operands of one native GEMM call: arrays plus float offsets into them. */
+export interface NativeGemmOperands {
+  a: Float32Array;
+  aOffset?: number;
+  b: Float32Array;
+  bOffset?: number;
+  c: Float32Array;
+  cOffset?: number;
+  bias?: Float32Array;
+  biasOffset?: number;
+  /** Values of bias to use: 1 (scalar) or n (one per column). */
+  biasLength?: number;
+}
+
+const activationCodes: Record<GemmActivation, number> = {
+  linear: 0,
+  relu: 1,
+  relu6: 2,
+  sigmoid: 3,
+  leakyrelu: 4,
+  elu: 5,
+};
+
+/** The loaded native GEMM addon. */
+export class NativeGemm {
+  constructor(private readonly addon: RawAddon) {}
+
+  /** Kernel, supported kernels and thread count. */
+  info(): NativeInfo {
+    return this.addon.info();
+  }
+
+  /** Picks a kernel (one this CPU supports) and/or the thread count. */
+  configure(options: { isa?: NativeIsa; threads?: number }): void {
+    this.addon.configure(options);
+  }
+
+  /**
+   * C = op(A) * op(B) (+ bias, activation) straight on the given arrays (for
+   * the wasm kernel, views of the wasm heap). The addon checks every extent.
+   */
+  gemm(operands: NativeGemmOperands, shape: GemmShape, epilogue: Omit<GemmEpilogue, 'bias'> = {}): void {
+    checkGemmShape(shape);
+    this.addon.gemm(
+      operands.a,
+      operands.aOffset ?? 0,
+      operands.b,
+      operands.bOffset ?? 0,
+      operands.c,
+      operands.cOffset ?? 0,
+      shape.batchA,
+      shape.batchB,
+      shape.m,
+      shape.n,
+      shape.k,
+      shape.transposeA ?? false,
+      shape.transposeB ?? false,
+      operands.bias ?? null,
+      operands.biasOffset ?? 0,
+      operands.biasLength ?? operands.bias?.length ?? 0,
+      activationCodes[epilogue.activation ?? 'linear'],
+      epilogue.leakyAlpha ?? 0.2,
+    );
+  }
+}
+
+/** Outcome of loading the addon: the addon, or why there is none. */
+export type NativeLoadResult = { ok: true; native: NativeGemm; path: string } | { ok: false; reason: string };
+
+/** Where node-gyp puts the addon, and where a failed install build leaves its note. */
+export const nativeAddonPath = join(__dirname, '..', 'build', 'Release', 'cream_compute.node');
+const buildFailureNote = join(__dirname, '..', 'build', 'native-build-failed.txt');
+
+let cached: NativeLoadResult | undefined;
+
+/** Loads the addon once per process (per worker thread); never throws. */
+export function loadNativeGemm(): NativeLoadResult {
+  if (cached) return cached;
+  if (!existsSync(nativeAddonPath)) {
+    const note = existsSync(buildFailureNote) ? readFileSync(buildFailureNote, 'utf8').trim() : '';
+    cached = {
+      ok: false,
+      reason:
+        `native addon not built (${nativeAddonPath} is missing)` +
+        (note ? `: ${note}` : '; run `npm ci`, or `npm run install -w @cream/compute` from the repository root'),
+    };
+    return cached;
+  }
+  try {
+    const load = createRequire(__filename);
+    const addon = load(nativeAddonPath) as RawAddon;
+    cached = { ok: true, native: new NativeGemm(addon), path: nativeAddonPath };
+  } catch (error) {
+    cached = { ok: false, reason: `native addon did not load: ${(error as Error).message}` };
+  }
+  return cached;
+}
+
+/**
+ * C = op(A) * op(B) (+ bias, activation) on plain Float32Arrays: the native
+ * kernel when the addon loads, else the pure-JS reference. C is
+ * [max(batchA, batchB), M, N].
+ */
+export function gemm(a: Float32Array, b: Float32Array, shape: GemmShape, epilogue: GemmEpilogue = {}): Float32Array {
+  const batch = checkGemmShape(shape);
+  if (a.length !== shape.batchA * shape.m * shape.k) {
+    throw new GemmShapeError(`a holds ${a.length} values, expected ${shape.batchA * shape.m * shape.k}`, 'a');
+  }
+  if (b.length !== shape.batchB * shape.k * shape.n) {
+    throw new GemmShapeError(`b holds ${b.length} values, expected ${shape.batchB * shape.k * shape.n}`, 'b');
+  }
+  if (epilogue.bias && epilogue.bias.length !== 1 && epilogue.bias.length !== shape.n) {
+    throw new GemmShapeError(`bias holds ${epilogue.bias.length} values, needs 1 or ${shape.n}`, 'bias');
+  }
+  const loaded = loadNativeGemm();
+  if (!loaded.ok) return Float32Array.from(referenceGemm(a, b, shape, epilogue));
+  const c = new Float32Array(batch * shape.m * shape.n);
+  loaded.native.gemm({ a, b, c, bias: epilogue.bias }, shape, epilogue);
+  return c;
+}

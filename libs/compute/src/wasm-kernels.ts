@@ -1,0 +1,288 @@
+// Matmul kernels for the tfjs wasm backend, registered with tf.registerKernel
+// in place of the backend's own BatchMatMul and _FusedMatMul:
+// - 'native': the N-API GEMM computes straight on the wasm heap. Inputs are
+//   read at their heap offsets (backend.dataIdMap), the output is allocated by
+//   the backend and written in place; nothing is copied.
+// - 'fast-path': no addon. The stock kernel only reaches XNNPACK for
+//   untransposed, unbatched products and otherwise runs a naive loop, so
+//   transposes are materialized (wasm Transpose), a batch against one shared B
+//   becomes one tall product, and other batches loop over XNNPACK calls.
+// - 'stock': the backend's own kernels, for comparison.
+// Gradients are registered on the kernel name in tfjs-core, so tf.grad through
+// matMul keeps working whichever kernel runs.
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
+
+import { ComputeError } from './errors';
+import type { NativeGemm } from './native';
+import type { GemmActivation } from './reference-gemm';
+
+/** Which matmul kernels the wasm backend runs. */
+export type MatMulKernelMode = 'native' | 'fast-path' | 'stock';
+
+/** The parts of tfjs-backend-wasm's BackendWasm that these kernels touch. */
+interface WasmBackend {
+  wasm: { HEAPF32: Float32Array };
+  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+}
+
+interface KernelArgs {
+  inputs: Record<string, tf.TensorInfo | undefined>;
+  backend: WasmBackend;
+  attrs: Record<string, unknown>;
+}
+
+const backendName = 'wasm';
+let stockBatchMatMul: tf.KernelConfig | undefined;
+let stockFusedMatMul: tf.KernelConfig | undefined;
+let installed: MatMulKernelMode = 'stock';
+
+function stockKernels(): { batchMatMul: tf.KernelConfig; fusedMatMul: tf.KernelConfig } {
+  // Captured once: later lookups would return our own replacements.
+  stockBatchMatMul ??= tf.getKernel(tf.BatchMatMul, backendName);
+  stockFusedMatMul ??= tf.getKernel(tf._FusedMatMul, backendName);
+  if (!stockBatchMatMul || !stockFusedMatMul) {
+    throw new ComputeError('tfjs-backend-wasm did not register BatchMatMul/_FusedMatMul; is it the expected 4.22.0?');
+  }
+  return { batchMatMul: stockBatchMatMul, fusedMatMul: stockFusedMatMul };
+}
+
+function callKernel(config: tf.KernelConfig, args: KernelArgs): tf.TensorInfo {
+  return config.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+}
+
+function runKernel(name: string, args: KernelArgs): tf.TensorInfo {
+  const config = tf.getKernel(name, backendName);
+  if (!config) throw new ComputeError(`the wasm backend has no ${name} kernel`);
+  return callKernel(config, args);
+}
+
+/** Batch and matrix sizes of a BatchMatMul, or undefined when the batch broadcast is not 1-vs-n. */
+interface MatMulGeometry {
+  batchA: number;
+  batchB: number;
+  m: number;
+  n: number;
+  k: number;
+  outShape: number[];
+}
+
+function geometry(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): MatMulGeometry | undefined {
+  const aRank = a.shape.length;
+  const bRank = b.shape.length;
+  if (aRank < 2 || bRank < 2) return undefined;
+  const k = transposeA ? a.shape[aRank - 2] : a.shape[aRank - 1];
+  const kB = transposeB ? b.shape[bRank - 1] : b.shape[bRank - 2];
+  if (k !== kB) return undefined; // the stock kernel reports the mismatch
+  const m = transposeA ? a.shape[aRank - 1] : a.shape[aRank - 2];
+  const n = transposeB ? b.shape[bRank - 2] : b.shape[bRank - 1];
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  let outer: number[];
+  try {
+    outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+  } catch {
+    return undefined;
+  }
+  const batchA = tf.util.sizeFromShape(outerA);
+  const batchB = tf.util.sizeFromShape(outerB);
+  const batch = tf.util.sizeFromShape(outer);
+  // The GEMM broadcasts a whole batch of 1; a partial broadcast such as
+  // [2, 1] x [1, 3] goes to the stock kernel.
+  if ((batchA !== 1 && batchA !== batch) || (batchB !== 1 && batchB !== batch)) return undefined;
+  if (batchA === batch && batchB === batch && batch > 1 && !tf.util.arraysEqual(outerA, outerB)) return undefined;
+  return { batchA, batchB, m, n, k, outShape: [...outer, m, n] };
+}
+
+/** A float32 BatchMatMul's operands and geometry, or undefined for the stock kernel to handle. */
+interface MatMulCall {
+  a: tf.TensorInfo;
+  b: tf.TensorInfo;
+  transposeA: boolean;
+  transposeB: boolean;
+  g: MatMulGeometry;
+}
+
+function matMulCall(args: KernelArgs): MatMulCall | undefined {
+  const a = args.inputs.a as tf.TensorInfo;
+  const b = args.inputs.b as tf.TensorInfo;
+  const transposeA = Boolean(args.attrs.transposeA);
+  const transposeB = Boolean(args.attrs.transposeB);
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  const g = geometry(a, b, transposeA, transposeB);
+  return g ? { a, b, transposeA, transposeB, g } : undefined;
+}
+
+function heapOffset(backend: WasmBackend, tensor: tf.TensorInfo): number | undefined {
+  const offset = backend.dataIdMap.get(tensor.dataId)?.memoryOffset;
+  if (offset === undefined || offset === null || offset % 4 !== 0) return undefined;
+  return offset / 4;
+}
+
+const fusableActivations: Record<string, GemmActivation | undefined> = {
+  linear: 'linear',
+  relu: 'relu',
+  relu6: 'relu6',
+  sigmoid: 'sigmoid',
+  leakyrelu: 'leakyrelu',
+  elu: 'elu',
+};
+
+function makeNativeKernels(native: NativeGemm, stock: { batchMatMul: tf.KernelConfig; fusedMatMul: tf.KernelConfig }) {
+  function run(
+    args: KernelArgs,
+    fallback: tf.KernelConfig,
+    epilogue: { bias?: tf.TensorInfo; activation: GemmActivation; leakyAlpha: number },
+  ): tf.TensorInfo {
+    const { backend } = args;
+    const call = matMulCall(args);
+    if (!call) return callKernel(fallback, args);
+    const { a, b, transposeA, transposeB, g } = call;
+    const aOffset = heapOffset(backend, a);
+    const bOffset = heapOffset(backend, b);
+    const biasOffset = epilogue.bias ? heapOffset(backend, epilogue.bias) : 0;
+    if (aOffset === undefined || bOffset === undefined || biasOffset === undefined) return callKernel(fallback, args);
+
+    const out = backend.makeOutput(g.outShape, 'float32');
+    if (tf.util.sizeFromShape(g.outShape) === 0) return out;
+    const outOffset = heapOffset(backend, out);
+    if (outOffset === undefined) {
+      backend.disposeData(out.dataId);
+      return callKernel(fallback, args);
+    }
+    // Read the view after makeOutput: an allocation may grow the wasm memory,
+    // which replaces HEAPF32.
+    const heap = backend.wasm.HEAPF32;
+    native.gemm(
+      {
+        a: heap,
+        aOffset,
+        b: heap,
+        bOffset,
+        c: heap,
+        cOffset: outOffset,
+        bias: epilogue.bias ? heap : undefined,
+        biasOffset,
+        biasLength: epilogue.bias ? tf.util.sizeFromShape(epilogue.bias.shape) : 0,
+      },
+      { batchA: g.batchA, batchB: g.batchB, m: g.m, n: g.n, k: g.k, transposeA, transposeB },
+      { activation: epilogue.activation, leakyAlpha: epilogue.leakyAlpha },
+    );
+    return out;
+  }
+
+  const batchMatMul: tf.KernelFunc = (params) =>
+    run(params as unknown as KernelArgs, stock.batchMatMul, { activation: 'linear', leakyAlpha: 0 });
+
+  const fusedMatMul: tf.KernelFunc = (params) => {
+    const args = params as unknown as KernelArgs;
+    const { bias, preluActivationWeights } = args.inputs;
+    const activation = fusableActivations[String(args.attrs.activation ?? 'linear')];
+    const a = args.inputs.a as tf.TensorInfo;
+    const b = args.inputs.b as tf.TensorInfo;
+    const n = args.attrs.transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
+    const biasSize = bias ? tf.util.sizeFromShape(bias.shape) : 0;
+    // Native epilogue: a scalar bias or one value per output column; anything
+    // else (prelu, a bias over rows) stays with the stock kernel.
+    const biasFits = !bias || (bias.dtype === 'float32' && (biasSize === 1 || (biasSize === n && bias.shape[bias.shape.length - 1] === n)));
+    if (!activation || preluActivationWeights || !biasFits || a.shape.length < 2) {
+      return callKernel(stock.fusedMatMul, args);
+    }
+    return run(args, stock.fusedMatMul, {
+      bias,
+      activation,
+      leakyAlpha: Number(args.attrs.leakyreluAlpha ?? 0.2),
+    });
+  };
+  return { batchMatMul, fusedMatMul };
+}
+
+// A [rows * cols] copy of batch item `index` of a [batch, rows, cols] tensor.
+function copyBatchItem(backend: WasmBackend, source: tf.TensorInfo, index: number, rows: number, cols: number): tf.TensorInfo {
+  const item = backend.makeOutput([1, rows, cols], 'float32');
+  const heap = backend.wasm.HEAPF32;
+  const from = (heapOffset(backend, source) as number) + index * rows * cols;
+  heap.copyWithin(heapOffset(backend, item) as number, from, from + rows * cols);
+  return item;
+}
+
+function makeFastPathKernel(stock: tf.KernelConfig): tf.KernelFunc {
+  return (params) => {
+    const args = params as unknown as KernelArgs;
+    const { backend } = args;
+    const call = matMulCall(args);
+    // Already on the XNNPACK path, or a case the stock kernel must judge.
+    if (!call || (!call.transposeA && !call.transposeB && call.g.batchA === 1 && call.g.batchB === 1)) {
+      return callKernel(stock, args);
+    }
+    const { a, b, transposeA, transposeB, g } = call;
+    if (tf.util.sizeFromShape(g.outShape) === 0 || g.k === 0) return callKernel(stock, args);
+    const { batchA, batchB, m, n, k } = g;
+    const temporaries: tf.TensorInfo[] = [];
+    const keep = <T extends tf.TensorInfo>(t: T): T => {
+      temporaries.push(t);
+      return t;
+    };
+    const reshape = (x: tf.TensorInfo, shape: number[]) => keep(runKernel(tf.Reshape, { inputs: { x }, backend, attrs: { shape } }));
+    const transpose = (x: tf.TensorInfo) => keep(runKernel(tf.Transpose, { inputs: { x }, backend, attrs: { perm: [0, 2, 1] } }));
+    const plain = (x: tf.TensorInfo, y: tf.TensorInfo) =>
+      callKernel(stock, { inputs: { a: x, b: y }, backend, attrs: { transposeA: false, transposeB: false } });
+    try {
+      // op(A) as [batchA, M, K] and op(B) as [batchB, K, N], materialized.
+      let a3 = reshape(a, transposeA ? [batchA, k, m] : [batchA, m, k]);
+      if (transposeA) a3 = transpose(a3);
+      let b3 = reshape(b, transposeB ? [batchB, n, k] : [batchB, k, n]);
+      if (transposeB) b3 = transpose(b3);
+      if (batchB === 1) {
+        // Every A row meets the same B: one [batchA * M, K] x [K, N] product.
+        const product = keep(plain(reshape(a3, [1, batchA * m, k]), b3));
+        return runKernel(tf.Reshape, { inputs: { x: product }, backend, attrs: { shape: g.outShape } });
+      }
+      const out = backend.makeOutput(g.outShape, 'float32');
+      for (let i = 0; i < batchB; i++) {
+        const aItem = batchA === 1 ? a3 : keep(copyBatchItem(backend, a3, i, m, k));
+        const bItem = keep(copyBatchItem(backend, b3, i, k, n));
+        const product = keep(plain(aItem, bItem));
+        const heap = backend.wasm.HEAPF32;
+        const from = heapOffset(backend, product) as number;
+        heap.copyWithin((heapOffset(backend, out) as number) + i * m * n, from, from + m * n);
+        // Free per item, so a long batch does not hold every product at once.
+        for (const t of temporaries.splice(temporaries.length - (batchA === 1 ? 2 : 3))) backend.disposeData(t.dataId);
+      }
+      return out;
+    } finally {
+      for (const t of temporaries) backend.disposeData(t.dataId);
+    }
+  };
+}
+
+/**
+ * Registers the wasm backend's BatchMatMul and _FusedMatMul for `mode`
+ * ('native' needs the loaded addon). Call before or after the backend is
+ * initialized: the stock kernels' setup functions are kept.
+ */
+export function useMatMulKernels(mode: MatMulKernelMode, native?: NativeGemm): void {
+  const stock = stockKernels();
+  if (mode === 'native' && !native) throw new ComputeError("matmul kernel mode 'native' needs the native addon");
+  let batchMatMul = stock.batchMatMul;
+  let fusedMatMul = stock.fusedMatMul;
+  if (mode === 'native' && native) {
+    const kernels = makeNativeKernels(native, stock);
+    batchMatMul = { ...stock.batchMatMul, kernelFunc: kernels.batchMatMul };
+    fusedMatMul = { ...stock.fusedMatMul, kernelFunc: kernels.fusedMatMul };
+  } else if (mode === 'fast-path') {
+    batchMatMul = { ...stock.batchMatMul, kernelFunc: makeFastPathKernel(stock.batchMatMul) };
+  }
+  tf.unregisterKernel(tf.BatchMatMul, backendName);
+  tf.registerKernel(batchMatMul);
+  tf.unregisterKernel(tf._FusedMatMul, backendName);
+  tf.registerKernel(fusedMatMul);
+  installed = mode;
+}
+
+/** The matmul kernels the wasm backend runs now. */
+export function matMulKernelMode(): MatMulKernelMode {
+  return installed;
+}
