@@ -14,6 +14,10 @@ export type {
   BidiStreamHandler,
   Handlers,
 } from './handlers';
+/** The hot-swappable model slot: background load, atomic switch, leases for calls in flight. */
+export { ModelSlot, type SlotModel, type Lease, type SlotState } from './model-slot';
+/** Several resident versions under a memory budget, least recently used evicted (the judge). */
+export { ModelCache, type SizedModel, type ResidentModel } from './model-cache';
 /** The grpc.health.v1 status board. */
 export { HealthBoard } from './health';
 /** Typed errors and the one mapping from errors to gRPC status codes. */
