@@ -387,7 +387,7 @@ export interface ComputeInfo {
 
 /** What a model version is. */
 export interface ModelInfo {
-  /** Registry version name, e.g. "m2" or "run-42/m2"; at most 128 bytes. */
+  /** Registry version name, e.g. "m2" or "run-42.m2": 1 to 128 bytes of [A-Za-z0-9._-], not starting with a dot. */
   version: string;
   /** Hugging Face architecture, e.g. "LlamaForCausalLM", "Qwen2ForCausalLM". */
   architecture: string;
