@@ -1,0 +1,79 @@
+// Public surface of @cream/model: the Llama-family decoder on TensorFlow.js.
+
+// Hugging Face checkpoints
+/** Load and save a checkpoint directory (config.json, safetensors, tokenizer, generation_config.json), atomically. */
+export {
+  loadCheckpoint,
+  saveCheckpoint,
+  CONFIG_FILE,
+  GENERATION_CONFIG_FILE,
+  type Checkpoint,
+  type SaveCheckpointInput,
+  type SaveCheckpointOptions,
+} from './hf/checkpoint';
+/** The safetensors format: F32/F16/BF16 read into fp32, F32 written, sharded index read and written. */
+export {
+  readSafetensors,
+  readSafetensorsHeader,
+  readSafetensorsTensors,
+  writeSafetensors,
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensorsIndex,
+  inspectSafetensorsDir,
+  readSafetensorsDir,
+  writeSafetensorsDir,
+  decodeFloat16,
+  decodeBFloat16,
+  SAFETENSORS_WEIGHTS_FILE,
+  SAFETENSORS_INDEX_FILE,
+  DEFAULT_SAFETENSORS_METADATA,
+  MAX_HEADER_BYTES,
+  type HostTensor,
+  type TensorMap,
+  type SafetensorsTensorInfo,
+  type SafetensorsHeader,
+  type SafetensorsContents,
+  type SafetensorsIndex,
+  type SafetensorsDirInfo,
+  type WriteSafetensorsDirOptions,
+} from './hf/safetensors';
+/** Host tensors to tfjs tensors and back, bit for bit (checkpoint tensors to createWeights, weights to saveCheckpoint). */
+export { toHostTensors, fromHostTensors } from './hf/host-tensors';
+/** tokenizer.json through @huggingface/tokenizers, chat templates through @huggingface/jinja, stop strings. */
+export {
+  HfTokenizer,
+  loadTokenizer,
+  readTokenizerFiles,
+  writeTokenizerFiles,
+  stopStringPredicate,
+  trimAtStopString,
+  TOKENIZER_FILE_NAMES,
+  type TokenizerFiles,
+  type ChatMessage,
+  type ChatTemplateOptions,
+  type EncodeOptions,
+  type DecodeOptions,
+  type StopStringOptions,
+} from './hf/tokenizer';
+/** A byte-level BPE tokenizer of an exact vocabulary size for random and tiny models, with a ChatML template. */
+export {
+  buildByteLevelBpeTokenizer,
+  CHATML_TEMPLATE,
+  type ByteLevelBpeOptions,
+  type ByteLevelBpeTokenizer,
+} from './hf/byte-level-bpe';
+/** Typed errors of checkpoint I/O (bad safetensors, unreadable dtype, bad checkpoint directory, tokenizer) and guards. */
+export {
+  SafetensorsError,
+  UnsupportedDtypeError,
+  CheckpointError,
+  TokenizerError,
+  isSafetensorsError,
+  isUnsupportedDtypeError,
+  isCheckpointError,
+  isTokenizerError,
+  type SafetensorsErrorKind,
+  type CheckpointErrorKind,
+  type TokenizerErrorKind,
+} from './hf/errors';
