@@ -1,4 +1,63 @@
 // Public surface of @cream/model: the Llama-family decoder on TensorFlow.js.
+/** ModelConfig, its defaults and validation, and the Hugging Face config.json mapping. */
+export {
+  createModelConfig,
+  validateModelConfig,
+  modelConfigFromHf,
+  modelConfigToHf,
+  type ModelConfig,
+  type ModelConfigInput,
+  type ModelArchitecture,
+  type RopeScaling,
+} from './config';
+/** Weights keyed by HF tensor name: shapes, validation, variables from tensors, random init. */
+export {
+  weightShapes,
+  validateWeights,
+  createWeights,
+  initWeights,
+  disposeWeights,
+  type ModelWeights,
+  type CreateWeightsOptions,
+  type InitWeightsOptions,
+} from './weights';
+/** The decoder: forward to logits, hidden states, lm_head, KV cache creation. */
+export { LlamaModel, type ForwardOptions, type IntegerRows } from './model';
+/** The per-sequence key/value cache of batched decoding. */
+export { KvCache, type KvCacheWrite } from './kv-cache';
+/** Batched log-probability of responses given prompts, and its differentiable form for losses. */
+export {
+  scoreResponses,
+  responseLogProbs,
+  type ScoreItem,
+  type ResponseScore,
+  type ScoreOptions,
+} from './score';
+/** Batched, seeded, reproducible generation with a KV cache. */
+export {
+  generate,
+  type GenerationRequest,
+  type GenerateOptions,
+  type GenerationResult,
+  type FinishReason,
+} from './generate';
+/** Next-token choice from one row of logits: temperature, top-k, top-p, greedy; log-sum-exp. */
+export { sampleToken, validateSamplingParams, logSumExp, argmax, type SamplingParams } from './sampling';
+/** Counter-based random streams (Philox4x32-10) named by (seed, key). */
+export { philox4x32, randomStream, randomUniform, type RandomStream } from './random';
+/** Typed errors and their guards. */
+export {
+  ModelConfigError,
+  ModelWeightsError,
+  ContextLengthError,
+  TokenIdError,
+  InvalidOptionError,
+  isModelConfigError,
+  isModelWeightsError,
+  isContextLengthError,
+  isTokenIdError,
+  isInvalidOptionError,
+} from './errors';
 
 // Hugging Face checkpoints
 /** Load and save a checkpoint directory (config.json, safetensors, tokenizer, generation_config.json), atomically. */

@@ -1,0 +1,240 @@
+// Building blocks of the Llama-family decoder, in the order the model uses them:
+// RMSNorm, linear, rotary embeddings, grouped-query attention, the SwiGLU MLP,
+// and the pre-norm decoder layer. The math is Hugging Face's modeling_llama.py
+// (and modeling_qwen2.py / modeling_qwen3.py for the biases and q/k norms).
+// Pure functions of tensors built from tf ops only, so they run on any backend
+// and differentiate; call them inside tf.tidy.
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelConfig } from './config';
+
+/** RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x^2) + eps) * weight over the last axis, in fp32. */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  const meanSquare = tf.mean(tf.square(x), -1, true); // [..., 1]
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight); // [..., D]
+}
+
+/** A Linear layer with HF's [out, in] weight layout: x @ weight^T + bias over the last axis. */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  const [outFeatures, inFeatures] = weight.shape;
+  const rows = tf.reshape(x, [-1, inFeatures]); // [N, in]
+  let y = tf.matMul(rows, weight as tf.Tensor2D, false, true); // [N, out]
+  if (bias !== undefined) y = tf.add(y, bias); // [N, out]
+  return tf.reshape(y, [...x.shape.slice(0, -1), outFeatures]); // [..., out]
+}
+
+/**
+ * Rotary inverse frequencies theta_i = ropeTheta^(-2i / headDim), i < headDim / 2,
+ * with the config's scaling, in float64.
+ */
+export function ropeInverseFrequencies(config: ModelConfig): Float64Array {
+  const { headDim, ropeTheta, ropeScaling } = config;
+  const frequencies = new Float64Array(headDim / 2);
+  for (let i = 0; i < frequencies.length; i++) {
+    const frequency = 1 / Math.pow(ropeTheta, (2 * i) / headDim);
+    if (ropeScaling === null) {
+      frequencies[i] = frequency;
+    } else if (ropeScaling.type === 'linear') {
+      frequencies[i] = frequency / ropeScaling.factor;
+    } else {
+      // Llama 3.1: wavelengths longer than the original context / lowFreqFactor are
+      // stretched by `factor`, those shorter than context / highFreqFactor kept,
+      // and the ones between interpolated.
+      const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: context } = ropeScaling;
+      const wavelength = (2 * Math.PI) / frequency;
+      if (wavelength < context / highFreqFactor) {
+        frequencies[i] = frequency;
+      } else if (wavelength > context / lowFreqFactor) {
+        frequencies[i] = frequency / factor;
+      } else {
+        const smooth = (context / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+        frequencies[i] = (1 - smooth) * (frequency / factor) + smooth * frequency;
+      }
+    }
+  }
+  return frequencies;
+}
+
+/** cos and sin of each token's rotary angles, ready to broadcast over heads. */
+export interface RotaryAngles {
+  readonly cos: tf.Tensor4D; // [B, 1, T, headDim/2]
+  readonly sin: tf.Tensor4D; // [B, 1, T, headDim/2]
+}
+
+/**
+ * Rotary embedding tables cos(p * theta_i), sin(p * theta_i) computed in float64
+ * and cached as fp32 tensors; they grow (by doubling) to the longest position
+ * asked for, up to maxPositionEmbeddings.
+ */
+export class RotaryEmbedding {
+  readonly inverseFrequencies: Float64Array;
+  private readonly maxPositions: number;
+  private cosTable: tf.Tensor2D | null = null; // [L, headDim/2]
+  private sinTable: tf.Tensor2D | null = null; // [L, headDim/2]
+  private length = 0;
+
+  constructor(config: ModelConfig) {
+    this.inverseFrequencies = ropeInverseFrequencies(config);
+    this.maxPositions = config.maxPositionEmbeddings;
+  }
+
+  /** cos and sin at `positions` [B, T] (int32, each below maxPositionEmbeddings), largest `maxPosition`. */
+  angles(positions: tf.Tensor2D, maxPosition: number): RotaryAngles {
+    this.grow(maxPosition + 1);
+    const [B, T] = positions.shape;
+    const half = this.inverseFrequencies.length;
+    const flat = tf.reshape(positions, [-1]); // [B*T]
+    const cos = tf.reshape(tf.gather(this.cosTable as tf.Tensor2D, flat), [B, 1, T, half]) as tf.Tensor4D; // [B, 1, T, half]
+    const sin = tf.reshape(tf.gather(this.sinTable as tf.Tensor2D, flat), [B, 1, T, half]) as tf.Tensor4D; // [B, 1, T, half]
+    return { cos, sin };
+  }
+
+  /** Frees the cached tables. */
+  dispose(): void {
+    this.cosTable?.dispose();
+    this.sinTable?.dispose();
+    this.cosTable = this.sinTable = null;
+    this.length = 0;
+  }
+
+  private grow(length: number): void {
+    if (length <= this.length) return;
+    const newLength = Math.min(this.maxPositions, Math.max(length, 2 * this.length, 64));
+    const half = this.inverseFrequencies.length;
+    const cos = new Float32Array(newLength * half);
+    const sin = new Float32Array(newLength * half);
+    for (let p = 0; p < newLength; p++) {
+      for (let i = 0; i < half; i++) {
+        const angle = p * this.inverseFrequencies[i];
+        cos[p * half + i] = Math.cos(angle);
+        sin[p * half + i] = Math.sin(angle);
+      }
+    }
+    this.dispose();
+    // Kept: the tables outlive the tidy of the forward pass that grew them.
+    this.cosTable = tf.keep(tf.tensor2d(cos, [newLength, half])); // [L, half]
+    this.sinTable = tf.keep(tf.tensor2d(sin, [newLength, half])); // [L, half]
+    this.length = newLength;
+  }
+}
+
+/**
+ * Rotates pairs (x_i, x_{i + headDim/2}) by each token's angles: HF's rotate-half
+ * convention, x * cos + rotate_half(x) * sin with rotate_half(x1, x2) = (-x2, x1).
+ */
+export function applyRotary(x: tf.Tensor4D, angles: RotaryAngles): tf.Tensor4D {
+  const [x1, x2] = tf.split(x, 2, -1); // [B, H, T, headDim/2] each
+  const { cos, sin } = angles;
+  const first = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)); // [B, H, T, headDim/2]
+  const second = tf.add(tf.mul(x2, cos), tf.mul(x1, sin)); // [B, H, T, headDim/2]
+  return tf.concat([first, second], -1) as tf.Tensor4D; // [B, H, T, headDim]
+}
+
+/** An additive attention mask: 0 where a query may attend a key, MASKED where it may not. */
+export const MASKED = -1e9;
+
+/**
+ * Scaled dot-product attention with grouped-query heads: query head h reads
+ * key/value head floor(h / (nHeads / nKvHeads)), as HF's repeat_kv. `maskBias`
+ * is 0 or MASKED per (query, key) and is added to the scores.
+ */
+export function groupedQueryAttention(
+  q: tf.Tensor4D, // [B, nHeads, T, headDim]
+  k: tf.Tensor4D, // [B, nKvHeads, S, headDim]
+  v: tf.Tensor4D, // [B, nKvHeads, S, headDim]
+  maskBias: tf.Tensor, // [B, 1, 1, T, S]
+): tf.Tensor3D {
+  const [B, nHeads, T, headDim] = q.shape;
+  const [, nKvHeads, S] = k.shape;
+  const groups = nHeads / nKvHeads;
+  // The query heads sharing a kv head are adjacent, so they become the rows of one
+  // matmul per kv head: no copy of keys and values (HF repeats them).
+  const qGrouped = tf.reshape(q, [B, nKvHeads, groups * T, headDim]) as tf.Tensor4D; // [B, nKvHeads, groups*T, headDim]
+  const scores = tf.reshape(tf.matMul(qGrouped, k, false, true), [B, nKvHeads, groups, T, S]); // [B, nKvHeads, groups, T, S]
+  const masked = tf.add(tf.mul(scores, 1 / Math.sqrt(headDim)), maskBias); // [B, nKvHeads, groups, T, S]
+  const probs = tf.reshape(tf.softmax(masked), [B, nKvHeads, groups * T, S]) as tf.Tensor4D; // [B, nKvHeads, groups*T, S]
+  const out = tf.reshape(tf.matMul(probs, v), [B, nHeads, T, headDim]); // [B, nHeads, T, headDim]
+  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nHeads * headDim]) as tf.Tensor3D; // [B, T, nHeads*headDim]
+}
+
+/** Weights of one self-attention block (HF [out, in] layout); biases and norms as the config says. */
+export interface AttentionWeights {
+  readonly wq: tf.Tensor; // [nHeads*headDim, D]
+  readonly wk: tf.Tensor; // [nKvHeads*headDim, D]
+  readonly wv: tf.Tensor; // [nKvHeads*headDim, D]
+  readonly wo: tf.Tensor; // [D, nHeads*headDim]
+  readonly bq?: tf.Tensor; // [nHeads*headDim]
+  readonly bk?: tf.Tensor; // [nKvHeads*headDim]
+  readonly bv?: tf.Tensor; // [nKvHeads*headDim]
+  readonly bo?: tf.Tensor; // [D]
+  readonly qNorm?: tf.Tensor; // [headDim]
+  readonly kNorm?: tf.Tensor; // [headDim]
+}
+
+/**
+ * Takes this step's keys and values [B, nKvHeads, T, headDim] and returns the
+ * ones to attend over [B, nKvHeads, S, headDim]: a KV cache appends them to the past.
+ */
+export type KeyValueStore = (k: tf.Tensor4D, v: tf.Tensor4D) => [tf.Tensor4D, tf.Tensor4D];
+
+/** Multi-head self-attention: projections, optional q/k norms, RoPE, attention, output projection. */
+export function selfAttention(
+  x: tf.Tensor3D, // [B, T, D]
+  w: AttentionWeights,
+  config: ModelConfig,
+  angles: RotaryAngles,
+  maskBias: tf.Tensor, // [B, 1, 1, T, S]
+  store?: KeyValueStore,
+): tf.Tensor3D {
+  const [B, T] = x.shape;
+  const { nHeads, nKvHeads, headDim, rmsNormEps } = config;
+  let q = tf.reshape(linear(x, w.wq, w.bq), [B, T, nHeads, headDim]); // [B, T, nHeads, headDim]
+  let k = tf.reshape(linear(x, w.wk, w.bk), [B, T, nKvHeads, headDim]); // [B, T, nKvHeads, headDim]
+  const v = tf.reshape(linear(x, w.wv, w.bv), [B, T, nKvHeads, headDim]); // [B, T, nKvHeads, headDim]
+  if (w.qNorm !== undefined && w.kNorm !== undefined) {
+    q = rmsNorm(q, w.qNorm, rmsNormEps); // [B, T, nHeads, headDim]
+    k = rmsNorm(k, w.kNorm, rmsNormEps); // [B, T, nKvHeads, headDim]
+  }
+  const qRotated = applyRotary(tf.transpose(q, [0, 2, 1, 3]) as tf.Tensor4D, angles); // [B, nHeads, T, headDim]
+  const kRotated = applyRotary(tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D, angles); // [B, nKvHeads, T, headDim]
+  const vHeads = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, nKvHeads, T, headDim]
+  const [keys, values] = store === undefined ? [kRotated, vHeads] : store(kRotated, vHeads); // [B, nKvHeads, S, headDim]
+  const out = groupedQueryAttention(qRotated, keys, values, maskBias); // [B, T, nHeads*headDim]
+  return linear(out, w.wo, w.bo) as tf.Tensor3D; // [B, T, D]
+}
+
+/** Weights of the SwiGLU MLP: w1 = gate_proj, w3 = up_proj, w2 = down_proj (Meta's names). */
+export interface MlpWeights {
+  readonly w1: tf.Tensor; // [I, D]
+  readonly w2: tf.Tensor; // [D, I]
+  readonly w3: tf.Tensor; // [I, D]
+}
+
+/** SwiGLU MLP (Shazeer 2020): w2(silu(w1 x) * w3 x). */
+export function swiGluMlp(x: tf.Tensor3D, w: MlpWeights): tf.Tensor3D {
+  const gate = linear(x, w.w1); // [B, T, I]
+  const up = linear(x, w.w3); // [B, T, I]
+  const hidden = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // [B, T, I]
+  return linear(hidden, w.w2) as tf.Tensor3D; // [B, T, D]
+}
+
+/** Weights of one decoder layer. */
+export interface LayerWeights extends AttentionWeights, MlpWeights {
+  readonly inputNorm: tf.Tensor; // [D]
+  readonly postAttentionNorm: tf.Tensor; // [D]
+}
+
+/** A pre-norm decoder layer: h = x + attention(norm(x)); out = h + mlp(norm(h)). */
+export function decoderLayer(
+  x: tf.Tensor3D, // [B, T, D]
+  w: LayerWeights,
+  config: ModelConfig,
+  angles: RotaryAngles,
+  maskBias: tf.Tensor, // [B, 1, 1, T, S]
+  store?: KeyValueStore,
+): tf.Tensor3D {
+  const attended = selfAttention(rmsNorm(x, w.inputNorm, config.rmsNormEps) as tf.Tensor3D, w, config, angles, maskBias, store); // [B, T, D]
+  const h = tf.add(x, attended) as tf.Tensor3D; // [B, T, D]
+  const mlpOut = swiGluMlp(rmsNorm(h, w.postAttentionNorm, config.rmsNormEps) as tf.Tensor3D, w); // [B, T, D]
+  return tf.add(h, mlpOut) as tf.Tensor3D; // [B, T, D]
+}

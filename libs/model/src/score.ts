@@ -1,0 +1,159 @@
+// Log-probability of responses given prompts: the sum over response tokens of
+// log p(token | prompt, earlier response tokens), prompt tokens masked, with
+// tf.logSoftmax and a gather (never log(softmax)). scoreResponses batches items
+// of similar length, feeds them in chunks with a KV cache and sums in float64
+// in token order, so a score is the same whatever the padding, batch or chunk.
+// responseLogProbs is the differentiable form for training losses.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { InvalidOptionError } from './errors';
+import type { LlamaModel } from './model';
+import { checkPositiveInteger, checkSequence, feedSequences } from './prefill';
+
+/** A response to score after its prompt. */
+export interface ScoreItem {
+  /** Prompt token ids, at least one (the first response token is conditioned on it). */
+  readonly promptIds: readonly number[];
+  /** Response token ids; may be empty. */
+  readonly responseIds: readonly number[];
+}
+
+/** The log-probability of one response. */
+export interface ResponseScore {
+  /** Sum over response tokens of log p(token | context). */
+  readonly logprobSum: number;
+  /** logprobSum / numTokens; NaN for an empty response. */
+  readonly logprobMean: number;
+  /** Response tokens scored. */
+  readonly numTokens: number;
+}
+
+/** Batching of scoreResponses. */
+export interface ScoreOptions {
+  /** Items per forward batch. Default 8. */
+  readonly batchSize?: number;
+  /** Positions fed per pass (bounds attention and logits memory). Default 256. */
+  readonly chunkSize?: number;
+  /** Aborts between passes, rejecting with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+// Rows of lm_head output held at once: [rows, V] logits and their log-softmax.
+const LOGIT_ROWS_PER_BLOCK = 64;
+
+/**
+ * Scores each item; results in item order. Throws TokenIdError,
+ * ContextLengthError (prompt plus response longer than the context) or
+ * InvalidOptionError (empty prompt, bad option) naming the item.
+ */
+export async function scoreResponses(
+  model: LlamaModel,
+  items: readonly ScoreItem[],
+  options: ScoreOptions = {},
+): Promise<ResponseScore[]> {
+  const batchSize = options.batchSize ?? 8;
+  const chunkSize = options.chunkSize ?? 256;
+  checkPositiveInteger(batchSize, 'batchSize');
+  checkPositiveInteger(chunkSize, 'chunkSize', true);
+  items.forEach((item, i) => checkItem(model, item, i));
+
+  const tokenLogprobs = items.map((item) => new Float64Array(item.responseIds.length));
+  // The model reads the prompt and all but the last response token.
+  const fed = items.map((item) => [...item.promptIds, ...item.responseIds.slice(0, -1)]);
+  // Longest first, so a batch holds items of similar length (less padding).
+  const order = items.map((_, i) => i).filter((i) => items[i].responseIds.length > 0);
+  order.sort((a, b) => fed[b].length - fed[a].length || a - b);
+
+  for (let first = 0; first < order.length; first += batchSize) {
+    const batch = order.slice(first, first + batchSize);
+    const sequences = batch.map((i) => fed[i]);
+    const cache = model.createCache(batch.length);
+    try {
+      await feedSequences(
+        model,
+        cache,
+        sequences,
+        chunkSize,
+        function* (row, start, end) {
+          // Position p predicts token p + 1: response tokens come from P - 1 .. L - 2.
+          const promptLength = items[batch[row]].promptIds.length;
+          for (let p = Math.max(start, promptLength - 1); p < Math.min(end, sequences[row].length); p++) yield p;
+        },
+        (hidden, picks) => {
+          const targets = picks.map(({ row, position }) => {
+            const item = items[batch[row]];
+            return item.responseIds[position + 1 - item.promptIds.length];
+          });
+          return targetLogProbs(model, hidden, targets); // [n]
+        },
+        (values, picks) =>
+          picks.forEach(({ row, position }, j) => {
+            tokenLogprobs[batch[row]][position + 1 - items[batch[row]].promptIds.length] = values[j];
+          }),
+        options.signal,
+      );
+    } finally {
+      cache.dispose();
+    }
+  }
+
+  return tokenLogprobs.map((logprobs) => {
+    let sum = 0;
+    for (const value of logprobs) sum += value;
+    return { logprobSum: sum, logprobMean: logprobs.length === 0 ? NaN : sum / logprobs.length, numTokens: logprobs.length };
+  });
+}
+
+/**
+ * The summed response log-probability of each item [items] as one
+ * differentiable tensor (one forward pass over the right-padded batch, no
+ * cache): the building block of SFT and DPO losses. Same checks as scoreResponses.
+ */
+export function responseLogProbs(model: LlamaModel, items: readonly ScoreItem[]): tf.Tensor1D {
+  if (items.length === 0) throw new InvalidOptionError('no items to score', 'items');
+  items.forEach((item, i) => checkItem(model, item, i));
+  const fed = items.map((item) => [...item.promptIds, ...item.responseIds.slice(0, -1)]);
+  const T = Math.max(...fed.map((sequence) => sequence.length));
+  const ids = fed.map((sequence) => [...sequence, ...new Array<number>(T - sequence.length).fill(0)]);
+  const rows: number[] = [];
+  const targets: number[] = [];
+  const owners: number[] = [];
+  items.forEach((item, i) => {
+    item.responseIds.forEach((token, j) => {
+      rows.push(i * T + item.promptIds.length - 1 + j);
+      targets.push(token);
+      owners.push(i);
+    });
+  });
+  return tf.tidy(() => {
+    const hidden = model.hiddenStates(ids); // [B, T, D]
+    if (rows.length === 0) return tf.zeros([items.length]) as tf.Tensor1D;
+    const D = hidden.shape[2];
+    const picked = tf.gather(tf.reshape(hidden, [-1, D]), tf.tensor1d(rows, 'int32')) as tf.Tensor2D; // [N, D]
+    const logprobs = targetLogProbs(model, picked, targets); // [N]
+    return tf.unsortedSegmentSum(logprobs, tf.tensor1d(owners, 'int32'), items.length) as tf.Tensor1D; // [items]
+  });
+}
+
+// log p(target) of each row: lm_head, log-softmax and a gather, a block of rows at a time.
+function targetLogProbs(model: LlamaModel, hidden: tf.Tensor2D, targets: readonly number[]): tf.Tensor1D {
+  const [n] = hidden.shape;
+  const blocks: tf.Tensor1D[] = [];
+  for (let start = 0; start < n; start += LOGIT_ROWS_PER_BLOCK) {
+    const size = Math.min(LOGIT_ROWS_PER_BLOCK, n - start);
+    blocks.push(
+      tf.tidy(() => {
+        const rows = tf.slice(hidden, [start, 0], [size, -1]); // [rows, D]
+        const logprobs = tf.logSoftmax(model.logits(rows)); // [rows, V]
+        const index = tf.tensor2d(targets.slice(start, start + size), [size, 1], 'int32'); // [rows, 1]
+        return tf.reshape(tf.gather(logprobs, index, 1, 1), [size]) as tf.Tensor1D; // [rows]
+      }),
+    );
+  }
+  return (blocks.length === 1 ? blocks[0] : tf.concat(blocks)) as tf.Tensor1D; // [n]
+}
+
+function checkItem(model: LlamaModel, item: ScoreItem, index: number): void {
+  if (item.promptIds.length === 0) throw new InvalidOptionError(`item ${index} has an empty prompt`, 'promptIds');
+  checkSequence(model, [...item.promptIds, ...item.responseIds], index, 'item');
+}
