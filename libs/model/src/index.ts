@@ -136,3 +136,16 @@ export {
   type CheckpointErrorKind,
   type TokenizerErrorKind,
 } from './hf/errors';
+
+// Runtime
+/** A loaded model with its tokenizer behind text-level calls: prompt ids, generateText, scoreText, scoreIds. */
+export {
+  LanguageModel,
+  type PromptInput,
+  type LoadOptions,
+  type TextGenerationRequest,
+  type TextGenerationOptions,
+  type TextGenerationResult,
+} from './runtime';
+/** A random checkpoint of an architecture with a byte-level BPE tokenizer (`cream init-model`). */
+export { initCheckpoint, type InitCheckpointResult } from './init-checkpoint';
