@@ -26,10 +26,19 @@ namespace {
 constexpr size_t kMaxMr = 12;
 constexpr size_t kMaxNr = 32;
 
+// Products with at most this many rows read an untransposed B in place
+// instead of packing it: each B value is used so few times that packing
+// (one read and one write per value) would cost as much as the product
+// (decoding steps, where M is the batch).
+constexpr size_t kDirectBMaxRows = 32;
+
 // Below this many flops one thread is faster than waking another.
 constexpr double kParallelFlops = 2.0 * 64 * 64 * 64;
 
-using MicroKernel = void (*)(size_t kc, const float* a, const float* b, float* c, size_t ldc, bool accumulate);
+// b advances by ldb floats per depth step: NR for a packed panel, N when a
+// small-M product reads B in place.
+using MicroKernel = void (*)(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
+                             bool accumulate);
 
 struct Plan {
   MicroKernel kernel;
@@ -43,8 +52,8 @@ struct Plan {
 // 12 x 32 tile: 24 zmm accumulators, two B vectors, one broadcast (27 of 32
 // registers). Per k step: 2 loads + 12 broadcasts feed 24 FMAs, which keeps
 // both 512-bit FMA pipes of Zen 4/5 and Skylake-X busy.
-__attribute__((target("avx512f"))) void Kernel12x32Avx512(size_t kc, const float* a, const float* b, float* c,
-                                                          size_t ldc, bool accumulate) {
+__attribute__((target("avx512f"))) void Kernel12x32Avx512(size_t kc, const float* a, const float* b, size_t ldb,
+                                                          float* c, size_t ldc, bool accumulate) {
   __m512 acc0[12];
   __m512 acc1[12];
 #pragma GCC unroll 12
@@ -55,7 +64,7 @@ __attribute__((target("avx512f"))) void Kernel12x32Avx512(size_t kc, const float
   for (size_t p = 0; p < kc; ++p) {
     const __m512 b0 = _mm512_loadu_ps(b);
     const __m512 b1 = _mm512_loadu_ps(b + 16);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 256), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * ldb), _MM_HINT_T0);
 #pragma GCC unroll 12
     for (int i = 0; i < 12; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
@@ -63,7 +72,7 @@ __attribute__((target("avx512f"))) void Kernel12x32Avx512(size_t kc, const float
       acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
     }
     a += 12;
-    b += 32;
+    b += ldb;
   }
 #pragma GCC unroll 12
   for (int i = 0; i < 12; ++i) {
@@ -78,8 +87,8 @@ __attribute__((target("avx512f"))) void Kernel12x32Avx512(size_t kc, const float
 }
 
 // 6 x 16 tile: 12 ymm accumulators, the classic Haswell-to-Zen 3 shape.
-__attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* a, const float* b, float* c,
-                                                       size_t ldc, bool accumulate) {
+__attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* a, const float* b, size_t ldb,
+                                                       float* c, size_t ldc, bool accumulate) {
   __m256 acc0[6];
   __m256 acc1[6];
 #pragma GCC unroll 6
@@ -90,7 +99,7 @@ __attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* 
   for (size_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 128), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * ldb), _MM_HINT_T0);
 #pragma GCC unroll 6
     for (int i = 0; i < 6; ++i) {
       const __m256 ai = _mm256_broadcast_ss(a + i);
@@ -98,7 +107,7 @@ __attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* 
       acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
     }
     a += 6;
-    b += 16;
+    b += ldb;
   }
 #pragma GCC unroll 6
   for (int i = 0; i < 6; ++i) {
@@ -115,7 +124,8 @@ __attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* 
 
 // Portable 4 x 16 tile in plain C++; the compiler vectorizes it for the
 // baseline ISA (SSE2 on x86-64, NEON on arm64).
-void Kernel4x16Generic(size_t kc, const float* a, const float* b, float* c, size_t ldc, bool accumulate) {
+void Kernel4x16Generic(size_t kc, const float* a, const float* b, size_t ldb, float* c, size_t ldc,
+                       bool accumulate) {
   float acc[4][16] = {};
   for (size_t p = 0; p < kc; ++p) {
     for (int i = 0; i < 4; ++i) {
@@ -123,7 +133,7 @@ void Kernel4x16Generic(size_t kc, const float* a, const float* b, float* c, size
       for (int j = 0; j < 16; ++j) acc[i][j] += ai * b[j];
     }
     a += 4;
-    b += 16;
+    b += ldb;
   }
   for (int i = 0; i < 4; ++i) {
     float* row = c + i * ldc;
@@ -247,27 +257,36 @@ void RunTask(const GemmProblem& p, const Plan& plan, const Task& t, float* pack_
     return;
   }
   alignas(64) float edge[kMaxMr * kMaxNr];
+  const bool direct_b = !p.trans_b && p.m <= kDirectBMaxRows;
   for (size_t jc = t.n0; jc < t.n1; jc += plan.nc) {
     const size_t nc = std::min(plan.nc, t.n1 - jc);
     for (size_t pc = 0; pc < p.k; pc += plan.kc) {
       const size_t kc = std::min(plan.kc, p.k - pc);
       const bool accumulate = pc > 0;
-      PackB(b, p.n, p.k, p.trans_b, jc, nc, pc, kc, plan.nr, pack_b);
+      // Full-width panels are read in place on the direct path; only a
+      // partial last panel is packed (reading it in place would run past
+      // the row, and past the array on the last row).
+      const size_t full_cols = direct_b ? (nc / plan.nr) * plan.nr : 0;
+      if (full_cols < nc) {
+        PackB(b, p.n, p.k, p.trans_b, jc + full_cols, nc - full_cols, pc, kc, plan.nr, pack_b + full_cols * kc);
+      }
       for (size_t ic = t.m0; ic < t.m1; ic += plan.mc) {
         const size_t mc = std::min(plan.mc, t.m1 - ic);
         PackA(a, p.m, p.k, p.trans_a, ic, mc, pc, kc, plan.mr, pack_a);
         for (size_t jr = 0; jr < nc; jr += plan.nr) {
           const size_t nr = std::min(plan.nr, nc - jr);
-          const float* b_panel = pack_b + jr * kc;
+          const bool in_place = jr < full_cols;
+          const float* b_panel = in_place ? b + pc * p.n + jc + jr : pack_b + jr * kc;
+          const size_t ldb = in_place ? p.n : plan.nr;
           for (size_t ir = 0; ir < mc; ir += plan.mr) {
             const size_t mr = std::min(plan.mr, mc - ir);
             const float* a_panel = pack_a + ir * kc;
             float* tile = c + (ic + ir) * ldc + jc + jr;
             if (mr == plan.mr && nr == plan.nr) {
-              plan.kernel(kc, a_panel, b_panel, tile, ldc, accumulate);
+              plan.kernel(kc, a_panel, b_panel, ldb, tile, ldc, accumulate);
             } else {
               // Edge tile: compute the full tile aside, keep the valid part.
-              plan.kernel(kc, a_panel, b_panel, edge, plan.nr, false);
+              plan.kernel(kc, a_panel, b_panel, ldb, edge, plan.nr, false);
               for (size_t r = 0; r < mr; ++r) {
                 float* dst = tile + r * ldc;
                 const float* src = edge + r * plan.nr;

@@ -18,7 +18,18 @@ namespace {
 // How long an idle worker spins before it sleeps on the condition variable: a
 // model step issues matmuls back to back, a few microseconds apart, and a
 // futex wake-up costs more than that.
-constexpr auto kSpinFor = std::chrono::microseconds(200);
+constexpr auto kSpinFor = std::chrono::microseconds(100);
+
+// Waits for a flag with a short busy spin, then yielding: on a loaded machine
+// the thread being waited for may need this core to finish.
+template <typename Done>
+void SpinThenYield(Done done) {
+  for (int i = 0; i < 4096; ++i) {
+    if (done()) return;
+    CREAM_CPU_RELAX();
+  }
+  while (!done()) std::this_thread::yield();
+}
 }  // namespace
 
 ThreadPool::ThreadPool(size_t threads) : scratch_(threads == 0 ? 1 : threads) {
@@ -74,18 +85,22 @@ void ThreadPool::Run(size_t participants, const std::function<void(size_t)>& job
   }
   wake_.notify_all();
   job(0);
-  while (remaining_.load(std::memory_order_acquire) != 0) CREAM_CPU_RELAX();
+  SpinThenYield([this] { return remaining_.load(std::memory_order_acquire) == 0; });
   job_ = nullptr;
 }
 
 void ThreadPool::WorkerLoop(size_t index) {
-  uint64_t seen = generation_.load(std::memory_order_acquire);
+  // Generation 0 is the one at construction. Reading generation_ here instead
+  // would race with a Run() or destructor that starts before this thread
+  // does, and the thread would sleep through it.
+  uint64_t seen = 0;
   for (;;) {
     // Spin a little, then sleep until the generation moves.
     const auto spin_until = std::chrono::steady_clock::now() + kSpinFor;
     while (generation_.load(std::memory_order_acquire) == seen &&
            std::chrono::steady_clock::now() < spin_until) {
       for (int i = 0; i < 64; ++i) CREAM_CPU_RELAX();
+      std::this_thread::yield();
     }
     if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(mutex_);

@@ -15,7 +15,7 @@ function nativeOrFail(): NativeGemm {
   return loaded.native;
 }
 
-// [batchA, batchB, m, n, k]: sizes 1, 3, 17, 65, 257, and K past one 256-deep block.
+// [batchA, batchB, m, n, k]: sizes 1, 3, 17, 65, 257, K past one 256-deep block.
 const shapes: Array<[number, number, number, number, number]> = [
   [1, 1, 1, 1, 1],
   [1, 1, 3, 17, 65],
@@ -26,6 +26,9 @@ const shapes: Array<[number, number, number, number, number]> = [
   [2, 2, 65, 1, 257],
   [1, 1, 65, 257, 300],
   [4, 1, 3, 65, 1],
+  // Few rows: B is read in place, with a packed partial last panel.
+  [1, 1, 5, 100, 300],
+  [3, 1, 7, 64, 33],
 ];
 
 describe('native gemm', () => {
@@ -84,6 +87,24 @@ describe('native gemm', () => {
     } finally {
       native.configure({ threads });
     }
+  });
+
+  it('rebuilds its pool and runs at once without hanging', () => {
+    // Regression: a worker that started after the first Run() or the pool's
+    // destructor slept through it, and the call never returned.
+    const threads = native.info().threads;
+    const ones = new Float32Array(96 * 96).fill(1);
+    const out = new Float32Array(96 * 96);
+    try {
+      for (let i = 0; i < 300; i++) {
+        native.configure({ threads: 1 });
+        native.configure({ threads: 2 });
+        native.gemm({ a: ones, b: ones, c: out }, { batchA: 1, batchB: 1, m: 96, n: 96, k: 96 });
+      }
+    } finally {
+      native.configure({ threads });
+    }
+    expect(out[0]).toBe(96);
   });
 
   const activations: GemmActivation[] = ['linear', 'relu', 'relu6', 'sigmoid', 'leakyrelu', 'elu'];

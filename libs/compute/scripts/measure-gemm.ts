@@ -1,0 +1,101 @@
+// Measures fp32 matmul throughput (GFLOP/s) on this machine for the tfjs wasm
+// backend's stock kernel, the wasm fast path (no addon), cream's native kernel
+// through tfjs, and the native GEMM called directly on Float32Arrays. Run from
+// the repository root:
+//   npx tsx libs/compute/scripts/measure-gemm.ts
+// Medians over repeated runs after warm-up; prints one table. Other processes
+// on the machine lower every figure: compare columns of one run.
+import * as tf from '@tensorflow/tfjs-core';
+
+import { initCompute, loadNativeGemm, useMatMulKernels, type GemmShape, type MatMulKernelMode } from '../src/index';
+
+interface Case {
+  name: string;
+  a: number[];
+  b: number[];
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+const cases: Case[] = [
+  { name: '512x512x512', a: [512, 512], b: [512, 512], transposeA: false, transposeB: false },
+  { name: '[16,128,64]x[16,64,128]', a: [16, 128, 64], b: [16, 64, 128], transposeA: false, transposeB: false },
+  { name: '[16,128,64]x[16,128,64]^T', a: [16, 128, 64], b: [16, 128, 64], transposeA: false, transposeB: true },
+  { name: '[16,64,128]^Tx[16,64,128]', a: [16, 64, 128], b: [16, 64, 128], transposeA: true, transposeB: false },
+];
+
+function flops(c: Case): number {
+  const m = c.transposeA ? c.a[c.a.length - 1] : c.a[c.a.length - 2];
+  const k = c.transposeA ? c.a[c.a.length - 2] : c.a[c.a.length - 1];
+  const n = c.transposeB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
+  const batch = c.a.length > 2 ? c.a[0] : 1;
+  return 2 * batch * m * n * k;
+}
+
+// Median seconds per call: warm up, then repeat for about half a second.
+function timeIt(run: () => void): number {
+  for (let i = 0; i < 3; i++) run();
+  const samples: number[] = [];
+  const started = performance.now();
+  while (samples.length < 5 || (performance.now() - started < 500 && samples.length < 200)) {
+    const t0 = performance.now();
+    run();
+    samples.push((performance.now() - t0) / 1000);
+  }
+  samples.sort((x, y) => x - y);
+  return samples[Math.floor(samples.length / 2)];
+}
+
+async function main(): Promise<void> {
+  const info = await initCompute({ env: { CREAM_BACKEND: 'wasm-native' } });
+  const native = loadNativeGemm();
+  const nativeInfo = native.ok ? native.native.info() : undefined;
+  console.log(
+    `backend ${info.backend} (${info.variant}); native kernel ${nativeInfo ? `${nativeInfo.isa}, ${nativeInfo.threads} threads` : 'absent'}; ` +
+      `wasm: single-threaded SIMD build`,
+  );
+  const rows: string[][] = [['case', 'wasm stock', 'wasm fast path', 'wasm + native', 'native direct']];
+  for (const c of cases) {
+    const a = tf.randomUniform(c.a, -1, 1);
+    const b = tf.randomUniform(c.b, -1, 1);
+    const row = [c.name];
+    for (const mode of ['stock', 'fast-path', 'native'] as MatMulKernelMode[]) {
+      if (mode === 'native' && !native.ok) {
+        row.push('n/a');
+        continue;
+      }
+      useMatMulKernels(mode, native.ok ? native.native : undefined);
+      const seconds = timeIt(() => tf.dispose(tf.matMul(a, b, c.transposeA, c.transposeB)));
+      row.push((flops(c) / seconds / 1e9).toFixed(1));
+    }
+    if (native.ok) {
+      const shape: GemmShape = {
+        batchA: c.a.length > 2 ? c.a[0] : 1,
+        batchB: c.b.length > 2 ? c.b[0] : 1,
+        m: c.transposeA ? c.a[c.a.length - 1] : c.a[c.a.length - 2],
+        n: c.transposeB ? c.b[c.b.length - 2] : c.b[c.b.length - 1],
+        k: c.transposeA ? c.a[c.a.length - 2] : c.a[c.a.length - 1],
+        transposeA: c.transposeA,
+        transposeB: c.transposeB,
+      };
+      const aValues = a.dataSync() as Float32Array;
+      const bValues = b.dataSync() as Float32Array;
+      const out = new Float32Array(Math.max(shape.batchA, shape.batchB) * shape.m * shape.n);
+      const seconds = timeIt(() => native.native.gemm({ a: aValues, b: bValues, c: out }, shape));
+      row.push((flops(c) / seconds / 1e9).toFixed(1));
+    } else {
+      row.push('n/a');
+    }
+    rows.push(row);
+    tf.dispose([a, b]);
+  }
+  useMatMulKernels('native', native.ok ? native.native : undefined);
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
+  console.log('GFLOP/s, medians. The fast path equals stock for the first case: it is already on XNNPACK.');
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
