@@ -1,5 +1,7 @@
 // Backend selection: the default order on this machine, CREAM_BACKEND
 // overrides and their errors, the logged choice, and gradients on each backend.
+import { createRequire } from 'node:module';
+
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 
@@ -78,6 +80,16 @@ describe('initCompute', () => {
     await expect(attempt).rejects.toThrow(BackendUnavailableError);
     await expect(attempt).rejects.toThrow(/CREAM_BACKEND=tfjs-node cannot be honoured/);
     await expect(attempt).rejects.toMatchObject({ variable: 'CREAM_BACKEND', variant: 'tfjs-node' });
+  });
+
+  it('leaves exactly one tfjs-core: the union package and the backends share its engine and classes', async () => {
+    await initCompute({ env: {} });
+    const union = createRequire(__filename)('@tensorflow/tfjs') as typeof tf;
+    expect(union.engine()).toBe(tf.engine());
+    expect(union.matMul).toBe(tf.matMul);
+    const made = union.tensor([1, 2]);
+    expect(made).toBeInstanceOf(tf.Tensor);
+    made.dispose();
   });
 
   it('prefer tries a variant first and checks its name', async () => {

@@ -140,6 +140,18 @@ function selfCheck(): void {
   });
 }
 
+// Runs `work` with tfjs's console warnings off (its IS_TEST flag gates them).
+function withTfjsWarningsMuted(work: () => void): void {
+  const environment = tf.env();
+  const before = environment.getBool('IS_TEST');
+  environment.set('IS_TEST', true);
+  try {
+    work();
+  } finally {
+    environment.set('IS_TEST', before);
+  }
+}
+
 type Attempt = { ok: true; info: Omit<ComputeInfo, 'detail' | 'variant'> } | { ok: false; reason: string };
 
 async function tryVariant(variant: ComputeVariant, threads: number): Promise<Attempt> {
@@ -153,7 +165,7 @@ async function tryVariant(variant: ComputeVariant, threads: number): Promise<Att
         } catch {
           return { ok: false, reason: `${packageName} is not installed` };
         }
-        assertSingleTfjsCore('@tensorflow/tfjs');
+        assertSingleTfjsCore(packageName);
         // Loading it registers the 'tensorflow' backend (and fails here when
         // its libtensorflow binary was never downloaded).
         load(packageName);
@@ -184,7 +196,9 @@ async function tryVariant(variant: ComputeVariant, threads: number): Promise<Att
       case 'cpu': {
         assertSingleTfjsCore('@tensorflow/tfjs-backend-cpu');
         await switchTo('cpu');
-        selfCheck();
+        // The cpu backend prints a banner on its first tensor in Node; cream's
+        // stderr carries JSON log lines only, so that one is held back.
+        withTfjsWarningsMuted(selfCheck);
         return { ok: true, info: { backend: 'cpu', threads: 1, simd: '' } };
       }
     }

@@ -1,11 +1,13 @@
 // tfjs matmuls on the wasm backend with cream's kernels: values against the
 // float64 reference and the stock kernel, gradients against finite
 // differences, and no leaked tensors or wasm allocations.
+import { createRequire } from 'node:module';
+
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { initCompute } from './backend';
-import { loadNativeGemm } from './native';
+import { loadNativeGemm, nativeAddonPath, NativeGemm } from './native';
 import { referenceGemm } from './reference-gemm';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
 import { useMatMulKernels, type MatMulKernelMode } from './wasm-kernels';
@@ -78,6 +80,43 @@ describe('wasm matmul kernels', () => {
       use('native');
     });
   }
+
+  it('native: runs the addon on the wasm heap itself, for batched and transposed products', () => {
+    // A NativeGemm over the real addon that records what each call received.
+    const raw = createRequire(__filename)(nativeAddonPath) as {
+      gemm: (...args: unknown[]) => void;
+      info: () => unknown;
+      configure: (options: unknown) => void;
+    };
+    const calls: unknown[][] = [];
+    const recording = new NativeGemm({
+      info: () => raw.info(),
+      configure: (options: unknown) => raw.configure(options),
+      gemm: (...args: unknown[]) => {
+        calls.push(args);
+        raw.gemm(...args);
+      },
+    } as unknown as ConstructorParameters<typeof NativeGemm>[0]);
+    useMatMulKernels('native', recording);
+    try {
+      const heap = () => (tf.engine().backend as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32;
+      tf.tidy(() => {
+        const a = tf.ones([4, 8, 16]);
+        const b = tf.ones([4, 12, 8]);
+        const y = tf.matMul(a, b, true, true); // [4, 16, 12]
+        expect(Array.from(y.dataSync().slice(0, 2))).toEqual([8, 8]);
+      });
+      expect(calls).toHaveLength(1);
+      const [aArray, , bArray, , cArray, , batchA, batchB, m, n, k, transposeA, transposeB] = calls[0];
+      // In place: all three operands are the wasm memory's own Float32Array view.
+      expect(aArray).toBe(heap());
+      expect(bArray).toBe(heap());
+      expect(cArray).toBe(heap());
+      expect([batchA, batchB, m, n, k, transposeA, transposeB]).toEqual([4, 4, 16, 12, 8, true, true]);
+    } finally {
+      use('native');
+    }
+  });
 
   it('fused matMul with bias and activation equals the unfused ops', () => {
     use('native');
