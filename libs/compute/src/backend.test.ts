@@ -82,6 +82,23 @@ describe('initCompute', () => {
     await expect(attempt).rejects.toMatchObject({ variable: 'CREAM_BACKEND', variant: 'tfjs-node' });
   });
 
+  it('without the native addon: a warning, then wasm with the fast path', async () => {
+    const logger = recordingLogger();
+    const info = await initCompute({ env: {}, logger, nativeAddonPath: '/nonexistent/cream_compute.node' });
+    expect(info.variant).toBe('wasm');
+    expect(info.detail).toMatch(/wasm\+native: native addon not built/);
+    expect(matMulKernelMode()).toBe('fast-path');
+    const warnings = logger.lines.filter((line) => line.level === 'warn');
+    expect(warnings).toHaveLength(1);
+    expect(String(warnings[0].fields?.reason)).toContain('/nonexistent/cream_compute.node');
+    expect(logger.lines.filter((line) => line.level === 'info')).toHaveLength(1);
+    // And CREAM_BACKEND=wasm-native then cannot be honoured.
+    await expect(
+      initCompute({ env: { CREAM_BACKEND: 'wasm-native' }, nativeAddonPath: '/nonexistent/cream_compute.node' }),
+    ).rejects.toMatchObject({ name: 'BackendUnavailableError', variable: 'CREAM_BACKEND' });
+    expect(gradientWorks()).toBe(true);
+  });
+
   it('leaves exactly one tfjs-core: the union package and the backends share its engine and classes', async () => {
     await initCompute({ env: {} });
     const union = createRequire(__filename)('@tensorflow/tfjs') as typeof tf;

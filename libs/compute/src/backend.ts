@@ -45,6 +45,8 @@ export interface InitComputeOptions {
   env?: Record<string, string | undefined>;
   /** Threads for the native kernels; all cores by default. */
   threads?: number;
+  /** The native addon to load; the node-gyp build output by default. */
+  nativeAddonPath?: string;
 }
 
 /** The environment variable that forces a backend. */
@@ -154,7 +156,7 @@ function withTfjsWarningsMuted(work: () => void): void {
 
 type Attempt = { ok: true; info: Omit<ComputeInfo, 'detail' | 'variant'> } | { ok: false; reason: string };
 
-async function tryVariant(variant: ComputeVariant, threads: number): Promise<Attempt> {
+async function tryVariant(variant: ComputeVariant, threads: number, addonPath: string | undefined): Promise<Attempt> {
   try {
     switch (variant) {
       case 'tfjs-node-gpu':
@@ -174,7 +176,7 @@ async function tryVariant(variant: ComputeVariant, threads: number): Promise<Att
         return { ok: true, info: { backend: 'tensorflow', threads: availableParallelism(), simd: '' } };
       }
       case 'wasm+native': {
-        const loaded = loadNativeGemm();
+        const loaded = loadNativeGemm(addonPath);
         if (!loaded.ok) return { ok: false, reason: loaded.reason };
         loaded.native.configure({ threads });
         prepareWasm();
@@ -220,7 +222,7 @@ async function select(options: InitComputeOptions): Promise<ComputeInfo> {
   const order = forced ? [forced] : [...new Set([...(preferred ? [preferred] : []), ...defaultOrder])];
   const skipped: string[] = [];
   for (const variant of order) {
-    const attempt = await tryVariant(variant, threads);
+    const attempt = await tryVariant(variant, threads, options.nativeAddonPath);
     if (!attempt.ok) {
       if (forced) {
         throw new BackendUnavailableError(

@@ -121,29 +121,34 @@ export type NativeLoadResult = { ok: true; native: NativeGemm; path: string } | 
 export const nativeAddonPath = join(__dirname, '..', 'build', 'Release', 'cream_compute.node');
 const buildFailureNote = join(__dirname, '..', 'build', 'native-build-failed.txt');
 
-let cached: NativeLoadResult | undefined;
+const loaded = new Map<string, NativeLoadResult>();
 
-/** Loads the addon once per process (per worker thread); never throws. */
-export function loadNativeGemm(): NativeLoadResult {
-  if (cached) return cached;
-  if (!existsSync(nativeAddonPath)) {
-    const note = existsSync(buildFailureNote) ? readFileSync(buildFailureNote, 'utf8').trim() : '';
-    cached = {
+/**
+ * Loads the addon once per path and process (per worker thread); never
+ * throws. `path` defaults to the node-gyp build output.
+ */
+export function loadNativeGemm(path: string = nativeAddonPath): NativeLoadResult {
+  const known = loaded.get(path);
+  if (known) return known;
+  let result: NativeLoadResult;
+  if (!existsSync(path)) {
+    const note = path === nativeAddonPath && existsSync(buildFailureNote) ? readFileSync(buildFailureNote, 'utf8').trim() : '';
+    result = {
       ok: false,
       reason:
-        `native addon not built (${nativeAddonPath} is missing)` +
+        `native addon not built (${path} is missing)` +
         (note ? `: ${note}` : '; run `npm ci`, or `npm run install -w @cream/compute` from the repository root'),
     };
-    return cached;
+  } else {
+    try {
+      const load = createRequire(__filename);
+      result = { ok: true, native: new NativeGemm(load(path) as RawAddon), path };
+    } catch (error) {
+      result = { ok: false, reason: `native addon did not load: ${(error as Error).message}` };
+    }
   }
-  try {
-    const load = createRequire(__filename);
-    const addon = load(nativeAddonPath) as RawAddon;
-    cached = { ok: true, native: new NativeGemm(addon), path: nativeAddonPath };
-  } catch (error) {
-    cached = { ok: false, reason: `native addon did not load: ${(error as Error).message}` };
-  }
-  return cached;
+  loaded.set(path, result);
+  return result;
 }
 
 /**
