@@ -118,16 +118,24 @@ describe('wasm matmul kernels', () => {
     }
   });
 
-  it('fused matMul with bias and activation equals the unfused ops', () => {
-    use('native');
+  for (const mode of modes) {
+    it(`${mode}: fused matMul with bias and activation equals the unfused ops`, () => {
+      use(mode);
+      fusedMatchesUnfused(false);
+      fusedMatchesUnfused(true);
+      use('native');
+    });
+  }
+
+  function fusedMatchesUnfused(transposed: boolean): void {
     const random = seededUniform(9);
-    const a = tf.tensor(randomFloats(2 * 6 * 5, random), [2, 6, 5]);
-    const b = tf.tensor(randomFloats(5 * 7, random), [5, 7]);
+    const a = tf.tensor(randomFloats(2 * 6 * 5, random), transposed ? [2, 5, 6] : [2, 6, 5]);
+    const b = tf.tensor(randomFloats(5 * 7, random), transposed ? [7, 5] : [5, 7]);
     const bias = tf.tensor(randomFloats(7, random), [7]);
     for (const activation of ['linear', 'relu', 'relu6', 'sigmoid', 'elu', 'leakyrelu'] as const) {
-      const fused = tf.fused.matMul({ a, b, bias, activation, leakyreluAlpha: 0.1 });
+      const fused = tf.fused.matMul({ a, b, transposeA: transposed, transposeB: transposed, bias, activation, leakyreluAlpha: 0.1 });
       const plain = tf.tidy(() => {
-        const x = tf.add(tf.matMul(a, b), bias);
+        const x = tf.add(tf.matMul(a, b, transposed, transposed), bias);
         switch (activation) {
           case 'relu':
             return tf.relu(x);
@@ -143,11 +151,11 @@ describe('wasm matmul kernels', () => {
             return x;
         }
       });
-      expect(relativeError(fused.dataSync(), plain.dataSync()), activation).toBeLessThan(1e-5);
+      expect(relativeError(fused.dataSync(), plain.dataSync()), `${activation} transposed=${transposed}`).toBeLessThan(1e-5);
       tf.dispose([fused, plain]);
     }
     tf.dispose([a, b, bias]);
-  });
+  }
 
   for (const mode of modes) {
     it(`${mode}: tf.grad through matMul equals finite differences`, () => {

@@ -3,10 +3,11 @@
 // - 'native': the N-API GEMM computes straight on the wasm heap. Inputs are
 //   read at their heap offsets (backend.dataIdMap), the output is allocated by
 //   the backend and written in place; nothing is copied.
-// - 'fast-path': no addon. The stock kernel only reaches XNNPACK for
-//   untransposed, unbatched products and otherwise runs a naive loop, so
+// - 'fast-path': no addon. The stock kernels only reach XNNPACK for
+//   untransposed, unbatched products and otherwise run a naive loop, so
 //   transposes are materialized (wasm Transpose), a batch against one shared B
-//   becomes one tall product, and other batches loop over XNNPACK calls.
+//   becomes one tall product, and other batches loop over XNNPACK calls
+//   (BatchMatMul; _FusedMatMul only for a shared B).
 // - 'stock': the backend's own kernels, for comparison.
 // Gradients are registered on the kernel name in tfjs-core, so tf.grad through
 // matMul keeps working whichever kernel runs.
@@ -208,7 +209,10 @@ function copyBatchItem(backend: WasmBackend, source: tf.TensorInfo, index: numbe
   return item;
 }
 
-function makeFastPathKernel(stock: tf.KernelConfig): tf.KernelFunc {
+// The fast path for BatchMatMul, or for _FusedMatMul (`fused`), whose extra
+// inputs (bias, prelu weights) and attributes pass through to the stock
+// kernel; a fused product is only rewritten when B is shared by the batch.
+function makeFastPathKernel(stock: tf.KernelConfig, fused: boolean): tf.KernelFunc {
   return (params) => {
     const args = params as unknown as KernelArgs;
     const { backend } = args;
@@ -218,7 +222,9 @@ function makeFastPathKernel(stock: tf.KernelConfig): tf.KernelFunc {
       return callKernel(stock, args);
     }
     const { a, b, transposeA, transposeB, g } = call;
-    if (tf.util.sizeFromShape(g.outShape) === 0 || g.k === 0) return callKernel(stock, args);
+    if (tf.util.sizeFromShape(g.outShape) === 0 || g.k === 0 || (fused && g.batchB !== 1)) {
+      return callKernel(stock, args);
+    }
     const { batchA, batchB, m, n, k } = g;
     const temporaries: tf.TensorInfo[] = [];
     const keep = <T extends tf.TensorInfo>(t: T): T => {
@@ -228,7 +234,11 @@ function makeFastPathKernel(stock: tf.KernelConfig): tf.KernelFunc {
     const reshape = (x: tf.TensorInfo, shape: number[]) => keep(runKernel(tf.Reshape, { inputs: { x }, backend, attrs: { shape } }));
     const transpose = (x: tf.TensorInfo) => keep(runKernel(tf.Transpose, { inputs: { x }, backend, attrs: { perm: [0, 2, 1] } }));
     const plain = (x: tf.TensorInfo, y: tf.TensorInfo) =>
-      callKernel(stock, { inputs: { a: x, b: y }, backend, attrs: { transposeA: false, transposeB: false } });
+      callKernel(stock, {
+        inputs: { ...args.inputs, a: x, b: y },
+        backend,
+        attrs: { ...args.attrs, transposeA: false, transposeB: false },
+      });
     try {
       // op(A) as [batchA, M, K] and op(B) as [batchB, K, N], materialized.
       let a3 = reshape(a, transposeA ? [batchA, k, m] : [batchA, m, k]);
@@ -273,7 +283,8 @@ export function useMatMulKernels(mode: MatMulKernelMode, native?: NativeGemm): v
     batchMatMul = { ...stock.batchMatMul, kernelFunc: kernels.batchMatMul };
     fusedMatMul = { ...stock.fusedMatMul, kernelFunc: kernels.fusedMatMul };
   } else if (mode === 'fast-path') {
-    batchMatMul = { ...stock.batchMatMul, kernelFunc: makeFastPathKernel(stock.batchMatMul) };
+    batchMatMul = { ...stock.batchMatMul, kernelFunc: makeFastPathKernel(stock.batchMatMul, false) };
+    fusedMatMul = { ...stock.fusedMatMul, kernelFunc: makeFastPathKernel(stock.fusedMatMul, true) };
   }
   tf.unregisterKernel(tf.BatchMatMul, backendName);
   tf.registerKernel(batchMatMul);
