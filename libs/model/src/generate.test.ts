@@ -156,8 +156,12 @@ describe('generate, stopping', () => {
     expect(finished).toEqual([1, 3, 0, 2].map((index) => [index, stopped[index]]));
     expect(stopped[1]).toMatchObject({ finishReason: 'stop', tokenIds: free[1].tokenIds.slice(0, 1) });
     expect(stopped[3]).toMatchObject({ finishReason: 'stop', tokenIds: free[3].tokenIds.slice(0, 3) });
-    expect(stopped[0]).toEqual(free[0]);
-    expect(stopped[2]).toEqual(free[2]);
+    for (const i of [0, 2]) {
+      expect(stopped[i].tokenIds).toEqual(free[i].tokenIds);
+      // Bit for bit on CPU; other backends' kernels may round differently for another batch size.
+      if (tf.getBackend() === 'cpu') expect(stopped[i]).toEqual(free[i]);
+      else expect(Math.abs(stopped[i].logprobSum - free[i].logprobSum)).toBeLessThan(1e-5);
+    }
   });
 });
 

@@ -63,25 +63,35 @@ export class KvCache {
     const capacity = Math.max(...past.map((length) => length + newTokens));
     // Appending is a plain concat when every sequence fills the old slots exactly;
     // otherwise each sequence's slot s reads old slot s below its length and new
-    // token s - length from there on (a batched gather over [old; new]).
+    // token s - length from there on: one gather over [old; new] flattened to rows
+    // of headDim (tfjs-backend-wasm 4.22's gather with batchDims is wrong).
     const contiguous = past.every((length) => length === oldCapacity);
-    let indices: tf.Tensor2D | null = null;
-    if (!contiguous) {
-      const slots = new Int32Array(B * capacity);
+    let rows: tf.Tensor1D | null = null;
+    const rowsFor = (heads: number): tf.Tensor1D => {
+      if (rows !== null) return rows;
+      const sourceSlots = oldCapacity + newTokens;
+      const index = new Int32Array(B * heads * capacity);
       for (let b = 0; b < B; b++) {
-        for (let s = 0; s < capacity; s++) {
-          const fresh = s - past[b];
-          slots[b * capacity + s] = fresh < 0 ? s : fresh < newTokens ? oldCapacity + fresh : 0;
+        for (let h = 0; h < heads; h++) {
+          for (let s = 0; s < capacity; s++) {
+            const fresh = s - past[b];
+            const slot = fresh < 0 ? s : fresh < newTokens ? oldCapacity + fresh : 0;
+            index[(b * heads + h) * capacity + s] = (b * heads + h) * sourceSlots + slot;
+          }
         }
       }
-      indices = tf.tensor2d(slots, [B, capacity], 'int32'); // [B, S]
-    }
+      rows = tf.tensor1d(index, 'int32'); // [B*nKvHeads*S]
+      return rows;
+    };
     const newKeys: (tf.Tensor4D | null)[] = new Array(this.nLayers).fill(null);
     const newValues: (tf.Tensor4D | null)[] = new Array(this.nLayers).fill(null);
     const append = (old: tf.Tensor4D | null, fresh: tf.Tensor4D): tf.Tensor4D => {
-      if (old === null) return indices === null ? fresh : (tf.gather(fresh, indices, 2, 1) as tf.Tensor4D);
+      if (old === null) return fresh;
       const both = tf.concat([old, fresh], 2) as tf.Tensor4D; // [B, nKvHeads, oldS + T, headDim]
-      return indices === null ? both : (tf.gather(both, indices, 2, 1) as tf.Tensor4D); // [B, nKvHeads, S, headDim]
+      if (contiguous) return both;
+      const [, heads, , headDim] = both.shape;
+      const flat = tf.reshape(both, [-1, headDim]); // [B*nKvHeads*(oldS + T), headDim]
+      return tf.reshape(tf.gather(flat, rowsFor(heads)), [B, heads, capacity, headDim]) as tf.Tensor4D; // [B, nKvHeads, S, headDim]
     };
     let done = false;
     const dropPending = () => {

@@ -117,12 +117,14 @@ export function responseLogProbs(model: LlamaModel, items: readonly ScoreItem[])
   const ids = fed.map((sequence) => [...sequence, ...new Array<number>(T - sequence.length).fill(0)]);
   const rows: number[] = [];
   const targets: number[] = [];
-  const owners: number[] = [];
+  // owner[i][n] = 1 when picked row n belongs to item i: summing by a matmul is
+  // differentiable on every backend (wasm has no UnsortedSegmentSum kernel).
+  const owner: number[][] = items.map(() => []);
   items.forEach((item, i) => {
     item.responseIds.forEach((token, j) => {
+      owner.forEach((row, k) => row.push(k === i ? 1 : 0));
       rows.push(i * T + item.promptIds.length - 1 + j);
       targets.push(token);
-      owners.push(i);
     });
   });
   return tf.tidy(() => {
@@ -131,7 +133,8 @@ export function responseLogProbs(model: LlamaModel, items: readonly ScoreItem[])
     const D = hidden.shape[2];
     const picked = tf.gather(tf.reshape(hidden, [-1, D]), tf.tensor1d(rows, 'int32')) as tf.Tensor2D; // [N, D]
     const logprobs = targetLogProbs(model, picked, targets); // [N]
-    return tf.unsortedSegmentSum(logprobs, tf.tensor1d(owners, 'int32'), items.length) as tf.Tensor1D; // [items]
+    const sums = tf.matMul(tf.tensor2d(owner, [items.length, rows.length]), tf.reshape(logprobs, [-1, 1])); // [items, 1]
+    return tf.reshape(sums, [items.length]) as tf.Tensor1D; // [items]
   });
 }
 
@@ -145,8 +148,10 @@ function targetLogProbs(model: LlamaModel, hidden: tf.Tensor2D, targets: readonl
       tf.tidy(() => {
         const rows = tf.slice(hidden, [start, 0], [size, -1]); // [rows, D]
         const logprobs = tf.logSoftmax(model.logits(rows)); // [rows, V]
-        const index = tf.tensor2d(targets.slice(start, start + size), [size, 1], 'int32'); // [rows, 1]
-        return tf.reshape(tf.gather(logprobs, index, 1, 1), [size]) as tf.Tensor1D; // [rows]
+        const V = model.config.vocabSize;
+        // A flat gather: tfjs-backend-wasm 4.22's gather with batchDims is wrong.
+        const index = tf.tensor1d(targets.slice(start, start + size).map((target, r) => r * V + target), 'int32'); // [rows]
+        return tf.gather(tf.reshape(logprobs, [-1]), index) as tf.Tensor1D; // [rows]
       }),
     );
   }
