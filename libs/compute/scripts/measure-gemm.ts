@@ -5,6 +5,8 @@
 //   npx tsx libs/compute/scripts/measure-gemm.ts
 // Medians over repeated runs after warm-up; prints one table. Other processes
 // on the machine lower every figure: compare columns of one run.
+import { cpus, loadavg } from 'node:os';
+
 import * as tf from '@tensorflow/tfjs-core';
 
 import { initCompute, loadNativeGemm, useMatMulKernels, type GemmShape, type MatMulKernelMode } from '../src/index';
@@ -54,6 +56,8 @@ async function main(): Promise<void> {
     `backend ${info.backend} (${info.variant}); native kernel ${nativeInfo ? `${nativeInfo.isa}, ${nativeInfo.threads} threads` : 'absent'}; ` +
       `wasm: single-threaded SIMD build`,
   );
+  // Other processes share these cores; the load says how much of them this run had.
+  console.log(`${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}; load average ${loadavg()[0].toFixed(2)}`);
   const rows: string[][] = [['case', 'wasm stock', 'wasm fast path', 'wasm + native', 'native direct']];
   for (const c of cases) {
     const a = tf.randomUniform(c.a, -1, 1);
