@@ -149,3 +149,79 @@ export {
 } from './runtime';
 /** A random checkpoint of an architecture with a byte-level BPE tokenizer (`cream init-model`). */
 export { initCheckpoint, type InitCheckpointResult } from './init-checkpoint';
+
+// Training
+/** SFT and consistency-regularized DPO runs on a model's variables, reference log-probs computed once, and their progress, options and result. */
+export {
+  trainSft,
+  trainDpo,
+  computeReferenceLogprobs,
+  type TrainProgress,
+  type TrainOptions,
+  type CheckpointOptions,
+  type TrainResult,
+  type ReferenceLogprobsOptions,
+} from './train/trainer';
+/** Training hyperparameters, the paper's SFT and DPO defaults, and their validation. */
+export {
+  SFT_DEFAULTS,
+  DPO_DEFAULTS,
+  resolveHyperparameters,
+  validateHyperparameters,
+  type TrainHyperparameters,
+  type TrainKind,
+} from './train/hyperparameters';
+/** Training data as token ids: examples, pairs with C, truncation, right-padded batches, the seeded shuffle. */
+export {
+  padBatch,
+  pairSequences,
+  truncateSequence,
+  shuffledOrder,
+  type TokenSequence,
+  type SftExample,
+  type DpoPair,
+  type PaddedBatch,
+} from './train/batching';
+/** The SFT loss and CREAM's consistency-regularized DPO loss on tensors, and TRL's DPO metrics. */
+export { tokenLogprobs, sftLoss, dpoLoss, dpoMetrics, type PairLogprobs, type DpoLossResult, type DpoMetrics } from './train/losses';
+/** Differentiable response log-probs of a padded batch: per token, and summed per row. */
+export { batchResponseTokenLogprobs, batchResponseLogprobs } from './train/logprobs';
+/** AdamW as torch.optim.AdamW, its state keyed by weight name, and the default decay filter (2-D matrices). */
+export {
+  AdamW,
+  decayMatricesOnly,
+  type AdamWOptions,
+  type AdamWState,
+  type AdamWStateEntry,
+  type WeightDecayFilter,
+} from './train/adamw';
+/** Learning-rate schedules as transformers' (cosine, linear, constant, each with linear warmup). */
+export {
+  createSchedule,
+  learningRateAt,
+  scheduleMultiplier,
+  warmupStepsFromRatio,
+  type ScheduleKind,
+  type LearningRateSchedule,
+} from './train/schedule';
+/** Global gradient norm and clipping as torch's clip_grad_norm_. */
+export { globalNorm, clipByGlobalNorm, type ClippedGradients } from './train/clip';
+/** Training-state snapshots (weights, optimizer, position, RNG, reference log-probs): atomic save, load. */
+export {
+  saveTrainingState,
+  loadTrainingState,
+  latestSnapshot,
+  type TrainingState,
+  type ReferenceLogprobs,
+} from './train/state';
+/** The GatherV2 gradient by ScatterNd (wasm has no UnsortedSegmentSum), registered by the trainer. */
+export { gatherGradient, registerTrainingGradients } from './train/gather-gradient';
+/** Typed errors of training (cancelled, non-finite loss, bad snapshot) and their guards. */
+export {
+  TrainingCancelledError,
+  NonFiniteLossError,
+  TrainingStateError,
+  isTrainingCancelledError,
+  isNonFiniteLossError,
+  isTrainingStateError,
+} from './train/errors';

@@ -1,0 +1,42 @@
+// Gradient clipping by global norm, as torch.nn.utils.clip_grad_norm_: the L2
+// norm of all gradients taken as one vector; when it exceeds maxNorm every
+// gradient is scaled by maxNorm / (norm + 1e-6).
+
+import * as tf from '@tensorflow/tfjs-core';
+import { InvalidOptionError } from '../errors';
+
+/** The L2 norm of all `gradients` together, as one vector (a single read back). */
+export function globalNorm(gradients: Iterable<tf.Tensor>): number {
+  const list = [...gradients];
+  if (list.length === 0) return 0;
+  const sumOfSquares = tf.tidy(() => tf.addN(list.map((gradient) => tf.sum(tf.square(gradient))))); // []
+  try {
+    return Math.sqrt(sumOfSquares.dataSync()[0]);
+  } finally {
+    sumOfSquares.dispose();
+  }
+}
+
+/** Gradients after clipping, and the global norm they had before. */
+export interface ClippedGradients {
+  /** New tensors (the caller disposes them); the inputs are left as they were. */
+  readonly gradients: Map<string, tf.Tensor>;
+  /** Global norm before clipping. */
+  readonly norm: number;
+}
+
+/**
+ * Scales `gradients` so their global norm is at most `maxNorm` (Infinity turns
+ * clipping off). Returns new tensors whether or not they were scaled.
+ */
+export function clipByGlobalNorm(gradients: ReadonlyMap<string, tf.Tensor>, maxNorm: number): ClippedGradients {
+  if (!(maxNorm > 0)) throw new InvalidOptionError(`maxGradNorm must be > 0, got ${maxNorm}`, 'maxGradNorm');
+  const norm = globalNorm(gradients.values());
+  // torch: clip_coef = max_norm / (total_norm + 1e-6), clamped to at most 1.
+  const scale = Math.min(1, maxNorm / (norm + 1e-6));
+  const clipped = new Map<string, tf.Tensor>();
+  for (const [name, gradient] of gradients) {
+    clipped.set(name, scale < 1 ? tf.mul(gradient, scale) : tf.clone(gradient));
+  }
+  return { gradients: clipped, norm };
+}
