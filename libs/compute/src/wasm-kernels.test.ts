@@ -119,6 +119,20 @@ describe('wasm matmul kernels', () => {
   });
 
   for (const mode of modes) {
+    it(`${mode}: empty operands give empty or zero products`, () => {
+      use(mode);
+      tf.tidy(() => {
+        expect(tf.matMul(tf.zeros([0, 3]), tf.ones([3, 4])).shape).toEqual([0, 4]);
+        expect(tf.matMul(tf.zeros([3, 0, 2]), tf.ones([3, 2, 5])).shape).toEqual([3, 0, 5]);
+        // K = 0: every output is an empty sum.
+        const empty = tf.matMul(tf.ones([2, 0]), tf.ones([0, 3]));
+        expect(Array.from(empty.dataSync())).toEqual([0, 0, 0, 0, 0, 0]);
+      });
+      use('native');
+    });
+  }
+
+  for (const mode of modes) {
     it(`${mode}: fused matMul with bias and activation equals the unfused ops`, () => {
       use(mode);
       fusedMatchesUnfused(false);

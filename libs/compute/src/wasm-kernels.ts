@@ -217,6 +217,13 @@ function makeFastPathKernel(stock: tf.KernelConfig, fused: boolean): tf.KernelFu
     const args = params as unknown as KernelArgs;
     const { backend } = args;
     const call = matMulCall(args);
+    if (call && call.g.k === 0 && !fused) {
+      // An empty sum: zeros (the stock kernel returns uninitialized memory).
+      const out = backend.makeOutput(call.g.outShape, 'float32');
+      const offset = heapOffset(backend, out) as number;
+      backend.wasm.HEAPF32.fill(0, offset, offset + tf.util.sizeFromShape(call.g.outShape));
+      return out;
+    }
     // Already on the XNNPACK path, or a case the stock kernel must judge.
     if (!call || (!call.transposeA && !call.transposeB && call.g.batchA === 1 && call.g.batchB === 1)) {
       return callKernel(stock, args);
