@@ -18,6 +18,9 @@ import { dpoLoss, sftLoss } from './losses';
 import { TINY_CONFIG, dpoPairs, seededRandom, testModel } from './test-fixtures';
 import { computeReferenceLogprobs, trainDpo } from './trainer';
 
+// Steps of a tiny model take milliseconds, but these machines are shared: room for a slow moment.
+const SLOW = 30_000;
+
 beforeAll(() => {
   registerTrainingGradients();
 });
@@ -118,10 +121,10 @@ describe("gradients through the decoder (the tests' backend)", () => {
     const config = TEST_CONFIGS[configName];
     it(`SFT loss (${configName}): tfjs gradients equal float64 central differences`, () => {
       expect(checkGradients(config, 3, sftThroughModel, referenceSftLoss)).toBeGreaterThan(20);
-    });
+    }, SLOW);
     it(`DPO loss with C = 0.3 and 0.85 (${configName}): tfjs gradients equal float64 central differences`, () => {
       expect(checkGradients(config, 4, dpoThroughModel, referenceDpoLoss)).toBeGreaterThan(20);
-    });
+    }, SLOW);
   }
 });
 
@@ -135,7 +138,7 @@ describe('gradients through the decoder (wasm)', () => {
     // tensors and data buffers itself.
     isTest = tf.env().getBool('IS_TEST');
     tf.env().set('IS_TEST', false);
-  });
+  }, SLOW);
   afterAll(() => {
     tf.env().set('IS_TEST', isTest);
   });
@@ -144,7 +147,7 @@ describe('gradients through the decoder (wasm)', () => {
     expect(tf.getBackend()).toBe('wasm');
     expect(checkGradients(TEST_CONFIGS.qwen2, 5, sftThroughModel, referenceSftLoss)).toBeGreaterThan(20);
     expect(checkGradients(TEST_CONFIGS.qwen2, 6, dpoThroughModel, referenceDpoLoss)).toBeGreaterThan(20);
-  });
+  }, SLOW);
 
   it('a DPO run lowers its loss and leaves no tensor or data buffer behind', async () => {
     const policy = testModel(TINY_CONFIG, 7);
@@ -165,5 +168,5 @@ describe('gradients through the decoder (wasm)', () => {
     expect([after.numTensors, after.numDataBuffers]).toEqual([before.numTensors, (before as typeof after).numDataBuffers]);
     policy.dispose();
     reference.dispose();
-  });
+  }, SLOW);
 });

@@ -1,10 +1,13 @@
 // The training loops on a tiny decoder: gradient accumulation equals one big
 // batch, SFT and DPO lower their losses, a step leaks no tensors, the
 // reference log-probs make the first DPO step plain log 2, cancellation,
-// and (train N steps) == (train k, snapshot, new objects, resume, train N - k).
+// and (train N steps) == (train k, snapshot, new objects or a new process,
+// resume, train N - k).
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInvalidOptionError } from '../errors';
@@ -17,6 +20,12 @@ import { sftLoss } from './losses';
 import { loadTrainingState } from './state';
 import { computeReferenceLogprobs, trainDpo, trainSft, type TrainOptions, type TrainProgress } from './trainer';
 import { TINY_CONFIG, dpoPairs, seededRandom, sftExamples, testModel } from './test-fixtures';
+import { RESUME_SFT_RUN, weightsFingerprint } from './test-programs/resume-sft-run';
+
+// Steps of a tiny model take milliseconds, but these machines are shared: room for a slow moment.
+const SLOW = 30_000;
+
+const run = promisify(execFile);
 
 let scratch: string;
 beforeAll(async () => {
@@ -65,7 +74,7 @@ describe('hyperparameters', () => {
     expect(SFT_DEFAULTS).toMatchObject({ epochs: 5, learningRate: 5e-6, schedule: 'cosine', warmupRatio: 0.1, weightDecay: 0.01, maxGradNorm: 1, batchSize: 16 });
     expect(DPO_DEFAULTS).toMatchObject({ epochs: 1, learningRate: 1e-6, beta: 0.1, schedule: 'cosine', warmupRatio: 0.1, weightDecay: 0.01, maxGradNorm: 1, batchSize: 16 });
     expect(resolveHyperparameters('dpo', { beta: 0.5, epochs: undefined })).toMatchObject({ beta: 0.5, epochs: 1 });
-  });
+  }, SLOW);
 
   it('name the offending field', () => {
     for (const [overrides, field] of [
@@ -83,7 +92,7 @@ describe('hyperparameters', () => {
       }
       expect(isInvalidOptionError(error) && error.option).toBe(field);
     }
-  });
+  }, SLOW);
 });
 
 describe('trainSft', () => {
@@ -101,7 +110,7 @@ describe('trainSft', () => {
     expect(progress[0].learningRate).toBe(0); // transformers: update 0 of a warmed-up run has lr 0
     expect(progress[4].learningRate).toBeCloseTo(1e-2 * 0.5 * (1 + Math.cos((Math.PI * 0) / 28)), 12);
     dispose();
-  });
+  }, SLOW);
 
   it('with k micro-batches per step equals one pass over the whole batch', async () => {
     const examples = sftExamples(10, 3); // 10 examples, batches of 4: 4, 4, then 2
@@ -120,7 +129,7 @@ describe('trainSft', () => {
         expect(p.gradNorm).toBeCloseTo(runs[0].progress[i].gradNorm, 6);
       });
     }
-  });
+  }, SLOW);
 
   it('leaks no tensor across a training step', async () => {
     const { model, dispose } = testModel(TINY_CONFIG, 7);
@@ -136,7 +145,7 @@ describe('trainSft', () => {
     expect(counts.every((count) => count === before + 2 * model.weights.size)).toBe(true);
     expect(tf.memory().numTensors).toBe(before);
     dispose();
-  });
+  }, SLOW);
 
   it('counts examples cut to maxSequenceLength', async () => {
     const { model, dispose } = testModel(TINY_CONFIG, 9);
@@ -147,7 +156,7 @@ describe('trainSft', () => {
     const result = await trainSft(model, examples, { ...fast, epochs: 1, batchSize: 2, maxSequenceLength: 4 });
     expect(result.numTruncated).toBe(1);
     dispose();
-  });
+  }, SLOW);
 
   it('refuses to apply a step whose loss is not finite, and says which', async () => {
     const { model, dispose } = testModel(TINY_CONFIG, 12);
@@ -163,7 +172,7 @@ describe('trainSft', () => {
     expect(isNonFiniteLossError(error) && [error.step, Number.isNaN(error.loss)]).toEqual([1, true]);
     expect([...(model.weights.get('model.embed_tokens.weight') as tf.Tensor).dataSync()]).toEqual(embedding);
     dispose();
-  });
+  }, SLOW);
 
   it('stops between steps when its signal aborts', async () => {
     const { model, dispose } = testModel(TINY_CONFIG, 10);
@@ -184,7 +193,7 @@ describe('trainSft', () => {
     expect(isTrainingCancelledError(error) && [error.step, error.checkpoint]).toEqual([3, null]);
     expect(tf.memory().numTensors).toBe(before);
     dispose();
-  });
+  }, SLOW);
 });
 
 describe('trainDpo', () => {
@@ -205,7 +214,7 @@ describe('trainDpo', () => {
     expect(last.every((p) => p.meanConsistency === 1)).toBe(true);
     policy.dispose();
     reference.dispose();
-  });
+  }, SLOW);
 
   it('with C < 1 stops short of the C = 1 margin: the loss never falls below the entropy of C', async () => {
     const c = 0.8;
@@ -219,7 +228,7 @@ describe('trainDpo', () => {
     expect(progress.at(-1)?.loss).toBeLessThan(Math.LN2);
     policy.dispose();
     reference.dispose();
-  });
+  }, SLOW);
 
   it('with k micro-batches per step equals one pass over the whole batch, C per pair', async () => {
     const random = seededRandom(16);
@@ -242,7 +251,7 @@ describe('trainDpo', () => {
       }
     });
     reference.dispose();
-  });
+  }, SLOW);
 
   it('leaks no tensor across reference scoring or a training step', async () => {
     const policy = testModel(TINY_CONFIG, 20);
@@ -262,7 +271,7 @@ describe('trainDpo', () => {
     expect(tf.memory().numTensors).toBe(before);
     policy.dispose();
     reference.dispose();
-  });
+  }, SLOW);
 
   it('refuses reference log-probs of other pairs, and runs without any only when resuming', async () => {
     const policy = testModel(TINY_CONFIG, 23);
@@ -278,7 +287,7 @@ describe('trainDpo', () => {
       expect(isInvalidOptionError(error) && error.option).toBe('reference');
     }
     policy.dispose();
-  });
+  }, SLOW);
 });
 
 describe('save and resume', () => {
@@ -326,18 +335,18 @@ describe('save and resume', () => {
       expect([p.loss, p.gradNorm, p.learningRate, p.margin, p.epoch]).toEqual([want.loss, want.gradNorm, want.learningRate, want.margin, want.epoch]);
     });
     second.dispose();
-  });
+  }, SLOW);
 
-  it('SFT: resumes from the last periodic snapshot after a crash, bit for bit', async () => {
-    const examples = sftExamples(9, 40);
-    const hyper = { ...fast, epochs: 2, batchSize: 3 }; // 6 steps
-    const straight = testModel(TINY_CONFIG, 41);
+  it('SFT: resumes in a new process from the last periodic snapshot after a crash, bit for bit', async () => {
+    const { examples: count, dataSeed, modelSeed, hyperparameters: hyper } = RESUME_SFT_RUN; // 6 steps
+    const examples = sftExamples(count, dataSeed);
+    const straight = testModel(TINY_CONFIG, modelSeed);
     await trainSft(straight.model, examples, hyper);
-    const wantedWeights = weightValues(straight.model);
+    const wanted = weightsFingerprint(straight.model);
     straight.dispose();
 
     const directory = path.join(scratch, 'sft');
-    const first = testModel(TINY_CONFIG, 41);
+    const first = testModel(TINY_CONFIG, modelSeed);
     await expect(
       trainSft(first.model, examples, hyper, {
         checkpoint: { directory, everySteps: 2, keep: 2 },
@@ -349,12 +358,12 @@ describe('save and resume', () => {
     first.dispose();
     expect((await loadTrainingState(directory)).step).toBe(4);
 
-    const second = testModel(TINY_CONFIG, 42);
-    const result = await trainSft(second.model, examples, hyper, { checkpoint: { directory } });
-    expect(result.resumedFromStep).toBe(4);
-    expect(maxDifference(weightValues(second.model), wantedWeights)).toBe(0);
-    second.dispose();
-  });
+    // The resume runs in another process (test-programs/resume-sft.ts) from the files alone.
+    const { stdout } = await run(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, 'test-programs', 'resume-sft.ts'), directory], {
+      cwd: path.resolve(__dirname, '..', '..'),
+    });
+    expect(JSON.parse(stdout)).toEqual({ resumedFromStep: 4, weights: wanted });
+  }, SLOW);
 
   it('refuses a snapshot of other data or hyperparameters, naming the field', async () => {
     const examples = sftExamples(4, 50);
@@ -379,5 +388,5 @@ describe('save and resume', () => {
     const result = await trainSft(model, examples, { ...fast, learningRate: 2e-2 }, { checkpoint: { directory, resume: false } });
     expect(result.resumedFromStep).toBe(0);
     dispose();
-  });
+  }, SLOW);
 });
