@@ -37,7 +37,7 @@ import { dpoLoss, dpoMetrics, sftLoss, type DpoMetrics } from './losses';
 import { createSchedule, learningRateAt } from './schedule';
 import { latestSnapshot, loadTrainingState, saveTrainingState, type ReferenceLogprobs, type TrainingState } from './state';
 
-/** Progress of one optimizer step (the proto's TrainProgress). */
+/** Progress of one optimizer step (the proto's TrainProgress); the DPO metrics are 0 for SFT. */
 export interface TrainProgress extends DpoMetrics {
   /** Optimizer step, 1-based. */
   readonly step: number;
@@ -114,7 +114,9 @@ export interface ReferenceLogprobsOptions {
 /**
  * The frozen reference's summed response log-probs of every pair's chosen and
  * rejected response, in inference mode (no gradient tape), computed once
- * before DPO training. Pairs are truncated as training truncates them.
+ * before DPO training. Pairs are truncated as training truncates them. Since
+ * CREAM's reference is the model training starts from (M_t), this may be the
+ * policy model itself, called before trainDpo: no second copy of the weights.
  */
 export async function computeReferenceLogprobs(
   referenceModel: LlamaModel,
