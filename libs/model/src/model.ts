@@ -203,7 +203,8 @@ export class LlamaModel {
 }
 
 // 0 where query t of row b (at slot past[b] + t) may attend key slot s, i.e.
-// s <= past[b] + t and the mask allows s; MASKED elsewhere.
+// s <= past[b] + t and the mask allows s; MASKED elsewhere. Built in JS: a
+// broadcast comparison is a slow path on the wasm backend.
 function attentionMaskBias(
   past: readonly number[],
   T: number,
@@ -211,15 +212,16 @@ function attentionMaskBias(
   mask: { values: ArrayLike<number> } | undefined,
 ): tf.Tensor {
   const B = past.length;
-  const querySlots = new Int32Array(B * T);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) querySlots[b * T + t] = past[b] + t;
-  const keySlots = tf.reshape(tf.range(0, S, 1, 'int32'), [1, 1, 1, 1, S]); // [1, 1, 1, 1, S]
-  let allowed = tf.lessEqual(keySlots, tf.tensor(querySlots, [B, 1, 1, T, 1], 'int32')); // [B, 1, 1, T, S]
-  if (mask !== undefined) {
-    const keep = tf.notEqual(tf.tensor(Float32Array.from(mask.values), [B, 1, 1, 1, S]), 0); // [B, 1, 1, 1, S]
-    allowed = tf.logicalAnd(allowed, keep); // [B, 1, 1, T, S]
+  const bias = new Float32Array(B * T * S);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const row = (b * T + t) * S;
+      for (let s = 0; s < S; s++) {
+        if (s > past[b] + t || (mask !== undefined && mask.values[b * S + s] === 0)) bias[row + s] = MASKED;
+      }
+    }
   }
-  return tf.mul(tf.sub(tf.cast(allowed, 'float32'), 1), -MASKED); // [B, 1, 1, T, S]
+  return tf.tensor(bias, [B, 1, 1, T, S]); // [B, 1, 1, T, S]
 }
 
 // A rectangular batch of numbers from nested arrays or a 2-D tensor.

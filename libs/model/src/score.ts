@@ -129,7 +129,7 @@ export function responseLogProbs(model: LlamaModel, items: readonly ScoreItem[])
   });
   return tf.tidy(() => {
     const hidden = model.hiddenStates(ids); // [B, T, D]
-    if (rows.length === 0) return tf.zeros([items.length]) as tf.Tensor1D;
+    if (rows.length === 0) return tf.zeros([items.length]) as tf.Tensor1D; // [items]
     const D = hidden.shape[2];
     const picked = tf.gather(tf.reshape(hidden, [-1, D]), tf.tensor1d(rows, 'int32')) as tf.Tensor2D; // [N, D]
     const logprobs = targetLogProbs(model, picked, targets); // [N]
