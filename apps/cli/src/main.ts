@@ -17,7 +17,50 @@ const commands: Record<string, { summary: string; load: () => (argv: readonly st
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
     load: () => (require('./trace') as typeof import('./trace')).trace,
   },
+  'init-model': {
+    summary: 'write a random Hugging Face checkpoint of a config.json\'s architecture, with a tokenizer',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
+    load: () => (require('./init-model') as typeof import('./init-model')).initModel,
+  },
+  generate: {
+    summary: 'continue a prompt with a checkpoint and print the text',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
+    load: () => (require('./generate') as typeof import('./generate')).generate,
+  },
+  score: {
+    summary: 'log-probabilities of responses given prompts, JSONL in, JSONL out',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
+    load: () => (require('./score') as typeof import('./score')).score,
+  },
 };
+
+// Expected failures print one line, never a stack: a usage error (a flag, an
+// option out of range) exits 2; a bad input file, checkpoint or prompt exits 1.
+// Matched by name, so this file loads no library.
+const usageErrors = new Set(['ConfigError', 'TraceFileError', 'InvalidOptionError', 'ComputeConfigError']);
+const inputErrors = new Set([
+  'InputFileError',
+  'ModelConfigError',
+  'ModelWeightsError',
+  'CheckpointError',
+  'SafetensorsError',
+  'UnsupportedDtypeError',
+  'TokenizerError',
+  'ContextLengthError',
+  'TokenIdError',
+  'BackendUnavailableError',
+]);
+
+/** The exit code of an expected failure, or undefined for a bug (which prints its stack). */
+function expectedExitCode(error: unknown): number | undefined {
+  if (!(error instanceof Error)) return undefined;
+  if (usageErrors.has(error.name)) return 2;
+  if (inputErrors.has(error.name)) return 1;
+  // A file system failure (EACCES, ENOSPC, ENOTDIR...) says what and where in its message.
+  const code = (error as NodeJS.ErrnoException).code;
+  if (typeof code === 'string' && (error as NodeJS.ErrnoException).syscall !== undefined) return 1;
+  return undefined;
+}
 
 /** The top-level help text. */
 export function help(): string {
@@ -47,10 +90,9 @@ export async function main(argv: readonly string[], env: Record<string, string |
   try {
     return await entry.load()(rest, env);
   } catch (error) {
-    if (error instanceof Error && (error.name === 'ConfigError' || error.name === 'TraceFileError')) {
-      process.stderr.write(`cream ${command}: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
+    const code = expectedExitCode(error);
+    if (code === undefined) throw error;
+    process.stderr.write(`cream ${command}: ${(error as Error).message}\n`);
+    return code;
   }
 }
