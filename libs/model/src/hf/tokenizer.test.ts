@@ -85,6 +85,10 @@ describe.each([
     expect(tokenizer.decode(ids, { skipSpecialTokens: true })).toBe('hi');
     expect(tokenizer.decode(ids)).toBe(`${eos[0]}hi${eos[0]}`);
   });
+  it('decodes no ids to the empty string (a generation that starts with EOS)', () => {
+    expect(tokenizer.decode([])).toBe('');
+    expect(tokenizer.decode([], { skipSpecialTokens: true })).toBe('');
+  });
 });
 
 describe('chat templates as transformers renders them', () => {

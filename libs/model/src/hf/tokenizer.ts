@@ -207,8 +207,10 @@ export class HfTokenizer {
     return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
   }
 
-  /** Token ids to text; ids outside the vocabulary decode to nothing, as in transformers. */
+  /** Token ids to text; ids outside the vocabulary decode to nothing, as in transformers. No ids is the empty string. */
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    // @huggingface/tokenizers throws on an empty list; a generation whose first token is EOS has none.
+    if (ids.length === 0) return '';
     return this.tokenizer.decode([...ids], {
       skip_special_tokens: options.skipSpecialTokens ?? false,
       clean_up_tokenization_spaces: options.cleanUpTokenizationSpaces ?? false,
