@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { creamBin } from '../support/processes';
 import { creamProto, serviceClient, unary } from '../support/proto-client';
+import { publishTinyVersions } from '../support/tiny-models';
 
 function cream(args: string[]) {
   return spawnSync(process.execPath, [creamBin, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -71,8 +72,14 @@ describe('cream', () => {
 
   it('up: starts the services, waits for SERVING, prints endpoints, stops all on SIGINT', async () => {
     const logDir = mkdtempSync(join(tmpdir(), 'cream-up-'));
+    // The generator is NOT_SERVING until it holds a model: give the services a home whose registry has one.
+    const home = mkdtempSync(join(tmpdir(), 'cream-up-home-'));
+    await publishTinyVersions(join(home, 'registry'), [{ version: 'base', seed: 1 }]);
     // A port offset keeps clear of anything on the default ports.
-    const child = spawn(process.execPath, [creamBin, 'up', '--port-offset', '7311', '--log-dir', logDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [creamBin, 'up', '--port-offset', '7311', '--log-dir', logDir], {
+      env: { ...process.env, CREAM_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
     let stderr = '';
@@ -91,6 +98,11 @@ describe('cream', () => {
     const health = new Health(address, grpc.credentials.createInsecure());
     expect(await unary(health, 'Check', { service: 'cream.v1.ConsistencyScorerService' })).toEqual({ status: 'SERVING' });
     health.close();
+    // The generator serves the registry's latest version.
+    expect(stdout).toContain(`127.0.0.1:${50051 + 7311}`);
+    const generatorHealth = new Health(`127.0.0.1:${50051 + 7311}`, grpc.credentials.createInsecure());
+    expect(await unary(generatorHealth, 'Check', { service: 'cream.v1.GeneratorService' })).toEqual({ status: 'SERVING' });
+    generatorHealth.close();
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(stdout).toContain('cream up: stopped');
