@@ -183,6 +183,10 @@ export async function generate(
         cache.select(keep);
         active = keep.map((i) => active[i]);
       }
+      // Give the event loop a turn per step: a serving process must answer
+      // health checks, deliver finished sequences and see cancellations while
+      // a long batch decodes (a resolved await alone stays in the microtask queue).
+      await new Promise<void>((resolve) => setImmediate(resolve));
       options.signal?.throwIfAborted();
       logits = await decodeStep(model, cache, active.map((s) => s.tokenIds[s.tokenIds.length - 1]));
     }
