@@ -3,15 +3,24 @@
 // rotary position equals its slot: sequences of different lengths decode side by
 // side without left padding, and a sequence's attention sums run over the same
 // slots whatever else is in the batch (so results do not depend on the batch).
-// Slots at or past a sequence's length hold stale values that the causal mask
-// hides and the next write overwrites.
+// A write scatters each new token into its sequence's next slot
+// (tf.tensorScatterUpdate: one copy of the cache, not a concat and a gather);
+// capacity grows in blocks of CAPACITY_BLOCK slots. Slots at or past a
+// sequence's length hold zeros or stale values that the causal mask hides and
+// the next write overwrites.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError } from './errors';
 import type { KeyValueStore } from './layers';
 
+// Slots added at a time when the cache grows: decode steps between growths are a
+// single scatter, and attention spans at most this many unused (masked) slots.
+const CAPACITY_BLOCK = 64;
+
 /** One forward pass's writes into a KvCache; made by KvCache.beginWrite. */
 export interface KvCacheWrite {
+  /** Slots per sequence once written: the key count S of this pass's attention. */
+  readonly capacity: number;
   /** The store for layer `layer`: appends its keys and values, returns the attended ones. */
   layer(layer: number): KeyValueStore;
   /** Makes the writes the cache's contents and advances the lengths. */
@@ -50,54 +59,59 @@ export class KvCache {
     return this.keys[0]?.shape[2] ?? 0;
   }
 
+  /** The capacity after writing `newTokens` tokens per sequence. */
+  capacityAfter(newTokens: number): number {
+    const needed = Math.max(...this.sequenceLengths.map((length) => length + newTokens));
+    if (this.keys[0] === null) return needed; // the first write's keys become the cache as they are
+    return needed <= this.capacity ? this.capacity : Math.ceil(needed / CAPACITY_BLOCK) * CAPACITY_BLOCK;
+  }
+
   /**
    * Starts writing `newTokens` tokens per sequence at slots lengths[b].., of which
-   * the first inputLengths[b] are real (the rest right padding); on commit each
-   * length grows by its inputLengths[b]. Call inside the forward pass's tf.tidy.
+   * the first inputLengths[b] are real (the rest right padding, written but left
+   * past the length); on commit each length grows by its inputLengths[b]. Call
+   * inside the forward pass's tf.tidy.
    */
   beginWrite(newTokens: number, inputLengths: readonly number[]): KvCacheWrite {
     this.assertLive();
-    const B = this.batchSize;
     const past = this.sequenceLengths;
     const oldCapacity = this.capacity;
-    const capacity = Math.max(...past.map((length) => length + newTokens));
-    // Appending is a plain concat when every sequence fills the old slots exactly;
-    // otherwise each sequence's slot s reads old slot s below its length and new
-    // token s - length from there on: one gather over [old; new] flattened to rows
-    // of headDim (tfjs-backend-wasm 4.22's gather with batchDims is wrong).
-    const contiguous = past.every((length) => length === oldCapacity);
-    let rows: tf.Tensor1D | null = null;
-    const rowsFor = (heads: number): tf.Tensor1D => {
-      if (rows !== null) return rows;
-      const sourceSlots = oldCapacity + newTokens;
-      const index = new Int32Array(B * heads * capacity);
-      for (let b = 0; b < B; b++) {
+    const capacity = this.capacityAfter(newTokens);
+    const first = this.keys[0] === null;
+    // (sequence, head, slot) of each new row of keys [B*nKvHeads*T, headDim]; made
+    // here, in the forward pass's tidy, as every layer's write uses it.
+    let slots: tf.Tensor2D | null = null;
+    const slotsFor = (heads: number): tf.Tensor2D => {
+      if (slots === null) throw new Error('KvCacheWrite: slots were not prepared');
+      if (slots.shape[0] !== past.length * heads * newTokens) throw new Error('KvCacheWrite: heads changed between layers');
+      return slots;
+    };
+    if (!first) {
+      const heads = (this.keys[0] as tf.Tensor4D).shape[1];
+      const index = new Int32Array(past.length * heads * newTokens * 3);
+      let i = 0;
+      for (let b = 0; b < past.length; b++) {
         for (let h = 0; h < heads; h++) {
-          for (let s = 0; s < capacity; s++) {
-            const fresh = s - past[b];
-            const slot = fresh < 0 ? s : fresh < newTokens ? oldCapacity + fresh : 0;
-            index[(b * heads + h) * capacity + s] = (b * heads + h) * sourceSlots + slot;
-          }
+          for (let t = 0; t < newTokens; t++, i += 3) [index[i], index[i + 1], index[i + 2]] = [b, h, past[b] + t];
         }
       }
-      rows = tf.tensor1d(index, 'int32'); // [B*nKvHeads*S]
-      return rows;
+      slots = tf.tensor2d(index, [past.length * heads * newTokens, 3], 'int32'); // [B*nKvHeads*T, 3]
+    }
+    const append = (old: tf.Tensor4D | null, fresh: tf.Tensor4D): tf.Tensor4D => {
+      if (old === null) return fresh; // [B, nKvHeads, T, headDim]: every length was 0
+      const [B, heads, , headDim] = old.shape;
+      const grown = capacity > oldCapacity ? tf.pad(old, [[0, 0], [0, 0], [0, capacity - oldCapacity], [0, 0]]) : old; // [B, nKvHeads, S, headDim]
+      const rows = tf.reshape(fresh, [B * heads * newTokens, headDim]); // [B*nKvHeads*T, headDim]
+      return tf.tensorScatterUpdate(grown, slotsFor(heads), rows) as tf.Tensor4D; // [B, nKvHeads, S, headDim]
     };
     const newKeys: (tf.Tensor4D | null)[] = new Array(this.nLayers).fill(null);
     const newValues: (tf.Tensor4D | null)[] = new Array(this.nLayers).fill(null);
-    const append = (old: tf.Tensor4D | null, fresh: tf.Tensor4D): tf.Tensor4D => {
-      if (old === null) return fresh;
-      const both = tf.concat([old, fresh], 2) as tf.Tensor4D; // [B, nKvHeads, oldS + T, headDim]
-      if (contiguous) return both;
-      const [, heads, , headDim] = both.shape;
-      const flat = tf.reshape(both, [-1, headDim]); // [B*nKvHeads*(oldS + T), headDim]
-      return tf.reshape(tf.gather(flat, rowsFor(heads)), [B, heads, capacity, headDim]) as tf.Tensor4D; // [B, nKvHeads, S, headDim]
-    };
     let done = false;
     const dropPending = () => {
       for (const tensor of [...newKeys, ...newValues]) tensor?.dispose();
     };
     return {
+      capacity,
       layer: (layer) => (k, v) => {
         if (done) throw new Error('KvCacheWrite used after commit or abort');
         // Kept: the new cache outlives the tidy of this forward pass.

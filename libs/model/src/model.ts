@@ -24,7 +24,7 @@ export interface ForwardOptions {
   /**
    * [B, S]: 1 where a key may be attended, 0 for padding; combined with the
    * causal mask. S is T without a cache, the cache capacity after this pass's
-   * write with one (max over rows of length + T).
+   * write with one (cache.capacityAfter(T)).
    */
   attentionMask?: IntegerRows;
   /** The cache to read past keys and values from and append this pass's to. */
@@ -118,7 +118,7 @@ export class LlamaModel {
       throw new InvalidOptionError(`inputLengths must hold ${B} integers in [0, ${T}]`, 'inputLengths');
     }
     const positions = this.positionsOf(past, inputLengths, T, options.positions);
-    const keyCount = Math.max(...past.map((length) => length + T));
+    const keyCount = cache === undefined ? T : cache.capacityAfter(T);
     const mask = options.attentionMask === undefined ? undefined : readRows(options.attentionMask, 'attentionMask');
     if (mask !== undefined && (mask.rows !== B || mask.columns !== keyCount)) {
       throw new InvalidOptionError(`attentionMask must be [${B}, ${keyCount}], got [${mask.rows}, ${mask.columns}]`, 'attentionMask');
@@ -131,7 +131,11 @@ export class LlamaModel {
         const angles = this.rotary.angles(tf.tensor2d(positions.values, [B, T], 'int32'), positions.max); // [B, 1, T, headDim/2]
         let x = tf.gather(this.embedding, tf.tensor2d(Int32Array.from(ids.values), [B, T], 'int32')) as tf.Tensor3D; // [B, T, D]
         for (const [i, layer] of this.layers.entries()) {
-          x = decoderLayer(x, layer, config, angles, maskBias, write?.layer(i)); // [B, T, D]
+          // A tidy per layer frees its activations as it goes (a gradient tape keeps
+          // copies of what backward needs), so memory holds one layer's, not all.
+          const input = x;
+          x = tf.tidy(() => decoderLayer(input, layer, config, angles, maskBias, write?.layer(i))); // [B, T, D]
+          input.dispose();
         }
         const hidden = rmsNorm(x, this.finalNorm, config.rmsNormEps) as tf.Tensor3D; // [B, T, D]
         write?.commit();
