@@ -35,6 +35,9 @@ export async function feedSequences(
   const B = sequences.length;
   const longest = Math.max(...sequences.map((s) => s.length));
   for (let start = 0; start < longest; start += chunkSize) {
+    // A turn for the event loop per chunk (health checks, cancellations): reading
+    // a tensor back resolves as a microtask, which alone never yields.
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     signal?.throwIfAborted();
     const width = Math.min(chunkSize, longest - start);
     const ids = new Int32Array(B * width); // right padding with id 0, any valid id would do

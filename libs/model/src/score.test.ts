@@ -108,6 +108,14 @@ describe('scoreResponses', () => {
     expect(() => responseLogProbs(model, [tooLong])).toThrow(ContextLengthError);
   });
 
+  it('gives the event loop a turn between chunks and batches', async () => {
+    const { model } = setup(TEST_CONFIGS.llama);
+    let ticked = false;
+    setImmediate(() => (ticked = true));
+    await scoreResponses(model, itemsFor(TEST_CONFIGS.llama), { batchSize: 2, chunkSize: 4 });
+    expect(ticked).toBe(true);
+  });
+
   it('leaves no tensor behind, also when aborted', async () => {
     const { model } = setup(TEST_CONFIGS.llama3Odd);
     await scoreResponses(model, itemsFor(TEST_CONFIGS.llama3Odd)); // grows the rotary tables once

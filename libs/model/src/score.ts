@@ -65,6 +65,7 @@ export async function scoreResponses(
   order.sort((a, b) => fed[b].length - fed[a].length || a - b);
 
   for (let first = 0; first < order.length; first += batchSize) {
+    if (first > 0) await new Promise<void>((resolve) => setImmediate(resolve)); // a turn for the event loop per batch
     const batch = order.slice(first, first + batchSize);
     const sequences = batch.map((i) => fed[i]);
     const cache = model.createCache(batch.length);
