@@ -2,12 +2,12 @@
 // for unknown commands and services, and `cream up` bringing the available
 // services up on loopback, SERVING, then stopping them all on Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { describe, expect, it } from 'vitest';
-import { creamBin } from '../support/processes';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { creamBin, workspaceRoot } from '../support/processes';
 import { creamProto, serviceClient, unary } from '../support/proto-client';
 import { publishTinyVersions } from '../support/tiny-models';
 
@@ -68,6 +68,63 @@ describe('cream', () => {
     expect(result.stdout).toMatch(/\b2\b/);
     const missing = cream(['trace', '--file', join(dir, 'nope.jsonl')]);
     expect(missing.status).toBe(2);
+  });
+
+  it('models: imports an init-model checkpoint into the registry, lists and verifies it', () => {
+    const root = mkdtempSync(join(tmpdir(), 'cream-models-'));
+    const model = join(root, 'm0');
+    const registry = join(root, 'registry');
+    const init = cream(['init-model', '--config', join(workspaceRoot, 'apps', 'cli', 'configs', 'tiny-llama.json'), '--out', model, '--seed', '1']);
+    expect(init.status, init.stderr).toBe(0);
+    const imported = cream(['models', 'import', model, '--version', 'm0', '--registry', registry]);
+    expect(imported.status, imported.stderr).toBe(0);
+    expect(imported.stdout).toContain('imported');
+    expect(imported.stdout).toContain('as m0');
+    const again = cream(['models', 'import', model, '--version', 'm0', '--registry', registry]);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/m0/);
+    const list = cream(['models', 'list', '--registry', registry]);
+    expect(list.stdout).toMatch(/^m0\t/m);
+    expect(cream(['models', 'verify', 'm0', '--registry', registry]).stdout).toContain('every file matches its manifest');
+    // A flipped byte is caught.
+    const weights = join(registry, 'versions', 'm0', 'model.safetensors');
+    chmodSync(weights, 0o644);
+    const bytes = readFileSync(weights);
+    bytes[bytes.length - 1] ^= 0xff;
+    writeFileSync(weights, bytes);
+    const verify = cream(['models', 'verify', 'm0', '--registry', registry]);
+    expect(verify.status).toBe(1);
+    expect(verify.stderr).toContain('model.safetensors');
+    const missing = cream(['models', 'import', join(root, 'nope'), '--registry', registry]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('config.json');
+  });
+
+  it('up: with an empty registry, the model services come up NOT_SERVING and are reported, not fatal', async () => {
+    const logDir = mkdtempSync(join(tmpdir(), 'cream-up-empty-'));
+    const home = mkdtempSync(join(tmpdir(), 'cream-up-empty-home-'));
+    const child = spawn(process.execPath, [creamBin, 'up', '--port-offset', '7411', '--log-dir', logDir, '--serving-timeout-seconds', '2'], {
+      env: { ...process.env, CREAM_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // However the test ends, cream up (and through it every service) stops.
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGINT');
+    });
+    const deadline = Date.now() + 90_000;
+    while (!stdout.includes('Ctrl-C stops them all')) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`cream up did not come up:\n${stdout}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(stdout).toContain('every service is up');
+    expect(stdout).toMatch(/generator\s+127\.0\.0\.1:57462\s+NOT_SERVING/);
+    expect(stdout).toMatch(/consistency-scorer\s+127\.0\.0\.1:57464\s+SERVING/);
+    expect(stdout).toContain('cream models import');
+    child.kill('SIGINT');
+    expect(await exited, `${stdout}\nlogs in ${logDir}`).toBe(0);
   });
 
   it('up: starts the services, waits for SERVING, prints endpoints, stops all on SIGINT', async () => {

@@ -27,6 +27,11 @@ const commands: Record<string, { summary: string; load: () => (argv: readonly st
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
     load: () => (require('./generate') as typeof import('./generate')).generate,
   },
+  models: {
+    summary: 'import a Hugging Face directory into the model registry, list and verify versions',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
+    load: () => (require('./models') as typeof import('./models')).models,
+  },
   score: {
     summary: 'log-probabilities of responses given prompts, JSONL in, JSONL out',
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
@@ -49,6 +54,10 @@ const inputErrors = new Set([
   'ContextLengthError',
   'TokenIdError',
   'BackendUnavailableError',
+  'InvalidInputError',
+  'VersionExistsError',
+  'VersionNotFoundError',
+  'ManifestMismatchError',
 ]);
 
 /** The exit code of an expected failure, or undefined for a bug (which prints its stack). */

@@ -13,7 +13,14 @@ const upOptions = {
   host: option.string({ flag: 'host', env: 'CREAM_HOST', description: 'address every service binds', default: '127.0.0.1', nonEmpty: true }),
   portOffset: option.int({ flag: 'port-offset', env: 'CREAM_PORT_OFFSET', description: 'added to every default port (50051..50055)', default: 0, min: -50000, max: 15000 }),
   logDir: option.string({ flag: 'log-dir', env: 'CREAM_LOG_DIR', description: 'where each service\'s log goes', default: '.cream/logs' }),
-  timeoutSeconds: option.number({ flag: 'timeout-seconds', description: 'how long to wait for every service to be SERVING', default: 120, min: 1, max: 3600 }),
+  timeoutSeconds: option.number({ flag: 'timeout-seconds', description: 'how long to wait for every service to answer health checks', default: 120, min: 1, max: 3600 }),
+  servingTimeoutSeconds: option.number({
+    flag: 'serving-timeout-seconds',
+    description: 'how long to wait for SERVING (a model service without a model stays NOT_SERVING and is reported)',
+    default: 60,
+    min: 0,
+    max: 3600,
+  }),
   only: option.string({ flag: 'only', description: 'comma-separated services to start (default: every available one)', default: '' }),
   help: option.bool({ flag: 'help', description: 'print this help and exit', default: false }),
 };
@@ -43,7 +50,12 @@ function healthStatus(address: string, service: string, deadlineMs: number): Pro
   );
 }
 
-async function waitServing(started: Started, until: number): Promise<void> {
+/**
+ * Waits until the service answers health, then until it is SERVING or the
+ * serving deadline passes. A model service with no model to load stays
+ * NOT_SERVING: that is reported, not a failure. A process that exits is.
+ */
+async function waitHealthy(started: Started, answerBy: number, servingBy: number): Promise<ServingStatus> {
   let exitCode: number | null | undefined;
   void started.exited.then((code) => (exitCode = code));
   for (;;) {
@@ -52,8 +64,9 @@ async function waitServing(started: Started, until: number): Promise<void> {
       throw new Error(`${started.entry.name} exited with code ${exitCode} before it was SERVING; its log (${started.logPath}) ends:\n${tail}`);
     }
     const status = await healthStatus(started.address, started.entry.grpcService, 1000).catch(() => undefined);
-    if (status === ServingStatus.SERVING) return;
-    if (Date.now() > until) throw new Error(`${started.entry.name} at ${started.address} was not SERVING in time (last status ${status ?? 'unreachable'})`);
+    if (status === ServingStatus.SERVING) return status;
+    if (status === undefined && Date.now() > answerBy) throw new Error(`${started.entry.name} at ${started.address} did not answer health checks in time`);
+    if (status !== undefined && Date.now() > servingBy) return status;
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -75,6 +88,7 @@ export async function up(argv: readonly string[], env: Record<string, string | u
   mkdirSync(logDir, { recursive: true });
   const bin = join(__dirname, '..', 'bin', 'cream.js');
   const started: Started[] = [];
+  let statuses: ServingStatus[] = [];
   const stopAll = async () => {
     for (const s of started) if (s.child.exitCode === null) s.child.kill('SIGTERM');
     await Promise.all(started.map((s) => s.exited));
@@ -93,16 +107,26 @@ export async function up(argv: readonly string[], env: Record<string, string | u
       const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
       started.push({ entry, address: `${config.host}:${port}`, child, logPath, exited });
     }
-    const until = Date.now() + config.timeoutSeconds * 1000;
-    await Promise.all(started.map((s) => waitServing(s, until)));
+    const answerBy = Date.now() + config.timeoutSeconds * 1000;
+    const servingBy = Date.now() + config.servingTimeoutSeconds * 1000;
+    statuses = await Promise.all(started.map((s) => waitHealthy(s, answerBy, servingBy)));
   } catch (error) {
     process.stderr.write(`cream up: ${(error as Error).message}\n`);
     await stopAll();
     return 1;
   }
   const width = Math.max(...started.map((s) => s.entry.name.length)) + 2;
-  process.stdout.write('cream up: every service is SERVING\n');
-  for (const s of started) process.stdout.write(`  ${s.entry.name.padEnd(width)}${s.address}  (pid ${s.child.pid}, log ${s.logPath})\n`);
+  const waiting = started.filter((_, i) => statuses[i] !== ServingStatus.SERVING);
+  process.stdout.write(waiting.length === 0 ? 'cream up: every service is SERVING\n' : 'cream up: every service is up\n');
+  started.forEach((s, i) => {
+    const state = statuses[i] === ServingStatus.SERVING ? 'SERVING' : 'NOT_SERVING';
+    process.stdout.write(`  ${s.entry.name.padEnd(width)}${s.address}  ${state.padEnd(12)}(pid ${s.child.pid}, log ${s.logPath})\n`);
+  });
+  if (waiting.length > 0) {
+    process.stdout.write(
+      `  NOT_SERVING: ${waiting.map((s) => s.entry.name).join(', ')} (no model loaded yet: put one in the registry with \`cream init-model\` and \`cream models import\`, then call LoadModel)\n`,
+    );
+  }
   if (missing.length > 0) process.stdout.write(`  not in this build yet: ${missing.join(', ')}\n`);
   process.stdout.write('Ctrl-C stops them all.\n');
   await new Promise<void>((resolvePromise) => {

@@ -60,3 +60,5 @@ export {
   isStageCorruptError,
   type MismatchProblem,
 } from './errors';
+/** Default locations: CREAM_HOME and the registry root. */
+export { creamHome, defaultRegistryRoot } from './locations';
