@@ -32,6 +32,10 @@ constexpr size_t kMaxNr = 32;
 // (decoding steps, where M is the batch).
 constexpr size_t kDirectBMaxRows = 32;
 
+// A single product split by rows across threads packs its whole op(B) once,
+// shared, instead of once per task, when the packed copy stays this small.
+constexpr size_t kMaxSharedPackedB = size_t{8} << 20;  // floats (32 MiB)
+
 // Below this many flops one thread is faster than waking another.
 constexpr double kParallelFlops = 2.0 * 64 * 64 * 64;
 
@@ -246,7 +250,49 @@ struct Task {
   size_t batch, m0, m1, n0, n1;
 };
 
-void RunTask(const GemmProblem& p, const Plan& plan, const Task& t, float* pack_a, float* pack_b) {
+inline size_t RoundUp(size_t value, size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+// Where the (jc, pc) block of a fully packed op(B) starts: column blocks of
+// NC (the last one padded to NR) follow each other, each holding its depth
+// blocks back to back, each laid out as PackB lays out a block.
+inline size_t SharedBlockOffset(const GemmProblem& p, const Plan& plan, size_t jc, size_t nc, size_t pc) {
+  return jc * p.k + pc * RoundUp(nc, plan.nr);
+}
+
+// Packs all of op(B) once into `out` (RoundUp(n, nr) * k floats), the panels
+// shared out among the pool's threads.
+void PrePackB(const GemmProblem& p, const Plan& plan, ThreadPool& pool, size_t participants, float* out) {
+  struct Piece {
+    size_t jc, nc, pc, kc, j0, j1;
+  };
+  std::vector<Piece> pieces;
+  for (size_t jc = 0; jc < p.n; jc += plan.nc) {
+    const size_t nc = std::min(plan.nc, p.n - jc);
+    const size_t panels = (nc + plan.nr - 1) / plan.nr;
+    for (size_t pc = 0; pc < p.k; pc += plan.kc) {
+      const size_t kc = std::min(plan.kc, p.k - pc);
+      for (size_t i = 0; i < participants; ++i) {
+        const size_t j0 = std::min(nc, panels * i / participants * plan.nr);
+        const size_t j1 = std::min(nc, panels * (i + 1) / participants * plan.nr);
+        if (j1 > j0) pieces.push_back({jc, nc, pc, kc, j0, j1});
+      }
+    }
+  }
+  std::atomic<size_t> next{0};
+  pool.Run(participants, [&](size_t) {
+    for (size_t i = next.fetch_add(1); i < pieces.size(); i = next.fetch_add(1)) {
+      const Piece& piece = pieces[i];
+      float* block = out + SharedBlockOffset(p, plan, piece.jc, piece.nc, piece.pc);
+      PackB(p.b, p.n, p.k, p.trans_b, piece.jc + piece.j0, piece.j1 - piece.j0, piece.pc, piece.kc, plan.nr,
+            block + piece.j0 * piece.kc);
+    }
+  });
+}
+
+// `packed_b`, when given, holds all of op(B) packed by PrePackB; the task then
+// packs only A.
+void RunTask(const GemmProblem& p, const Plan& plan, const Task& t, float* pack_a, float* pack_b,
+             const float* packed_b) {
   const float* a = p.a + (p.batch_a == 1 ? 0 : t.batch) * p.m * p.k;
   const float* b = p.b + (p.batch_b == 1 ? 0 : t.batch) * p.k * p.n;
   float* c = p.c + t.batch * p.m * p.n;
@@ -267,7 +313,10 @@ void RunTask(const GemmProblem& p, const Plan& plan, const Task& t, float* pack_
       // partial last panel is packed (reading it in place would run past
       // the row, and past the array on the last row).
       const size_t full_cols = direct_b ? (nc / plan.nr) * plan.nr : 0;
-      if (full_cols < nc) {
+      const float* b_block = pack_b;
+      if (packed_b != nullptr) {
+        b_block = packed_b + SharedBlockOffset(p, plan, jc, nc, pc);
+      } else if (full_cols < nc) {
         PackB(b, p.n, p.k, p.trans_b, jc + full_cols, nc - full_cols, pc, kc, plan.nr, pack_b + full_cols * kc);
       }
       for (size_t ic = t.m0; ic < t.m1; ic += plan.mc) {
@@ -276,7 +325,7 @@ void RunTask(const GemmProblem& p, const Plan& plan, const Task& t, float* pack_
         for (size_t jr = 0; jr < nc; jr += plan.nr) {
           const size_t nr = std::min(plan.nr, nc - jr);
           const bool in_place = jr < full_cols;
-          const float* b_panel = in_place ? b + pc * p.n + jc + jr : pack_b + jr * kc;
+          const float* b_panel = in_place ? b + pc * p.n + jc + jr : b_block + jr * kc;
           const size_t ldb = in_place ? p.n : plan.nr;
           for (size_t ir = 0; ir < mc; ir += plan.mr) {
             const size_t mr = std::min(plan.mr, mc - ir);
@@ -387,12 +436,23 @@ void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
   std::vector<float*> scratch(participants);
   for (size_t i = 0; i < participants; ++i) scratch[i] = pool.Scratch(i, pack_a_floats + pack_b_floats);
 
+  // One product split by rows: every task would pack the same op(B), so it
+  // is packed once, shared (row splits are what SplitBatch makes when m >= n).
+  float* packed_b = nullptr;
+  const bool direct_b = !p.trans_b && p.m <= kDirectBMaxRows;
+  const size_t shared_floats = RoundUp(p.n, plan.nr) * p.k;
+  if (batches == 1 && participants > 1 && tasks.size() > 1 && p.m >= p.n && !direct_b && p.k > 0 &&
+      shared_floats <= kMaxSharedPackedB) {
+    packed_b = pool.Scratch(pool.size(), shared_floats);
+    PrePackB(p, plan, pool, participants, packed_b);
+  }
+
   std::atomic<size_t> next{0};
   pool.Run(participants, [&](size_t index) {
     float* pack_a = scratch[index];
     float* pack_b = pack_a + pack_a_floats;
     for (size_t t = next.fetch_add(1); t < tasks.size(); t = next.fetch_add(1)) {
-      RunTask(p, plan, tasks[t], pack_a, pack_b);
+      RunTask(p, plan, tasks[t], pack_a, pack_b, packed_b);
     }
   });
 }

@@ -16,10 +16,17 @@ int main() {
   int bad = 0, runs = 0;
   for (Isa isa : {Isa::kAvx512, Isa::kAvx2Fma, Isa::kGeneric}) {
     const int dims[] = {1, 2, 3, 5, 12, 13, 17, 31, 32, 33, 65, 100, 257, 300};
-    for (int trial = 0; trial < 150; ++trial) {
+    for (int trial = 0; trial < 166; ++trial) {
       size_t m = dims[rng() % 14], n = dims[rng() % 14], k = dims[rng() % 14];
       size_t ba = 1 + rng() % 3, bb = (rng() % 2) ? 1 : ba; if (rng() % 3 == 0) std::swap(ba, bb);
       bool ta = rng() % 2, tb = rng() % 2;
+      if (trial >= 150) {
+        // Single tall products: op(B) packed once and shared by the threads,
+        // with ragged last column and depth blocks.
+        const size_t tall[4][3] = {{300, 100, 300}, {257, 65, 257}, {1100, 1030, 70}, {600, 33, 513}};
+        m = tall[trial % 4][0]; n = tall[trial % 4][1]; k = tall[trial % 4][2];
+        ba = bb = 1; ta = (trial / 4) % 2; tb = (trial / 8) % 2;
+      }
       size_t bt = std::max(ba, bb);
       // Exact-size heap buffers so any overread or overwrite trips ASan.
       float* a = (float*)malloc(sizeof(float) * ba * m * k);

@@ -32,7 +32,7 @@ void SpinThenYield(Done done) {
 }
 }  // namespace
 
-ThreadPool::ThreadPool(size_t threads) : scratch_(threads == 0 ? 1 : threads) {
+ThreadPool::ThreadPool(size_t threads) : scratch_((threads == 0 ? 1 : threads) + 1) {
   const size_t workers = threads <= 1 ? 0 : threads - 1;
   workers_.reserve(workers);
   for (size_t i = 0; i < workers; ++i) {

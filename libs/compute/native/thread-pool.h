@@ -31,7 +31,8 @@ class ThreadPool {
   void Run(size_t participants, const std::function<void(size_t)>& job);
 
   // Scratch memory of `floats` floats, 64-byte aligned, owned by participant
-  // `index` and kept between calls (packing buffers); freed by the destructor.
+  // `index` (0 .. size() - 1), or shared by all when index == size(); kept
+  // between calls (packing buffers) and freed by the destructor.
   float* Scratch(size_t index, size_t floats);
 
  private:
