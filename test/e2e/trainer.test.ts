@@ -4,8 +4,9 @@
 // examples lowers its loss and publishes a version the generator then loads;
 // a DPO job with per-pair weights (C) lowers its loss and publishes a child
 // of the SFT version; a second job while one runs is RESOURCE_EXHAUSTED naming
-// the running job, and CancelJob ends that job CANCELLED with nothing
-// published; a pair whose chosen equals its rejected is INVALID_ARGUMENT
+// the running job, one with wait_if_busy is QUEUED and runs after it, and
+// CancelJob (or the client cancelling its call) ends the running job
+// CANCELLED with nothing published; a pair whose chosen equals its rejected is INVALID_ARGUMENT
 // naming the field and an unknown base is NOT_FOUND, with nothing stored lost.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -174,20 +175,34 @@ describe('cream serve trainer', () => {
     expect(manifest).toMatchObject({ parent: 'm1', recipe: { method: 'cream-dpo', referenceVersion: 'm1', hyperparameters: { beta: 0.1 } } });
   }, 90_000);
 
-  it('refuses a second job while one runs, naming it; CancelJob ends the first with nothing published', async () => {
+  it('refuses a second job while one runs, naming it, queues one that asks to wait; CancelJob ends the first with nothing published', async () => {
     let secondResult: Promise<TrainOutcome> | undefined;
+    let queuedResult: Promise<TrainOutcome> | undefined;
     const first = train(
       { job_id: 'long-1', kind: 'TRAIN_KIND_SFT', base_version: 'm0', output_version: 'never', hyperparameters: { learning_rate: 0.001, epochs: 1000, batch_size: 4 } },
       [{ sft_examples: sftExamples(4) }],
       (r) => {
         if (r.progress?.step === 1 && !secondResult) {
           secondResult = train({ job_id: 'second', kind: 'TRAIN_KIND_SFT', base_version: 'm0' }, [{ sft_examples: sftExamples(2) }]);
-          void secondResult.then(() => unary(client, 'CancelJob', { job_id: 'long-1' }));
+          // Then one that asks to wait: QUEUED, and it runs once the first is cancelled.
+          void secondResult.then(() => {
+            queuedResult = train(
+              { job_id: 'queued-1', kind: 'TRAIN_KIND_SFT', base_version: 'm0', output_version: 'm0-queued', wait_if_busy: true, hyperparameters: { epochs: 1, batch_size: 2 } },
+              [{ sft_examples: sftExamples(2) }],
+              (q) => {
+                if (q.job?.state === 'JOB_STATE_QUEUED') void unary(client, 'CancelJob', { job_id: 'long-1' });
+              },
+            );
+          });
         }
       },
     );
     const outcome = await first;
     const second = await secondResult!;
+    await expect.poll(() => queuedResult, { timeout: 10_000 }).toBeDefined();
+    const queued = await queuedResult!;
+    expect(queued.error).toBeNull();
+    expect(queued.jobs.map((j) => j.state)).toEqual(['JOB_STATE_QUEUED', 'JOB_STATE_RECEIVING', 'JOB_STATE_RUNNING', 'JOB_STATE_PUBLISHING', 'JOB_STATE_SUCCEEDED']);
     expect(second.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(second.error?.details).toContain('long-1');
     expect(outcome.error).toBeNull();
@@ -197,6 +212,22 @@ describe('cream serve trainer', () => {
     expect((await unary<{ job: Job }>(client, 'GetJob', { job_id: 'long-1' })).job.state).toBe('JOB_STATE_CANCELLED');
     const missing = (await unary(client, 'CancelJob', { job_id: 'nope' }).catch((e) => e)) as grpc.ServiceError;
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
+  }, 60_000);
+
+  it('a client that cancels its call cancels the job, with nothing published', async () => {
+    const outcome = await train(
+      { job_id: 'dropped-1', kind: 'TRAIN_KIND_SFT', base_version: 'm0', output_version: 'dropped', hyperparameters: { epochs: 1000, batch_size: 4 } },
+      [{ sft_examples: sftExamples(4) }],
+      (r, call) => {
+        if (r.progress?.step === 2) call.cancel();
+      },
+    );
+    expect(outcome.error?.code).toBe(grpc.status.CANCELLED);
+    await expect.poll(async () => (await unary<{ job: Job }>(client, 'GetJob', { job_id: 'dropped-1' })).job.state, { timeout: 10_000 }).toBe('JOB_STATE_CANCELLED');
+    expect(await (await ModelRegistry.open(registryDir)).has('dropped')).toBe(false);
+    const listed = await unary<{ jobs: Job[]; running_job_id: string }>(client, 'ListJobs', { limit: 2 });
+    expect(listed.jobs.map((j) => j.job_id)).toEqual(['dropped-1', 'queued-1']);
+    expect(listed.running_job_id).toBe('');
   }, 60_000);
 
   it('refuses a pair whose chosen equals its rejected, naming the field, and an unknown base; nothing stored is lost', async () => {

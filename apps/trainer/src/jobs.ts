@@ -92,6 +92,8 @@ export class Trainer {
   private running: string | null = null;
   /** Resolves when the job holding the slot ends; a queued job awaits it. */
   private slot: Promise<void> = Promise.resolve();
+  /** The job that last claimed the slot, until it ends (running or queued): what a busy refusal names when none runs yet. */
+  private lastClaimed: string | null = null;
   private scopes = 0;
 
   constructor(
@@ -130,14 +132,16 @@ export class Trainer {
       throw new InvalidArgumentError('the first Train message must carry the spec', 'spec');
     }
     const plan = validateSpec(first.value.item.value);
-    if (this.records.has(plan.jobId)) throw new InvalidArgumentError(`spec.job_id "${plan.jobId}" is already used`, 'spec.job_id');
-    if (this.running !== null && !plan.waitIfBusy) {
-      throw new ResourceExhaustedError(`job "${this.running}" is running; one job runs at a time (set wait_if_busy to queue)`);
-    }
     const registry = await this.registry;
     const base = await registry.resolve(plan.baseVersion); // VersionNotFoundError -> NOT_FOUND
     const reference = plan.kind === 'dpo' ? await registry.resolve(plan.referenceVersion) : '';
     if (await registry.has(plan.outputVersion)) throw new VersionExistsError(plan.outputVersion);
+    if (this.records.has(plan.jobId)) throw new InvalidArgumentError(`spec.job_id "${plan.jobId}" is already used`, 'spec.job_id');
+    // From here to claiming the slot nothing awaits: two calls cannot both find the trainer idle.
+    const holder = this.running ?? this.lastClaimed;
+    if (holder !== null && !plan.waitIfBusy) {
+      throw new ResourceExhaustedError(`job "${holder}" is running; one job runs at a time (set wait_if_busy to queue)`);
+    }
 
     const abort = new AbortController();
     const onClientGone = () => abort.abort(new Error('the client cancelled the call'));
@@ -168,17 +172,25 @@ export class Trainer {
       await send({ event: { $case: 'job', value: { ...job } } });
     };
 
-    // One job at a time: take the slot (waiting behind the running job when asked to).
+    // One job at a time: take the slot (waiting behind the running and queued jobs when asked to).
     let release!: () => void;
     const previous = this.slot;
     this.slot = new Promise<void>((resolve) => (release = resolve));
+    this.lastClaimed = plan.jobId;
     try {
-      if (this.running !== null) {
+      if (holder !== null) {
         await setState(JobState.JOB_STATE_QUEUED);
-        await previous;
-      } else {
-        await previous;
+        // A queued job can be cancelled while it waits.
+        await new Promise<void>((resolve, reject) => {
+          const onAbort = () => reject(abort.signal.reason);
+          abort.signal.addEventListener('abort', onAbort, { once: true });
+          void previous.then(() => {
+            abort.signal.removeEventListener('abort', onAbort);
+            resolve();
+          });
+        });
       }
+      if (abort.signal.aborted) throw abort.signal.reason;
       this.running = plan.jobId;
       await this.run(plan, base, reference, job, abort.signal, iterator, setState, send);
     } catch (error) {
@@ -197,7 +209,9 @@ export class Trainer {
     } finally {
       ctx.signal.removeEventListener('abort', onClientGone);
       if (this.running === plan.jobId) this.running = null;
-      release();
+      if (this.lastClaimed === plan.jobId) this.lastClaimed = null;
+      // The next job starts only after every job before it ended, even if this one left the queue early.
+      void previous.then(release);
     }
   }
 
