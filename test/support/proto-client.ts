@@ -1,5 +1,6 @@
 // gRPC clients built from the .proto files alone, with @grpc/proto-loader:
 // what a user's own tool has, independent of cream's generated TypeScript.
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -12,9 +13,14 @@ export function loadProto(files: string[], includeDirs: string[]): grpc.GrpcObje
   return grpc.loadPackageDefinition(protoLoader.loadSync(files, { ...loaderOptions, includeDirs }));
 }
 
-/** The cream.v1 and grpc.health.v1 packages from proto/. */
+/** The cream.v1 and grpc.health.v1 packages from proto/ (every file of proto/cream/v1). */
 export function creamProto(): grpc.GrpcObject {
-  return loadProto(['cream/v1/consistency.proto', 'grpc/health/v1/health.proto'], [join(workspaceRoot, 'proto')]);
+  const root = join(workspaceRoot, 'proto');
+  const cream = readdirSync(join(root, 'cream', 'v1'))
+    .filter((file) => file.endsWith('.proto'))
+    .sort()
+    .map((file) => `cream/v1/${file}`);
+  return loadProto([...cream, 'grpc/health/v1/health.proto'], [root]);
 }
 
 /** The standard reflection v1 package (its .proto ships inside @grpc/reflection). */
