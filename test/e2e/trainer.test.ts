@@ -7,7 +7,8 @@
 // the running job, one with wait_if_busy is QUEUED and runs after it, and
 // CancelJob (or the client cancelling its call) ends the running job
 // CANCELLED with nothing published; a pair whose chosen equals its rejected is INVALID_ARGUMENT
-// naming the field and an unknown base is NOT_FOUND, with nothing stored lost.
+// naming the field and an unknown base is NOT_FOUND, with nothing stored lost;
+// after a restart GetJob and ListJobs still know every job.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +57,7 @@ const Trainer = serviceClient(proto, 'cream.v1.TrainerService');
 const Generator = serviceClient(proto, 'cream.v1.GeneratorService');
 
 let registryDir: string;
+let jobsDir: string;
 let trainer: ServiceProcess;
 let client: grpc.Client;
 
@@ -102,7 +104,8 @@ const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.le
 beforeAll(async () => {
   registryDir = mkdtempSync(join(tmpdir(), 'cream-trainer-registry-'));
   await publishTinyVersions(registryDir, [{ version: 'm0', seed: 11 }]);
-  trainer = await startService('trainer', ['--registry', registryDir]);
+  jobsDir = mkdtempSync(join(tmpdir(), 'cream-trainer-jobs-'));
+  trainer = await startService('trainer', ['--registry', registryDir, '--jobs', jobsDir]);
   client = new Trainer(trainer.address, grpc.credentials.createInsecure());
 }, 60_000);
 
@@ -251,5 +254,22 @@ describe('cream serve trainer', () => {
 
     expect((await registry.list()).map((r) => r.version).sort()).toEqual(before);
     for (const version of before) await registry.verify(version);
+  }, 60_000);
+
+  it('knows its jobs after a restart', async () => {
+    client.close();
+    trainer.child.kill('SIGTERM');
+    expect(await trainer.exited).toBe(0);
+    trainer = await startService('trainer', ['--registry', registryDir, '--jobs', jobsDir]);
+    client = new Trainer(trainer.address, grpc.credentials.createInsecure());
+    const got = await unary<{ job: Job }>(client, 'GetJob', { job_id: 'sft-1' });
+    expect(got.job).toMatchObject({ state: 'JOB_STATE_SUCCEEDED', published_version: 'm1', num_examples: 16 });
+    expect((await unary<{ job: Job }>(client, 'GetJob', { job_id: 'long-1' })).job.state).toBe('JOB_STATE_CANCELLED');
+    const listed = await unary<{ jobs: Job[] }>(client, 'ListJobs', {});
+    const ids = listed.jobs.map((j) => j.job_id);
+    expect(ids).toEqual(expect.arrayContaining(['sft-1', 'dpo-1', 'long-1', 'queued-1', 'dropped-1', 'bad-1']));
+    // Newest first: the empty-dataset job (a server-assigned id) came last.
+    expect(listed.jobs[0]).toMatchObject({ state: 'JOB_STATE_FAILED' });
+    expect(ids.indexOf('dropped-1')).toBeLessThan(ids.indexOf('sft-1'));
   }, 60_000);
 });

@@ -33,6 +33,7 @@ import {
 import { InvalidArgumentError, NotFoundError, ResourceExhaustedError, type Logger, type StreamContext } from '@cream/service-kit';
 import { VersionExistsError, type ModelRegistry } from '@cream/store';
 import { withSpan } from '@cream/telemetry';
+import type { JobStore } from './job-store';
 import { validateChunk, validateSpec, type JobPlan, type PlannedItem } from './validate';
 
 const MAX_RECORDS = 1000;
@@ -100,7 +101,18 @@ export class Trainer {
     private readonly registry: Promise<ModelRegistry>,
     private readonly compute: () => ComputeInfo,
     private readonly logger: Logger,
-  ) {}
+    private readonly store: JobStore | null = null,
+  ) {
+    for (const job of store?.loadAll() ?? []) this.records.set(job.jobId, { job, abort: new AbortController() });
+  }
+
+  private persist(job: Job): void {
+    try {
+      this.store?.save(job);
+    } catch (error) {
+      this.logger.warn('could not write the job record', { job: job.jobId, error: (error as Error).message });
+    }
+  }
 
   get(jobId: string): Job {
     const record = this.records.get(jobId);
@@ -169,6 +181,7 @@ export class Trainer {
     };
     const setState = async (state: JobState) => {
       job.state = state;
+      this.persist(job);
       await send({ event: { $case: 'job', value: { ...job } } });
     };
 
@@ -198,12 +211,14 @@ export class Trainer {
       if (abort.signal.aborted || isTrainingCancelledError(error)) {
         job.state = JobState.JOB_STATE_CANCELLED;
         job.error = '';
+        this.persist(job);
         this.logger.info('job cancelled', { job: plan.jobId });
         await send({ event: { $case: 'job', value: { ...job } } });
         return;
       }
       job.state = JobState.JOB_STATE_FAILED;
       job.error = (error as Error).message;
+      this.persist(job);
       this.logger.warn('job failed', { job: plan.jobId, error: job.error });
       throw error;
     } finally {

@@ -2,12 +2,14 @@
 // up at start, and Train, CancelJob, GetJob and ListJobs registered with the
 // library errors mapped to status codes. It holds no model between jobs, so it
 // is SERVING once compute and the registry are ready.
+import { join } from 'node:path';
 import { computeInfo, initCompute } from '@cream/compute';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from '@cream/model';
 import { TrainerServiceService, type ComputeInfo } from '@cream/proto';
 import { GrpcStatus, mapErrorClass, option, runService, type ServiceProgram } from '@cream/service-kit';
-import { defaultRegistryRoot, InvalidInputError, ManifestMismatchError, ModelRegistry, VersionExistsError, VersionNotFoundError } from '@cream/store';
+import { creamHome, defaultRegistryRoot, InvalidInputError, ManifestMismatchError, ModelRegistry, VersionExistsError, VersionNotFoundError } from '@cream/store';
 import { withSpan } from '@cream/telemetry';
+import { JobStore } from './job-store';
 import { Trainer } from './jobs';
 
 /** Default port of the trainer. */
@@ -21,6 +23,13 @@ export function trainerOptions(env: Record<string, string | undefined>) {
       env: 'CREAM_REGISTRY',
       description: 'model registry folder (default <CREAM_HOME or ./.cream>/registry)',
       default: defaultRegistryRoot(env),
+      nonEmpty: true,
+    }),
+    jobs: option.string({
+      flag: 'jobs',
+      env: 'CREAM_TRAINER_JOBS',
+      description: 'folder of the job records, kept across restarts (default <CREAM_HOME or ./.cream>/trainer-jobs)',
+      default: join(creamHome(env), 'trainer-jobs'),
       nonEmpty: true,
     }),
   };
@@ -58,7 +67,7 @@ export function trainerProgram(env: Record<string, string | undefined>): Service
         logger.info('model registry', { root: registry.root });
         return registry;
       })();
-      const trainer = new Trainer(prepared, computeStatus, logger);
+      const trainer = new Trainer(prepared, computeStatus, logger, new JobStore(config.jobs));
       server.add('cream.v1.TrainerService', TrainerServiceService, {
         train: (requests, ctx) => withSpan('trainer.Train', {}, () => trainer.train(requests, ctx)),
         cancelJob: (request) => ({ job: trainer.cancel(request.jobId) }),
