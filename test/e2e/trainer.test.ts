@@ -9,7 +9,7 @@
 // CANCELLED with nothing published; a pair whose chosen equals its rejected is INVALID_ARGUMENT
 // naming the field and an unknown base is NOT_FOUND, with nothing stored lost;
 // after a restart GetJob and ListJobs still know every job.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -260,6 +260,9 @@ describe('cream serve trainer', () => {
     client.close();
     trainer.child.kill('SIGTERM');
     expect(await trainer.exited).toBe(0);
+    // Every phase of a job was a span.
+    const spans = readFileSync(trainer.traceFile, 'utf8');
+    for (const name of ['trainer.receive', 'trainer.reference_logprobs', 'trainer.train', 'trainer.publish']) expect(spans).toContain(`"${name}"`);
     trainer = await startService('trainer', ['--registry', registryDir, '--jobs', jobsDir]);
     client = new Trainer(trainer.address, grpc.credentials.createInsecure());
     const got = await unary<{ job: Job }>(client, 'GetJob', { job_id: 'sft-1' });
