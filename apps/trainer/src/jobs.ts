@@ -135,10 +135,9 @@ export class Trainer {
 
   /** The Train stream: see trainer.proto. */
   async train(requests: AsyncIterable<TrainRequest>, ctx: StreamContext<TrainResponse>): Promise<void> {
-    // The requests are grpc-js's duplex call: its default async iterator destroys the
-    // stream once the client half-closes, which would drop every later response.
-    const readable = requests as AsyncIterable<TrainRequest> & { iterator?: (options: { destroyOnReturn: boolean }) => AsyncIterator<TrainRequest> };
-    const iterator = typeof readable.iterator === 'function' ? readable.iterator({ destroyOnReturn: false }) : requests[Symbol.asyncIterator]();
+    // service-kit hands over an iterator that leaves the call open after the
+    // client half-closes, so progress can still be written.
+    const iterator = requests[Symbol.asyncIterator]();
     const first = await iterator.next();
     if (first.done || first.value.item?.$case !== 'spec') {
       throw new InvalidArgumentError('the first Train message must carry the spec', 'spec');

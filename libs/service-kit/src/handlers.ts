@@ -214,7 +214,9 @@ function adapt(method: MethodShape, handler: (...args: unknown[]) => Promise<unk
   return (call: ServerReadableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, callback?: sendUnaryData<unknown>) => {
     options.inFlight.enter();
     const { ctx, done } = contextOf(call, path, options.logger);
-    const requests = call as AsyncIterable<unknown>;
+    // Not the default async iterator: it destroys the call when the client
+    // half-closes, which would drop every response written after that.
+    const requests = (call as unknown as { iterator(options: { destroyOnReturn: boolean }): AsyncIterable<unknown> }).iterator({ destroyOnReturn: false });
     const run = method.responseStream
       ? handler(requests, { ...ctx, write: streamWriter(call as ServerDuplexStream<unknown, unknown>, ctx.signal) }).then(() =>
           (call as ServerDuplexStream<unknown, unknown>).end(),
