@@ -3,7 +3,7 @@
 // is SERVING as soon as it listens.
 import { InvalidScoresError } from '@cream/cream';
 import { ConsistencyScorerServiceService } from '@cream/proto';
-import { GrpcStatus, mapErrorClass, runService, type ServiceProgram } from '@cream/service-kit';
+import { GrpcStatus, mapErrorClass, type ServiceProgram, serveUntilStopped, type ServiceTelemetry } from '@cream/service-kit';
 import { compare } from './compare';
 
 /** Default port of the consistency scorer. */
@@ -29,13 +29,7 @@ export const consistencyScorer: ServiceProgram<Record<string, never>> = {
 export async function serve(
   argv: readonly string[],
   env: Record<string, string | undefined>,
-  telemetry: { shutdown(): Promise<void>; warnings: readonly string[] },
+  telemetry: ServiceTelemetry,
 ): Promise<number> {
-  const running = await runService(consistencyScorer, argv, env, { onStopped: () => telemetry.shutdown(), startupWarnings: telemetry.warnings });
-  if ('exitCode' in running) {
-    await telemetry.shutdown();
-    return running.exitCode;
-  }
-  await running.stopped;
-  return 0;
+  return serveUntilStopped(consistencyScorer, argv, env, telemetry);
 }

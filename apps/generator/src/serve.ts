@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { initCompute } from '@cream/compute';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from '@cream/model';
 import { GeneratorServiceService } from '@cream/proto';
-import { GrpcStatus, mapErrorClass, option, runService, type ServiceProgram } from '@cream/service-kit';
+import { GrpcStatus, mapErrorClass, option, type ServiceProgram, serveUntilStopped, type ServiceTelemetry } from '@cream/service-kit';
 import { InvalidInputError, ManifestMismatchError, ModelRegistry, VersionNotFoundError } from '@cream/store';
 import { generate } from './generate';
 import { ModelHost } from './models';
@@ -136,13 +136,7 @@ export function generatorProgram(env: Record<string, string | undefined>): Servi
 export async function serve(
   argv: readonly string[],
   env: Record<string, string | undefined>,
-  telemetry: { shutdown(): Promise<void>; warnings: readonly string[] },
+  telemetry: ServiceTelemetry,
 ): Promise<number> {
-  const running = await runService(generatorProgram(env), argv, env, { onStopped: () => telemetry.shutdown(), startupWarnings: telemetry.warnings });
-  if ('exitCode' in running) {
-    await telemetry.shutdown();
-    return running.exitCode;
-  }
-  await running.stopped;
-  return 0;
+  return serveUntilStopped(generatorProgram(env), argv, env, telemetry);
 }

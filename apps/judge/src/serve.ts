@@ -20,7 +20,7 @@ import {
   UnsupportedDtypeError,
 } from '@cream/model';
 import { JudgeServiceService } from '@cream/proto';
-import { GrpcStatus, mapErrorClass, option, runService, UnavailableError, type ServiceProgram } from '@cream/service-kit';
+import { GrpcStatus, mapErrorClass, option, UnavailableError, type ServiceProgram, serveUntilStopped, type ServiceTelemetry } from '@cream/service-kit';
 import { creamHome, ManifestMismatchError, ModelRegistry, VersionNotFoundError } from '@cream/store';
 import { Judge } from './judge';
 import { SAMPLING } from './validate';
@@ -134,13 +134,7 @@ export function judgeProgram(env: Record<string, string | undefined>): ServicePr
 export async function serve(
   argv: readonly string[],
   env: Record<string, string | undefined>,
-  telemetry: { shutdown(): Promise<void>; warnings: readonly string[] },
+  telemetry: ServiceTelemetry,
 ): Promise<number> {
-  const running = await runService(judgeProgram(env), argv, env, { onStopped: () => telemetry.shutdown(), startupWarnings: telemetry.warnings });
-  if ('exitCode' in running) {
-    await telemetry.shutdown();
-    return running.exitCode;
-  }
-  await running.stopped;
-  return 0;
+  return serveUntilStopped(judgeProgram(env), argv, env, telemetry);
 }

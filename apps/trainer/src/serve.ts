@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { computeInfo, initCompute } from '@cream/compute';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from '@cream/model';
 import { TrainerServiceService, type ComputeInfo } from '@cream/proto';
-import { GrpcStatus, mapErrorClass, option, runService, type ServiceProgram } from '@cream/service-kit';
+import { GrpcStatus, mapErrorClass, option, type ServiceProgram, serveUntilStopped, type ServiceTelemetry } from '@cream/service-kit';
 import { creamHome, defaultRegistryRoot, InvalidInputError, ManifestMismatchError, ModelRegistry, VersionExistsError, VersionNotFoundError } from '@cream/store';
 import { withSpan } from '@cream/telemetry';
 import { JobStore } from './job-store';
@@ -83,13 +83,7 @@ export function trainerProgram(env: Record<string, string | undefined>): Service
 export async function serve(
   argv: readonly string[],
   env: Record<string, string | undefined>,
-  telemetry: { shutdown(): Promise<void>; warnings: readonly string[] },
+  telemetry: ServiceTelemetry,
 ): Promise<number> {
-  const running = await runService(trainerProgram(env), argv, env, { onStopped: () => telemetry.shutdown(), startupWarnings: telemetry.warnings });
-  if ('exitCode' in running) {
-    await telemetry.shutdown();
-    return running.exitCode;
-  }
-  await running.stopped;
-  return 0;
+  return serveUntilStopped(trainerProgram(env), argv, env, telemetry);
 }

@@ -3,7 +3,7 @@
 /** A gRPC server with health, reflection, limits and graceful shutdown. */
 export { GrpcService, defaultLimits, type GrpcServiceOptions, type ServerLimits } from './server';
 /** The life of a service process: options, listen, SERVING, SIGTERM. */
-export { runService, commonOptions, type ServiceProgram, type RunningService } from './run';
+export { runService, serveUntilStopped, commonOptions, type ServiceProgram, type RunningService, type ServiceTelemetry } from './run';
 /** Typed handler signatures and call context. */
 export type {
   CallContext,

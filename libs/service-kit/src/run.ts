@@ -112,3 +112,31 @@ export async function runService<S extends ConfigSpec>(
   );
   return { server, address, stopped };
 }
+
+/** What a service's telemetry handle gives runService: its start-up warnings and its flush. */
+export interface ServiceTelemetry {
+  /** Problems found when telemetry started (logged once the service has a logger). */
+  readonly warnings: readonly string[];
+  /** Flushes and stops telemetry. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * A service process from start to exit: runService, then wait for SIGTERM
+ * and the drain, flushing telemetry last. Resolves with the exit code (2 for
+ * a configuration error, 0 for --help or a clean stop).
+ */
+export async function serveUntilStopped<S extends ConfigSpec>(
+  program: ServiceProgram<S>,
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+  telemetry: ServiceTelemetry,
+): Promise<number> {
+  const running = await runService(program, argv, env, { onStopped: () => telemetry.shutdown(), startupWarnings: telemetry.warnings });
+  if ('exitCode' in running) {
+    await telemetry.shutdown();
+    return running.exitCode;
+  }
+  await running.stopped;
+  return 0;
+}
