@@ -3,7 +3,7 @@
 // slot, and describes what is loaded for GetModel and LoadModel. The slot
 // (service-kit's ModelSlot) does the background load, the atomic switch and
 // the freeing of old weights once the last call on them has ended.
-import { computeInfo } from '@cream/compute';
+import { computeStatus } from '@cream/compute';
 import {
   CheckpointError,
   LanguageModel,
@@ -13,7 +13,7 @@ import {
   TokenizerError,
   UnsupportedDtypeError,
 } from '@cream/model';
-import type { ComputeInfo, GetModelResponse, LoadedModel, ModelInfo } from '@cream/proto';
+import type { GetModelResponse, LoadedModel, ModelInfo } from '@cream/proto';
 import { FailedPreconditionError, ModelSlot, type Logger, type SlotModel } from '@cream/service-kit';
 import type { ModelRegistry, VersionRecord } from '@cream/store';
 import { withSpan } from '@cream/telemetry';
@@ -51,13 +51,6 @@ export class ServedModel implements SlotModel {
   dispose(): void {
     this.model.dispose();
   }
-}
-
-/** The compute backend as the proto reports it ("none" before it is chosen). */
-export function computeStatus(): ComputeInfo {
-  const info = computeInfo();
-  if (!info) return { backend: '', variant: 'none', detail: 'the compute backend is not initialized yet', threads: 0, simd: '' };
-  return { backend: info.backend, variant: info.variant, detail: info.detail, threads: info.threads, simd: info.simd };
 }
 
 /** The registry, the slot, and the load path between them. */

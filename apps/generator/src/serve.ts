@@ -2,12 +2,11 @@
 // set up at start, the version named by --model loaded in the background
 // (NOT_SERVING until a first version serves), and Generate, LoadModel and
 // GetModel registered with the library errors mapped to status codes here.
-import { resolve } from 'node:path';
 import { initCompute } from '@cream/compute';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from '@cream/model';
 import { GeneratorServiceService } from '@cream/proto';
 import { GrpcStatus, mapErrorClass, option, type ServiceProgram, serveUntilStopped, type ServiceTelemetry } from '@cream/service-kit';
-import { InvalidInputError, ManifestMismatchError, ModelRegistry, VersionNotFoundError } from '@cream/store';
+import { defaultRegistryRoot, InvalidInputError, ManifestMismatchError, ModelRegistry, VersionNotFoundError } from '@cream/store';
 import { generate } from './generate';
 import { ModelHost } from './models';
 import { BatchScheduler } from './scheduler';
@@ -15,11 +14,6 @@ import { DEFAULT_MAX_NEW_TOKENS_LIMIT, validateLoadVersion } from './validate';
 
 /** Default port of the generator. */
 export const defaultPort = 50051;
-
-/** The registry folder when neither --registry nor CREAM_REGISTRY is given: <CREAM_HOME or ./.cream>/registry. */
-export function defaultRegistryRoot(env: Record<string, string | undefined>, cwd = process.cwd()): string {
-  return resolve(cwd, env.CREAM_HOME || '.cream', 'registry');
-}
 
 /** The generator's own options. */
 export function generatorOptions(env: Record<string, string | undefined>) {

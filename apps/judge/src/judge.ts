@@ -9,10 +9,9 @@
 // (seed, item id, judgment index), so a judgment is the same whatever batch it
 // ran in. Work stops between forward batches when the call is cancelled.
 import { aggregateJudgments, rubricPrompt } from '@cream/cream';
-import { computeInfo } from '@cream/compute';
+import { computeStatus } from '@cream/compute';
 import { LanguageModel, type PromptInput } from '@cream/model';
 import type {
-  ComputeInfo,
   JudgeServiceLoadModelRequest,
   JudgeServiceLoadModelResponse,
   JudgeWithRubricRequest,
@@ -222,7 +221,7 @@ export class Judge {
     return {
       models: this.cache.list().map((entry) => loadedModel(entry.model, entry.loadedAt)),
       budgetBytes: this.options.budgetBytes,
-      compute: protoComputeInfo(),
+      compute: computeStatus(),
     };
   }
 
@@ -259,9 +258,3 @@ export function loadedModel(resident: ResidentVersion, loadedAt: Date): LoadedMo
   };
 }
 
-/** The backend this process computes on, as the proto says it. */
-export function protoComputeInfo(): ComputeInfo | undefined {
-  const info = computeInfo();
-  if (!info) return undefined;
-  return { backend: info.backend, variant: info.variant, detail: info.detail, threads: info.threads, simd: info.simd };
-}

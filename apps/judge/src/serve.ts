@@ -7,7 +7,6 @@
 // backend is initialized and the registry is open (and, with --model, until
 // that version is loaded and verified), then SERVING. A call that arrives
 // before that gets UNAVAILABLE.
-import { resolve } from 'node:path';
 import { initCompute } from '@cream/compute';
 import {
   CheckpointError,
@@ -21,7 +20,7 @@ import {
 } from '@cream/model';
 import { JudgeServiceService } from '@cream/proto';
 import { GrpcStatus, mapErrorClass, option, UnavailableError, type ServiceProgram, serveUntilStopped, type ServiceTelemetry } from '@cream/service-kit';
-import { creamHome, ManifestMismatchError, ModelRegistry, VersionNotFoundError } from '@cream/store';
+import { defaultRegistryRoot, ManifestMismatchError, ModelRegistry, VersionNotFoundError } from '@cream/store';
 import { Judge } from './judge';
 import { SAMPLING } from './validate';
 
@@ -35,7 +34,7 @@ export function judgeOptions(env: Record<string, string | undefined>) {
       flag: 'registry',
       env: 'CREAM_REGISTRY',
       description: 'model registry folder (default <CREAM_HOME or ./.cream>/registry)',
-      default: resolve(creamHome(env), 'registry'),
+      default: defaultRegistryRoot(env),
       nonEmpty: true,
     }),
     memoryBudgetBytes: option.int({

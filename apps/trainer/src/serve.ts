@@ -3,9 +3,9 @@
 // library errors mapped to status codes. It holds no model between jobs, so it
 // is SERVING once compute and the registry are ready.
 import { join } from 'node:path';
-import { computeInfo, initCompute } from '@cream/compute';
+import { computeStatus, initCompute } from '@cream/compute';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from '@cream/model';
-import { TrainerServiceService, type ComputeInfo } from '@cream/proto';
+import { TrainerServiceService } from '@cream/proto';
 import { GrpcStatus, mapErrorClass, option, type ServiceProgram, serveUntilStopped, type ServiceTelemetry } from '@cream/service-kit';
 import { creamHome, defaultRegistryRoot, InvalidInputError, ManifestMismatchError, ModelRegistry, VersionExistsError, VersionNotFoundError } from '@cream/store';
 import { withSpan } from '@cream/telemetry';
@@ -33,13 +33,6 @@ export function trainerOptions(env: Record<string, string | undefined>) {
       nonEmpty: true,
     }),
   };
-}
-
-/** The compute backend as the proto reports it ("none" before it is chosen). */
-export function computeStatus(): ComputeInfo {
-  const info = computeInfo();
-  if (!info) return { backend: '', variant: 'none', detail: 'the compute backend is not initialized yet', threads: 0, simd: '' };
-  return { backend: info.backend, variant: info.variant, detail: info.detail, threads: info.threads, simd: info.simd };
 }
 
 /** The service program runService runs. */

@@ -270,3 +270,12 @@ export function initCompute(options: InitComputeOptions = {}): Promise<ComputeIn
 export function computeInfo(): ComputeInfo | undefined {
   return current;
 }
+
+/**
+ * What a service reports as its backend (the proto's ComputeInfo): a copy of
+ * computeInfo(), or variant "none" before initCompute has chosen one.
+ */
+export function computeStatus(): Omit<ComputeInfo, 'variant'> & { variant: ComputeVariant | 'none' } {
+  if (!current) return { backend: '', variant: 'none', detail: 'the compute backend is not initialized yet', threads: 0, simd: '' };
+  return { backend: current.backend, variant: current.variant, detail: current.detail, threads: current.threads, simd: current.simd };
+}

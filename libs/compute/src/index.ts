@@ -2,7 +2,7 @@
 // native fp32 GEMM and its wasm kernels, and the pure-JS reference.
 
 /** Chooses and initializes the tfjs backend (CREAM_BACKEND overrides), and what was chosen. */
-export { initCompute, computeInfo, backendVariable } from './backend';
+export { initCompute, computeInfo, computeStatus, backendVariable } from './backend';
 /** Shapes of the backend choice: the proto's ComputeInfo, variants, options. */
 export type { ComputeInfo, ComputeVariant, InitComputeOptions } from './backend';
 /** Typed errors and their guards. */
