@@ -39,6 +39,7 @@ export { createRng, type Rng } from './rng';
 export {
   buildSuite,
   summarizeSuite,
+  BUILTIN_SUITE_SEED,
   DEFAULT_SUITE_SIZES,
   DEFAULT_CORRUPTION_RATES,
   MAX_ITEMS_PER_TASK,

@@ -105,6 +105,14 @@ export const DEFAULT_SUITE_SIZES: Readonly<SuiteSizes> = Object.freeze({
   testPerTask: 50,
 });
 
+/**
+ * The seed of the built-in suite that the shipped base model M0 was pretrained
+ * on. Runs on the built-in suite always draw their splits from this seed (the
+ * run's own seed drives sampling and training only), so that the test sets and
+ * the iteration prompts stay disjoint from M0's pretraining corpus.
+ */
+export const BUILTIN_SUITE_SEED = 20250101;
+
 /** Default corruption: half the corpus is flawed, so M0 is right and well formatted only some of the time. */
 export const DEFAULT_CORRUPTION_RATES: Readonly<CorruptionRates> = Object.freeze({ wrong: 0.3, badFormat: 0.2 });
 
