@@ -36,15 +36,19 @@ export default [
             { sourceTag: 'type:tasks', onlyDependOnLibsWithTags: ['type:method'] },
             // The service kit: the contract and telemetry.
             { sourceTag: 'type:kit', onlyDependOnLibsWithTags: ['type:proto', 'type:telemetry'] },
+            // Reports of runs (HTML, tables, comparisons): pure functions, nothing of ours.
+            { sourceTag: 'type:report', onlyDependOnLibsWithTags: [] },
+            // The benchmark suite (bench/): the model, its compute backend, telemetry.
+            { sourceTag: 'type:bench', onlyDependOnLibsWithTags: ['type:model', 'type:compute', 'type:telemetry'] },
             // Apps are thin shells over libraries; apps never import apps.
             {
               sourceTag: 'type:app',
-              onlyDependOnLibsWithTags: ['type:proto', 'type:telemetry', 'type:method', 'type:compute', 'type:model', 'type:store', 'type:tasks', 'type:kit'],
+              onlyDependOnLibsWithTags: ['type:proto', 'type:telemetry', 'type:method', 'type:compute', 'type:model', 'type:store', 'type:tasks', 'type:kit', 'type:report', 'type:bench'],
             },
             // Cross-service tests and benchmarks may use any library, never an app's internals.
             {
               sourceTag: 'type:test',
-              onlyDependOnLibsWithTags: ['type:proto', 'type:telemetry', 'type:method', 'type:compute', 'type:model', 'type:store', 'type:tasks', 'type:kit'],
+              onlyDependOnLibsWithTags: ['type:proto', 'type:telemetry', 'type:method', 'type:compute', 'type:model', 'type:store', 'type:tasks', 'type:kit', 'type:report'],
             },
           ],
         },
