@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "cream_compute",
-      "sources": ["native/addon.cc", "native/gemm.cc", "native/thread-pool.cc"],
+      "sources": ["native/addon.cc", "native/fused.cc", "native/gemm.cc", "native/thread-pool.cc"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fexceptions"],
       "cflags": ["-O3"],

@@ -1,4 +1,4 @@
-// N-API surface of the native GEMM (plain node_api.h, no node-addon-api, so
+// N-API surface of the native GEMM and the fused kernels (plain node_api.h, no node-addon-api, so
 // the build needs nothing but the Node headers). Operands are Float32Arrays
 // plus element offsets: the tfjs wasm kernel passes the wasm heap's HEAPF32
 // view three times with the tensors' offsets, so the kernel reads and writes
@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <initializer_list>
 #include <string>
 #include <thread>
 
+#include "fused.h"
 #include "gemm.h"
 #include "thread-pool.h"
 
@@ -187,6 +189,219 @@ napi_value GemmCall(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// The fused kernels of fused.h on one Float32Array (the wasm heap): fused(op,
+// heap, ...numbers), where the numbers are the op's operand offsets (in
+// floats; int32 operands live in the same memory) and sizes, in the order
+// listed at each case below. Every operand's extent is checked against the
+// array, and target ids against the vocabulary, before anything runs.
+enum class FusedOp {
+  kRmsNorm = 0,
+  kRmsNormGradX = 1,
+  kRmsNormGradW = 2,
+  kSwiGlu = 3,
+  kSwiGluGradGate = 4,
+  kSwiGluGradUp = 5,
+  kRotary = 6,
+  kSoftmax = 7,
+  kSoftmaxGrad = 8,
+  kLogSoftmaxGather = 9,
+  kLogSoftmaxGatherGrad = 10,
+  kAdamW = 11,
+};
+constexpr size_t kFusedOps = 12;
+// Numbers after (op, heap) each op takes.
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 14};
+
+napi_value FusedCall(napi_env env, napi_callback_info info) {
+  constexpr size_t kMaxArgs = 16;
+  size_t argc = kMaxArgs;
+  napi_value argv[kMaxArgs];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  size_t code = 0;
+  if (argc < 2 || !GetSize(env, argv[0], "op", &code)) {
+    if (argc < 2) Fail(env, "fused expects an op code and an array");
+    return nullptr;
+  }
+  if (code >= kFusedOps) {
+    Fail(env, "unknown fused op " + std::to_string(code), true);
+    return nullptr;
+  }
+  if (argc != 2 + kFusedArity[code]) {
+    Fail(env, "fused op " + std::to_string(code) + " takes " + std::to_string(kFusedArity[code]) + " numbers, got " +
+                  std::to_string(argc - 2));
+    return nullptr;
+  }
+  float* heap = nullptr;
+  size_t heap_len = 0;
+  if (!GetFloats(env, argv[1], "heap", &heap, &heap_len)) return nullptr;
+  double num[kMaxArgs] = {};
+  for (size_t i = 2; i < argc; ++i) {
+    if (napi_get_value_double(env, argv[i], &num[i - 2]) != napi_ok) {
+      Fail(env, "fused argument " + std::to_string(i) + " must be a number");
+      return nullptr;
+    }
+  }
+  auto size = [&](size_t i, size_t* out) {
+    const double value = num[i];
+    if (!(value >= 0) || value > 9007199254740991.0 || value != static_cast<double>(static_cast<uint64_t>(value))) {
+      return Fail(env, "fused argument " + std::to_string(i + 2) + " must be a non-negative integer", true);
+    }
+    *out = static_cast<size_t>(value);
+    return true;
+  };
+  // The operand at offset num[i] holding `count` floats.
+  auto span = [&](size_t i, size_t count, const char* what, float** out) {
+    size_t offset = 0;
+    if (!size(i, &offset) || !CheckExtent(env, what, offset, count, heap_len)) return false;
+    *out = heap + offset;
+    return true;
+  };
+  auto product = [&](std::initializer_list<size_t> factors, size_t* out) {
+    size_t total = 1;
+    for (size_t f : factors) {
+      if (!MulFits(total, f, &total)) return Fail(env, "fused sizes overflow", true);
+    }
+    *out = total;
+    return true;
+  };
+  auto targets_in_range = [&](const float* raw, size_t rows, size_t v) {
+    const auto* targets = reinterpret_cast<const int32_t*>(raw);
+    for (size_t r = 0; r < rows; ++r) {
+      if (targets[r] < 0 || static_cast<size_t>(targets[r]) >= v) {
+        return Fail(env, "target " + std::to_string(targets[r]) + " at row " + std::to_string(r) +
+                             " is outside [0, " + std::to_string(v) + ")", true);
+      }
+    }
+    return true;
+  };
+  cream::ThreadPool& pool = *GetInstance(env)->pool;
+  float *a = nullptr, *b = nullptr, *c = nullptr, *d = nullptr, *e = nullptr, *f = nullptr, *g = nullptr;
+  try {
+    switch (static_cast<FusedOp>(code)) {
+      case FusedOp::kRmsNorm:  // x, w, out, rows, d, eps
+      case FusedOp::kRmsNormGradW: {  // x, dy, dw, rows, d, eps
+        size_t rows = 0, width = 0, total = 0;
+        if (!size(3, &rows) || !size(4, &width) || !product({rows, width}, &total)) return nullptr;
+        const bool forward = code == static_cast<size_t>(FusedOp::kRmsNorm);
+        if (!span(0, total, "x", &a) || !span(1, forward ? width : total, forward ? "weight" : "dy", &b) ||
+            !span(2, forward ? total : width, "out", &c)) {
+          return nullptr;
+        }
+        if (forward) {
+          cream::RmsNormForward(a, b, c, rows, width, static_cast<float>(num[5]), pool);
+        } else {
+          cream::RmsNormGradW(a, b, c, rows, width, static_cast<float>(num[5]), pool);
+        }
+        break;
+      }
+      case FusedOp::kRmsNormGradX: {  // x, w, dy, dx, rows, d, eps
+        size_t rows = 0, width = 0, total = 0;
+        if (!size(4, &rows) || !size(5, &width) || !product({rows, width}, &total)) return nullptr;
+        if (!span(0, total, "x", &a) || !span(1, width, "weight", &b) || !span(2, total, "dy", &c) ||
+            !span(3, total, "dx", &d)) {
+          return nullptr;
+        }
+        cream::RmsNormGradX(a, b, c, d, rows, width, static_cast<float>(num[6]), pool);
+        break;
+      }
+      case FusedOp::kSwiGlu:          // gate, up, out, n
+      case FusedOp::kSwiGluGradUp: {  // gate, dy, dup, n
+        size_t n = 0;
+        if (!size(3, &n) || !span(0, n, "gate", &a) || !span(1, n, "up/dy", &b) || !span(2, n, "out", &c)) {
+          return nullptr;
+        }
+        if (code == static_cast<size_t>(FusedOp::kSwiGlu)) {
+          cream::SwiGlu(a, b, c, n, pool);
+        } else {
+          cream::SwiGluGradUp(a, b, c, n, pool);
+        }
+        break;
+      }
+      case FusedOp::kSwiGluGradGate: {  // gate, up, dy, dgate, n
+        size_t n = 0;
+        if (!size(4, &n) || !span(0, n, "gate", &a) || !span(1, n, "up", &b) || !span(2, n, "dy", &c) ||
+            !span(3, n, "dgate", &d)) {
+          return nullptr;
+        }
+        cream::SwiGluGradGate(a, b, c, d, n, pool);
+        break;
+      }
+      case FusedOp::kRotary: {  // x, cos, sin, out, b, t, h, dh, backward
+        size_t nb = 0, nt = 0, nh = 0, dh = 0, total = 0, angles = 0;
+        if (!size(4, &nb) || !size(5, &nt) || !size(6, &nh) || !size(7, &dh) ||
+            !product({nb, nt, nh, dh}, &total) || !product({nb, nt, dh / 2}, &angles)) {
+          return nullptr;
+        }
+        if (dh % 2 != 0) {
+          Fail(env, "rotary head size must be even, got " + std::to_string(dh), true);
+          return nullptr;
+        }
+        if (!span(0, total, "x", &a) || !span(1, angles, "cos", &b) || !span(2, angles, "sin", &c) ||
+            !span(3, total, "out", &d)) {
+          return nullptr;
+        }
+        cream::RotaryHeads(a, b, c, d, nb, nt, nh, dh, num[8] != 0, pool);
+        break;
+      }
+      case FusedOp::kSoftmax: {  // scores, mask (-1: none), out, b, h, t, s, scale
+        size_t nb = 0, nh = 0, nt = 0, ns = 0, total = 0, mask_total = 0;
+        if (!size(3, &nb) || !size(4, &nh) || !size(5, &nt) || !size(6, &ns) || !product({nb, nh, nt, ns}, &total) ||
+            !product({nb, nt, ns}, &mask_total)) {
+          return nullptr;
+        }
+        if (!span(0, total, "scores", &a) || (num[1] != -1 && !span(1, mask_total, "mask", &b)) ||
+            !span(2, total, "out", &c)) {
+          return nullptr;
+        }
+        cream::MaskedSoftmax(a, b, c, nb, nh, nt, ns, static_cast<float>(num[7]), pool);
+        break;
+      }
+      case FusedOp::kSoftmaxGrad: {  // probs, dy, dx, rows, s, scale
+        size_t rows = 0, ns = 0, total = 0;
+        if (!size(3, &rows) || !size(4, &ns) || !product({rows, ns}, &total)) return nullptr;
+        if (!span(0, total, "probs", &a) || !span(1, total, "dy", &b) || !span(2, total, "dx", &c)) return nullptr;
+        cream::MaskedSoftmaxGrad(a, b, c, rows, ns, static_cast<float>(num[5]), pool);
+        break;
+      }
+      case FusedOp::kLogSoftmaxGather: {  // logits, targets, out, rows, v
+        size_t rows = 0, v = 0, total = 0;
+        if (!size(3, &rows) || !size(4, &v) || !product({rows, v}, &total)) return nullptr;
+        if (!span(0, total, "logits", &a) || !span(1, rows, "targets", &b) || !span(2, rows, "out", &c) ||
+            !targets_in_range(b, rows, v)) {
+          return nullptr;
+        }
+        cream::LogSoftmaxGather(a, reinterpret_cast<const int32_t*>(b), c, rows, v, pool);
+        break;
+      }
+      case FusedOp::kLogSoftmaxGatherGrad: {  // logits, targets, dy, dlogits, rows, v
+        size_t rows = 0, v = 0, total = 0;
+        if (!size(4, &rows) || !size(5, &v) || !product({rows, v}, &total)) return nullptr;
+        if (!span(0, total, "logits", &a) || !span(1, rows, "targets", &b) || !span(2, rows, "dy", &c) ||
+            !span(3, total, "dlogits", &d) || !targets_in_range(b, rows, v)) {
+          return nullptr;
+        }
+        cream::LogSoftmaxGatherGrad(a, reinterpret_cast<const int32_t*>(b), c, d, rows, v, pool);
+        break;
+      }
+      case FusedOp::kAdamW: {  // p, m, v, g, pOut, mOut, vOut, n, beta1, beta2, eps, decayFactor, stepSize, bc2Sqrt
+        size_t n = 0;
+        if (!size(7, &n) || !span(0, n, "p", &a) || !span(1, n, "m", &b) || !span(2, n, "v", &c) ||
+            !span(3, n, "g", &d) || !span(4, n, "pOut", &e) || !span(5, n, "mOut", &f) || !span(6, n, "vOut", &g)) {
+          return nullptr;
+        }
+        const cream::AdamWStep step{static_cast<float>(num[8]),  static_cast<float>(num[9]),
+                                    static_cast<float>(num[10]), static_cast<float>(num[11]),
+                                    static_cast<float>(num[12]), static_cast<float>(num[13])};
+        cream::AdamWUpdate(a, b, c, d, e, f, g, n, step, pool);
+        break;
+      }
+    }
+  } catch (const std::exception& error) {
+    napi_throw_error(env, "ERR_CREAM_FUSED", (std::string("native fused op failed: ") + error.what()).c_str());
+  }
+  return nullptr;
+}
+
 napi_value MakeString(napi_env env, const char* text) {
   napi_value value;
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &value);
@@ -274,6 +489,7 @@ napi_value Init(napi_env env, napi_value exports) {
 
   napi_property_descriptor properties[] = {
       {"gemm", nullptr, GemmCall, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"fused", nullptr, FusedCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, InfoCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"configure", nullptr, ConfigureCall, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -1,7 +1,7 @@
 // TensorFlow.js backend selection for every cream process. In order:
 // tfjs-node-gpu, tfjs-node (native TensorFlow; both optional dependencies that
 // cannot install on machines without their download host), then the wasm
-// backend with cream's native GEMM, then plain wasm (with the matmul fast
+// backend with cream's native GEMM and fused kernels, then plain wasm (with the matmul fast
 // path), then the cpu backend as a last resort. CREAM_BACKEND forces one.
 // The choice is logged once and kept for health and benchmarks.
 import { availableParallelism } from 'node:os';
@@ -13,9 +13,11 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
 
 import { BackendUnavailableError, ComputeConfigError, ComputeError } from './errors';
+import { registerFusedKernels } from './fused-kernels';
 import { registerGradients } from './gradients';
 import { silentLogger, type ComputeLogger } from './logger';
 import { loadNativeGemm } from './native';
+import { registerFusedGradients } from './ops';
 import { useMatMulKernels } from './wasm-kernels';
 
 /** The variants, in the proto's ComputeInfo.variant vocabulary. */
@@ -181,6 +183,7 @@ async function tryVariant(variant: ComputeVariant, threads: number, addonPath: s
         loaded.native.configure({ threads });
         prepareWasm();
         useMatMulKernels('native', loaded.native);
+        registerFusedKernels(loaded.native);
         await switchTo('wasm');
         selfCheck();
         const native = loaded.native.info();
@@ -219,6 +222,7 @@ async function select(options: InitComputeOptions): Promise<ComputeInfo> {
 
   assertSingleTfjsCore('@tensorflow/tfjs');
   registerGradients();
+  registerFusedGradients();
   const order = forced ? [forced] : [...new Set([...(preferred ? [preferred] : []), ...defaultOrder])];
   const skipped: string[] = [];
   for (const variant of order) {

@@ -44,6 +44,7 @@ interface RawAddon {
     activation: number,
     leakyAlpha: number,
   ): void;
+  fused(op: number, heap: Float32Array, ...numbers: number[]): void;
   info(): NativeInfo;
   configure(options: { isa?: NativeIsa; threads?: number }): void;
 }
@@ -74,6 +75,15 @@ const activationCodes: Record<GemmActivation, number> = {
 /** The loaded native GEMM addon. */
 export class NativeGemm {
   constructor(private readonly addon: RawAddon) {}
+
+  /**
+   * One fused kernel (native/fused.h) on `heap`: `numbers` are its operands'
+   * float offsets into `heap` and its sizes, in the order addon.cc lists for
+   * `op`. The addon checks every extent. Used by the wasm kernels of fused-kernels.ts.
+   */
+  fused(op: number, heap: Float32Array, numbers: readonly number[]): void {
+    this.addon.fused(op, heap, ...numbers);
+  }
 
   /** Kernel, supported kernels and thread count. */
   info(): NativeInfo {

@@ -21,8 +21,8 @@ import type { GemmActivation } from './reference-gemm';
 /** Which matmul kernels the wasm backend runs. */
 export type MatMulKernelMode = 'native' | 'fast-path' | 'stock';
 
-/** The parts of tfjs-backend-wasm's BackendWasm that these kernels touch. */
-interface WasmBackend {
+/** The parts of tfjs-backend-wasm's BackendWasm that these kernels (and fused-kernels.ts) touch. */
+export interface WasmBackend {
   wasm: { HEAPF32: Float32Array };
   dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -116,7 +116,8 @@ function matMulCall(args: KernelArgs): MatMulCall | undefined {
   return g ? { a, b, transposeA, transposeB, g } : undefined;
 }
 
-function heapOffset(backend: WasmBackend, tensor: tf.TensorInfo): number | undefined {
+/** A tensor's offset in the wasm heap in floats, or undefined when it has none (or it is misaligned). */
+export function heapOffset(backend: WasmBackend, tensor: tf.TensorInfo): number | undefined {
   const offset = backend.dataIdMap.get(tensor.dataId)?.memoryOffset;
   if (offset === undefined || offset === null || offset % 4 !== 0) return undefined;
   return offset / 4;

@@ -1,0 +1,349 @@
+// The fused kernels of fused.h. Row kernels are plain C++ written so GCC
+// vectorizes them (sums in 16 independent lanes, an exp by range reduction
+// and a polynomial); each carries target_clones, so one binary holds
+// AVX-512, AVX2 and baseline versions and the loader picks one by CPUID.
+#include "fused.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CREAM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CREAM_CLONES
+#endif
+#define CREAM_INLINE inline __attribute__((always_inline))
+
+namespace cream {
+namespace {
+
+// Below this many values a kernel runs on the calling thread: waking the
+// pool costs a few microseconds (decoding steps are that small).
+constexpr size_t kParallelValues = size_t{1} << 15;
+constexpr int kLanes = 16;
+
+// Runs body(r0, r1) over [0, rows), split across the pool when rows * width is large.
+void ForRows(ThreadPool& pool, size_t rows, size_t width, const std::function<void(size_t, size_t)>& body) {
+  const size_t parts = rows * width < kParallelValues ? 1 : std::min(pool.size(), rows);
+  if (parts <= 1) {
+    if (rows > 0) body(0, rows);
+    return;
+  }
+  pool.Run(parts, [&](size_t i) {
+    const size_t r0 = rows * i / parts;
+    const size_t r1 = rows * (i + 1) / parts;
+    if (r1 > r0) body(r0, r1);
+  });
+}
+
+// e^x for x <= 88: x = n ln2 + r with |r| <= ln2 / 2, e^r by Cephes' expf
+// polynomial (relative error about 2e-7), 2^n by the exponent bits. Inputs
+// below -87 give e^-87 (1.6e-38), which every caller here treats as zero.
+CREAM_INLINE float Exp(float x) {
+  x = std::max(x, -87.0f);
+  const float n = std::nearbyint(x * 1.44269504088896341f);
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  return p * __builtin_bit_cast(float, bits);
+}
+
+CREAM_INLINE float Sigmoid(float x) { return 1.0f / (1.0f + Exp(-x)); }
+
+CREAM_INLINE float Fold(const float* acc) {
+  float total = 0.0f;
+  for (int l = 0; l < kLanes; ++l) total += acc[l];
+  return total;
+}
+
+// sum(a[i] * b[i]) in 16 lanes.
+CREAM_INLINE float Dot(const float* a, const float* b, size_t n) {
+  float acc[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+  }
+  float total = Fold(acc);
+  for (; i < n; ++i) total += a[i] * b[i];
+  return total;
+}
+
+CREAM_INLINE float Max(const float* a, size_t n) {
+  float acc[kLanes];
+  for (int l = 0; l < kLanes; ++l) acc[l] = -INFINITY;
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) acc[l] = std::max(acc[l], a[i + l]);
+  }
+  float best = acc[0];
+  for (int l = 1; l < kLanes; ++l) best = std::max(best, acc[l]);
+  for (; i < n; ++i) best = std::max(best, a[i]);
+  return best;
+}
+
+CREAM_CLONES void RmsNormRows(const float* x, const float* w, float* out, size_t r0, size_t r1, size_t d, float eps) {
+  for (size_t r = r0; r < r1; ++r) {
+    const float* row = x + r * d;
+    const float inv = 1.0f / std::sqrt(Dot(row, row, d) / static_cast<float>(d) + eps);
+    float* dst = out + r * d;
+    for (size_t j = 0; j < d; ++j) dst[j] = row[j] * inv * w[j];
+  }
+}
+
+// With g = dy * w and inv = 1 / rms: dx = inv * g - x * inv^3 * sum(g * x) / d.
+CREAM_CLONES void RmsNormGradXRows(const float* x, const float* w, const float* dy, float* dx, size_t r0, size_t r1,
+                                   size_t d, float eps) {
+  for (size_t r = r0; r < r1; ++r) {
+    const float* row = x + r * d;
+    const float* grad = dy + r * d;
+    const float inv = 1.0f / std::sqrt(Dot(row, row, d) / static_cast<float>(d) + eps);
+    float acc[kLanes] = {};
+    size_t j = 0;
+    for (; j + kLanes <= d; j += kLanes) {
+      for (int l = 0; l < kLanes; ++l) acc[l] += grad[j + l] * w[j + l] * row[j + l];
+    }
+    float dot = Fold(acc);
+    for (; j < d; ++j) dot += grad[j] * w[j] * row[j];
+    const float coefficient = inv * inv * inv * dot / static_cast<float>(d);
+    float* dst = dx + r * d;
+    for (size_t k = 0; k < d; ++k) dst[k] = inv * grad[k] * w[k] - row[k] * coefficient;
+  }
+}
+
+CREAM_CLONES void RmsNormGradWRows(const float* x, const float* dy, float* dw, size_t r0, size_t r1, size_t d,
+                                   float eps) {
+  for (size_t r = r0; r < r1; ++r) {
+    const float* row = x + r * d;
+    const float* grad = dy + r * d;
+    const float inv = 1.0f / std::sqrt(Dot(row, row, d) / static_cast<float>(d) + eps);
+    for (size_t j = 0; j < d; ++j) dw[j] += grad[j] * row[j] * inv;
+  }
+}
+
+CREAM_CLONES void SwiGluRange(const float* gate, const float* up, float* out, size_t i0, size_t i1) {
+  for (size_t i = i0; i < i1; ++i) out[i] = gate[i] * Sigmoid(gate[i]) * up[i];
+}
+
+// silu'(g) = s (1 + g (1 - s)) with s = sigmoid(g).
+CREAM_CLONES void SwiGluGradGateRange(const float* gate, const float* up, const float* dy, float* dgate, size_t i0,
+                                      size_t i1) {
+  for (size_t i = i0; i < i1; ++i) {
+    const float s = Sigmoid(gate[i]);
+    dgate[i] = dy[i] * up[i] * s * (1.0f + gate[i] * (1.0f - s));
+  }
+}
+
+CREAM_CLONES void SwiGluGradUpRange(const float* gate, const float* dy, float* dup, size_t i0, size_t i1) {
+  for (size_t i = i0; i < i1; ++i) dup[i] = dy[i] * gate[i] * Sigmoid(gate[i]);
+}
+
+// Rows are (batch, token) pairs; sign is +1 forward and -1 backward.
+CREAM_CLONES void RotaryRows(const float* x, const float* cos, const float* sin, float* out, size_t r0, size_t r1,
+                             size_t t, size_t h, size_t dh, bool backward) {
+  const size_t half = dh / 2;
+  const float sign = backward ? -1.0f : 1.0f;
+  for (size_t r = r0; r < r1; ++r) {
+    const size_t bi = r / t;
+    const size_t ti = r % t;
+    const float* c = cos + r * half;
+    const float* s = sin + r * half;
+    for (size_t hi = 0; hi < h; ++hi) {
+      // [b, t, h, dh] and [b, h, t, dh] offsets of this (token, head).
+      const size_t tokens_first = (r * h + hi) * dh;
+      const size_t heads_first = ((bi * h + hi) * t + ti) * dh;
+      const float* src = x + (backward ? heads_first : tokens_first);
+      float* dst = out + (backward ? tokens_first : heads_first);
+      for (size_t i = 0; i < half; ++i) {
+        const float x1 = src[i];
+        const float x2 = src[i + half];
+        const float si = sign * s[i];
+        dst[i] = x1 * c[i] - x2 * si;
+        dst[i + half] = x2 * c[i] + x1 * si;
+      }
+    }
+  }
+}
+
+// Rows are (batch, head, query) triples.
+CREAM_CLONES void SoftmaxRows(const float* scores, const float* mask, float* out, size_t r0, size_t r1, size_t h,
+                              size_t t, size_t s, float scale) {
+  for (size_t r = r0; r < r1; ++r) {
+    const float* src = scores + r * s;
+    float* dst = out + r * s;
+    const size_t bi = r / (h * t);
+    const size_t qi = r % t;
+    const float* bias = mask == nullptr ? nullptr : mask + (bi * t + qi) * s;
+    if (bias != nullptr) {
+      for (size_t j = 0; j < s; ++j) dst[j] = src[j] * scale + bias[j];
+    } else {
+      for (size_t j = 0; j < s; ++j) dst[j] = src[j] * scale;
+    }
+    const float top = Max(dst, s);
+    float acc[kLanes] = {};
+    size_t j = 0;
+    for (; j + kLanes <= s; j += kLanes) {
+      for (int l = 0; l < kLanes; ++l) {
+        const float e = Exp(dst[j + l] - top);
+        dst[j + l] = e;
+        acc[l] += e;
+      }
+    }
+    float total = Fold(acc);
+    for (; j < s; ++j) {
+      const float e = Exp(dst[j] - top);
+      dst[j] = e;
+      total += e;
+    }
+    const float inv = 1.0f / total;
+    for (size_t k = 0; k < s; ++k) dst[k] *= inv;
+  }
+}
+
+CREAM_CLONES void SoftmaxGradRows(const float* probs, const float* dy, float* dx, size_t r0, size_t r1, size_t s,
+                                  float scale) {
+  for (size_t r = r0; r < r1; ++r) {
+    const float* p = probs + r * s;
+    const float* g = dy + r * s;
+    const float dot = Dot(p, g, s);
+    float* dst = dx + r * s;
+    for (size_t j = 0; j < s; ++j) dst[j] = scale * p[j] * (g[j] - dot);
+  }
+}
+
+// max and log(sum(exp(x - max))) of one row.
+CREAM_INLINE void LogSumExp(const float* row, size_t v, float* top, float* log_total) {
+  *top = Max(row, v);
+  float acc[kLanes] = {};
+  size_t j = 0;
+  for (; j + kLanes <= v; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) acc[l] += Exp(row[j + l] - *top);
+  }
+  float total = Fold(acc);
+  for (; j < v; ++j) total += Exp(row[j] - *top);
+  *log_total = std::log(total);
+}
+
+CREAM_CLONES void LogSoftmaxGatherRows(const float* logits, const int32_t* targets, float* out, size_t r0, size_t r1,
+                                       size_t v) {
+  for (size_t r = r0; r < r1; ++r) {
+    const float* row = logits + r * v;
+    float top, log_total;
+    LogSumExp(row, v, &top, &log_total);
+    out[r] = row[targets[r]] - top - log_total;
+  }
+}
+
+CREAM_CLONES void LogSoftmaxGatherGradRows(const float* logits, const int32_t* targets, const float* dy,
+                                           float* dlogits, size_t r0, size_t r1, size_t v) {
+  for (size_t r = r0; r < r1; ++r) {
+    const float* row = logits + r * v;
+    float top, log_total;
+    LogSumExp(row, v, &top, &log_total);
+    const float shift = top + log_total;
+    const float g = dy[r];
+    float* dst = dlogits + r * v;
+    for (size_t j = 0; j < v; ++j) dst[j] = -g * Exp(row[j] - shift);
+    dst[targets[r]] += g;
+  }
+}
+
+CREAM_CLONES void AdamWRange(const float* p, const float* m, const float* v, const float* g, float* p_out,
+                             float* m_out, float* v_out, size_t i0, size_t i1, AdamWStep step) {
+  const float one_minus_beta1 = 1.0f - step.beta1;
+  const float one_minus_beta2 = 1.0f - step.beta2;
+  const float inv_bias_correction2_sqrt = 1.0f / step.bias_correction2_sqrt;
+  for (size_t i = i0; i < i1; ++i) {
+    const float mi = step.beta1 * m[i] + one_minus_beta1 * g[i];
+    const float vi = step.beta2 * v[i] + one_minus_beta2 * g[i] * g[i];
+    const float denominator = std::sqrt(vi) * inv_bias_correction2_sqrt + step.epsilon;
+    p_out[i] = p[i] * step.decay_factor - step.step_size * (mi / denominator);
+    m_out[i] = mi;
+    v_out[i] = vi;
+  }
+}
+
+}  // namespace
+
+void RmsNormForward(const float* x, const float* w, float* out, size_t rows, size_t d, float eps, ThreadPool& pool) {
+  ForRows(pool, rows, d, [&](size_t r0, size_t r1) { RmsNormRows(x, w, out, r0, r1, d, eps); });
+}
+
+void RmsNormGradX(const float* x, const float* w, const float* dy, float* dx, size_t rows, size_t d, float eps,
+                  ThreadPool& pool) {
+  ForRows(pool, rows, d, [&](size_t r0, size_t r1) { RmsNormGradXRows(x, w, dy, dx, r0, r1, d, eps); });
+}
+
+void RmsNormGradW(const float* x, const float* dy, float* dw, size_t rows, size_t d, float eps, ThreadPool& pool) {
+  // Each participant sums its rows into its own scratch; the partial sums are added at the end.
+  const size_t parts = rows * d < kParallelValues ? 1 : std::min(pool.size(), rows);
+  std::vector<float*> partial(parts);
+  for (size_t i = 0; i < parts; ++i) {
+    partial[i] = pool.Scratch(i, d);
+    std::fill(partial[i], partial[i] + d, 0.0f);
+  }
+  if (parts <= 1) {
+    RmsNormGradWRows(x, dy, partial[0], 0, rows, d, eps);
+  } else {
+    pool.Run(parts, [&](size_t i) { RmsNormGradWRows(x, dy, partial[i], rows * i / parts, rows * (i + 1) / parts, d, eps); });
+  }
+  for (size_t j = 0; j < d; ++j) {
+    float total = 0.0f;
+    for (size_t i = 0; i < parts; ++i) total += partial[i][j];
+    dw[j] = total;
+  }
+}
+
+void SwiGlu(const float* gate, const float* up, float* out, size_t n, ThreadPool& pool) {
+  ForRows(pool, n, 1, [&](size_t i0, size_t i1) { SwiGluRange(gate, up, out, i0, i1); });
+}
+
+void SwiGluGradGate(const float* gate, const float* up, const float* dy, float* dgate, size_t n, ThreadPool& pool) {
+  ForRows(pool, n, 1, [&](size_t i0, size_t i1) { SwiGluGradGateRange(gate, up, dy, dgate, i0, i1); });
+}
+
+void SwiGluGradUp(const float* gate, const float* dy, float* dup, size_t n, ThreadPool& pool) {
+  ForRows(pool, n, 1, [&](size_t i0, size_t i1) { SwiGluGradUpRange(gate, dy, dup, i0, i1); });
+}
+
+void RotaryHeads(const float* x, const float* cos, const float* sin, float* out, size_t b, size_t t, size_t h,
+                 size_t dh, bool backward, ThreadPool& pool) {
+  ForRows(pool, b * t, h * dh, [&](size_t r0, size_t r1) { RotaryRows(x, cos, sin, out, r0, r1, t, h, dh, backward); });
+}
+
+void MaskedSoftmax(const float* scores, const float* mask, float* out, size_t b, size_t h, size_t t, size_t s,
+                   float scale, ThreadPool& pool) {
+  ForRows(pool, b * h * t, s, [&](size_t r0, size_t r1) { SoftmaxRows(scores, mask, out, r0, r1, h, t, s, scale); });
+}
+
+void MaskedSoftmaxGrad(const float* probs, const float* dy, float* dx, size_t rows, size_t s, float scale,
+                       ThreadPool& pool) {
+  ForRows(pool, rows, s, [&](size_t r0, size_t r1) { SoftmaxGradRows(probs, dy, dx, r0, r1, s, scale); });
+}
+
+void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, size_t rows, size_t v,
+                      ThreadPool& pool) {
+  ForRows(pool, rows, v, [&](size_t r0, size_t r1) { LogSoftmaxGatherRows(logits, targets, out, r0, r1, v); });
+}
+
+void LogSoftmaxGatherGrad(const float* logits, const int32_t* targets, const float* dy, float* dlogits, size_t rows,
+                          size_t v, ThreadPool& pool) {
+  ForRows(pool, rows, v,
+          [&](size_t r0, size_t r1) { LogSoftmaxGatherGradRows(logits, targets, dy, dlogits, r0, r1, v); });
+}
+
+void AdamWUpdate(const float* p, const float* m, const float* v, const float* g, float* p_out, float* m_out,
+                 float* v_out, size_t n, const AdamWStep& step, ThreadPool& pool) {
+  ForRows(pool, n, 1, [&](size_t i0, size_t i1) { AdamWRange(p, m, v, g, p_out, m_out, v_out, i0, i1, step); });
+}
+
+}  // namespace cream

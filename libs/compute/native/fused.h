@@ -1,0 +1,66 @@
+// Fused fp32 kernels of a Llama-family decoder step, forward and backward:
+// RMSNorm, SwiGLU, rotary embedding (with the move of heads in front of
+// tokens), the scaled and masked softmax of attention, log-softmax with a
+// target gather, and the AdamW update. Each is one pass (or two) over its
+// rows, split across the pool when the work is large enough to pay for it.
+// All arrays are row-major; outputs never alias inputs.
+#ifndef CREAM_COMPUTE_FUSED_H_
+#define CREAM_COMPUTE_FUSED_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "thread-pool.h"
+
+namespace cream {
+
+// out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, rows of d values.
+void RmsNormForward(const float* x, const float* w, float* out, size_t rows, size_t d, float eps, ThreadPool& pool);
+// dx of RmsNormForward given dy.
+void RmsNormGradX(const float* x, const float* w, const float* dy, float* dx, size_t rows, size_t d, float eps,
+                  ThreadPool& pool);
+// dw[j] = sum over rows of dy * x / rms.
+void RmsNormGradW(const float* x, const float* dy, float* dw, size_t rows, size_t d, float eps, ThreadPool& pool);
+
+// out = silu(gate) * up over n values.
+void SwiGlu(const float* gate, const float* up, float* out, size_t n, ThreadPool& pool);
+// dgate = dy * up * silu'(gate).
+void SwiGluGradGate(const float* gate, const float* up, const float* dy, float* dgate, size_t n, ThreadPool& pool);
+// dup = dy * silu(gate).
+void SwiGluGradUp(const float* gate, const float* dy, float* dup, size_t n, ThreadPool& pool);
+
+// Rotate-half rotary embedding. Forward: x [b, t, h, dh] -> out [b, h, t, dh],
+// (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) with c, s [b, t, dh / 2]. With
+// `backward`, x is the gradient [b, h, t, dh] and out [b, t, h, dh] is it
+// rotated back (the transpose of the forward map).
+void RotaryHeads(const float* x, const float* cos, const float* sin, float* out, size_t b, size_t t, size_t h,
+                 size_t dh, bool backward, ThreadPool& pool);
+
+// out[b, h, i, :] = softmax(scores[b, h, i, :] * scale + mask[b, i, :]) over
+// s keys; mask may be null.
+void MaskedSoftmax(const float* scores, const float* mask, float* out, size_t b, size_t h, size_t t, size_t s,
+                   float scale, ThreadPool& pool);
+// dscores = scale * p * (dy - sum(dy * p)) per row of s, from the softmax output p.
+void MaskedSoftmaxGrad(const float* probs, const float* dy, float* dx, size_t rows, size_t s, float scale,
+                       ThreadPool& pool);
+
+// out[r] = logits[r, target[r]] - logsumexp(logits[r]); rows of v values.
+void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, size_t rows, size_t v,
+                      ThreadPool& pool);
+// dlogits[r] = dy[r] * (onehot(target[r]) - softmax(logits[r])).
+void LogSoftmaxGatherGrad(const float* logits, const int32_t* targets, const float* dy, float* dlogits, size_t rows,
+                          size_t v, ThreadPool& pool);
+
+// One AdamW update (PyTorch's order: decay, moments, bias-corrected step).
+struct AdamWStep {
+  float beta1, beta2, epsilon;
+  float decay_factor;           // 1 - lr * weight_decay
+  float step_size;              // lr / (1 - beta1^t)
+  float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
+};
+void AdamWUpdate(const float* p, const float* m, const float* v, const float* g, float* p_out, float* m_out,
+                 float* v_out, size_t n, const AdamWStep& step, ThreadPool& pool);
+
+}  // namespace cream
+
+#endif  // CREAM_COMPUTE_FUSED_H_

@@ -1,0 +1,196 @@
+// The fused kernels of native/fused.h as tfjs kernels of the wasm backend,
+// under cream's own kernel names (ops.ts runs them and registers their
+// gradients). Like the native matmul, each reads its inputs at their wasm heap
+// offsets and writes outputs the backend allocated, through HEAPF32 itself.
+import * as tf from '@tensorflow/tfjs-core';
+
+import { ComputeError } from './errors';
+import type { NativeGemm } from './native';
+import { heapOffset, type WasmBackend } from './wasm-kernels';
+
+/** Kernel names of the fused ops (one forward, and the pieces of its gradient). */
+export const FusedKernel = {
+  rmsNorm: 'CreamRmsNorm',
+  rmsNormGradX: 'CreamRmsNormGradX',
+  rmsNormGradWeight: 'CreamRmsNormGradWeight',
+  swiglu: 'CreamSwiGlu',
+  swigluGradGate: 'CreamSwiGluGradGate',
+  swigluGradUp: 'CreamSwiGluGradUp',
+  rotaryHeads: 'CreamRotaryHeads',
+  rotaryHeadsGrad: 'CreamRotaryHeadsGrad',
+  maskedSoftmax: 'CreamMaskedSoftmax',
+  maskedSoftmaxGrad: 'CreamMaskedSoftmaxGrad',
+  logSoftmaxGather: 'CreamLogSoftmaxGather',
+  logSoftmaxGatherGrad: 'CreamLogSoftmaxGatherGrad',
+  adamw: 'CreamAdamW',
+} as const;
+
+// Op codes of addon.cc's FusedCall.
+const Op = {
+  rmsNorm: 0,
+  rmsNormGradX: 1,
+  rmsNormGradW: 2,
+  swiglu: 3,
+  swigluGradGate: 4,
+  swigluGradUp: 5,
+  rotary: 6,
+  softmax: 7,
+  softmaxGrad: 8,
+  logSoftmaxGather: 9,
+  logSoftmaxGatherGrad: 10,
+  adamw: 11,
+} as const;
+
+const backendName = 'wasm';
+let installed = false;
+let enabled = true;
+
+interface KernelArgs {
+  inputs: Record<string, tf.TensorInfo | undefined>;
+  backend: WasmBackend;
+  attrs: Record<string, unknown>;
+}
+
+const size = (t: tf.TensorInfo) => tf.util.sizeFromShape(t.shape);
+const last = (t: tf.TensorInfo) => t.shape[t.shape.length - 1];
+
+function offsetOf(backend: WasmBackend, tensor: tf.TensorInfo, name: string): number {
+  const offset = heapOffset(backend, tensor);
+  if (offset === undefined) throw new ComputeError(`fused kernel: ${name} has no place in the wasm heap`);
+  return offset;
+}
+
+/**
+ * Allocates the outputs, then runs native op `code` with the numbers `args`
+ * makes from the input and output heap offsets (-1 for an absent input).
+ * Outputs of an empty problem are zero-filled without a native call.
+ */
+function launch(
+  native: NativeGemm,
+  backend: WasmBackend,
+  code: number,
+  inputs: Record<string, tf.TensorInfo | null>,
+  outputs: Array<{ shape: number[]; dtype?: tf.DataType }>,
+  args: (input: Record<string, number>, output: number[]) => number[],
+): tf.TensorInfo[] {
+  const made = outputs.map(({ shape, dtype }) => backend.makeOutput(shape, dtype ?? 'float32'));
+  const empty = Object.values(inputs).some((t) => t !== null && size(t) === 0);
+  if (empty || made.some((t) => size(t) === 0)) {
+    for (const t of made) {
+      if (size(t) > 0) backend.wasm.HEAPF32.fill(0, offsetOf(backend, t, 'output'), offsetOf(backend, t, 'output') + size(t));
+    }
+    return made;
+  }
+  const inputOffsets: Record<string, number> = {};
+  for (const [name, t] of Object.entries(inputs)) inputOffsets[name] = t === null ? -1 : offsetOf(backend, t, name);
+  const outputOffsets = made.map((t) => offsetOf(backend, t, 'output'));
+  // Read the view after makeOutput: growing the wasm memory replaces HEAPF32.
+  native.fused(code, backend.wasm.HEAPF32, args(inputOffsets, outputOffsets));
+  return made;
+}
+
+function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
+  const k = (body: (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]): tf.KernelFunc =>
+    (params) => body(params as unknown as KernelArgs);
+  const input = (args: KernelArgs, name: string) => args.inputs[name] as tf.TensorInfo;
+  return {
+    [FusedKernel.rmsNorm]: k((a) => {
+      const [x, weight] = [input(a, 'x'), input(a, 'weight')];
+      const d = last(x);
+      return launch(native, a.backend, Op.rmsNorm, { x, weight }, [{ shape: x.shape }], (i, o) => [i.x, i.weight, o[0], size(x) / d, d, Number(a.attrs.eps)])[0];
+    }),
+    [FusedKernel.rmsNormGradX]: k((a) => {
+      const [x, weight, dy] = [input(a, 'x'), input(a, 'weight'), input(a, 'dy')];
+      const d = last(x);
+      return launch(native, a.backend, Op.rmsNormGradX, { x, weight, dy }, [{ shape: x.shape }], (i, o) => [i.x, i.weight, i.dy, o[0], size(x) / d, d, Number(a.attrs.eps)])[0];
+    }),
+    [FusedKernel.rmsNormGradWeight]: k((a) => {
+      const [x, dy] = [input(a, 'x'), input(a, 'dy')];
+      const d = last(x);
+      return launch(native, a.backend, Op.rmsNormGradW, { x, dy }, [{ shape: [d] }], (i, o) => [i.x, i.dy, o[0], size(x) / d, d, Number(a.attrs.eps)])[0];
+    }),
+    [FusedKernel.swiglu]: k((a) => {
+      const [gate, up] = [input(a, 'gate'), input(a, 'up')];
+      return launch(native, a.backend, Op.swiglu, { gate, up }, [{ shape: gate.shape }], (i, o) => [i.gate, i.up, o[0], size(gate)])[0];
+    }),
+    [FusedKernel.swigluGradGate]: k((a) => {
+      const [gate, up, dy] = [input(a, 'gate'), input(a, 'up'), input(a, 'dy')];
+      return launch(native, a.backend, Op.swigluGradGate, { gate, up, dy }, [{ shape: gate.shape }], (i, o) => [i.gate, i.up, i.dy, o[0], size(gate)])[0];
+    }),
+    [FusedKernel.swigluGradUp]: k((a) => {
+      const [gate, dy] = [input(a, 'gate'), input(a, 'dy')];
+      return launch(native, a.backend, Op.swigluGradUp, { gate, dy }, [{ shape: gate.shape }], (i, o) => [i.gate, i.dy, o[0], size(gate)])[0];
+    }),
+    [FusedKernel.rotaryHeads]: k((a) => {
+      const [x, cos, sin] = [input(a, 'x'), input(a, 'cos'), input(a, 'sin')];
+      const [B, T, H, Dh] = x.shape;
+      return launch(native, a.backend, Op.rotary, { x, cos, sin }, [{ shape: [B, H, T, Dh] }], (i, o) => [i.x, i.cos, i.sin, o[0], B, T, H, Dh, 0])[0];
+    }),
+    [FusedKernel.rotaryHeadsGrad]: k((a) => {
+      const [dy, cos, sin] = [input(a, 'dy'), input(a, 'cos'), input(a, 'sin')];
+      const [B, H, T, Dh] = dy.shape;
+      return launch(native, a.backend, Op.rotary, { dy, cos, sin }, [{ shape: [B, T, H, Dh] }], (i, o) => [i.dy, i.cos, i.sin, o[0], B, T, H, Dh, 1])[0];
+    }),
+    [FusedKernel.maskedSoftmax]: k((a) => {
+      const scores = input(a, 'scores');
+      const mask = a.inputs.mask ?? null;
+      const [B, H, T, S] = scores.shape;
+      return launch(native, a.backend, Op.softmax, { scores, mask }, [{ shape: scores.shape }], (i, o) => [i.scores, i.mask, o[0], B, H, T, S, Number(a.attrs.scale)])[0];
+    }),
+    [FusedKernel.maskedSoftmaxGrad]: k((a) => {
+      const [probs, dy] = [input(a, 'probs'), input(a, 'dy')];
+      const S = last(probs);
+      return launch(native, a.backend, Op.softmaxGrad, { probs, dy }, [{ shape: probs.shape }], (i, o) => [i.probs, i.dy, o[0], size(probs) / S, S, Number(a.attrs.scale)])[0];
+    }),
+    [FusedKernel.logSoftmaxGather]: k((a) => {
+      const [logits, targets] = [input(a, 'logits'), input(a, 'targets')];
+      const [N, V] = logits.shape;
+      return launch(native, a.backend, Op.logSoftmaxGather, { logits, targets }, [{ shape: [N] }], (i, o) => [i.logits, i.targets, o[0], N, V])[0];
+    }),
+    [FusedKernel.logSoftmaxGatherGrad]: k((a) => {
+      const [logits, targets, dy] = [input(a, 'logits'), input(a, 'targets'), input(a, 'dy')];
+      const [N, V] = logits.shape;
+      return launch(native, a.backend, Op.logSoftmaxGatherGrad, { logits, targets, dy }, [{ shape: logits.shape }], (i, o) => [i.logits, i.targets, i.dy, o[0], N, V])[0];
+    }),
+    [FusedKernel.adamw]: k((a) => {
+      const [p, m, v, g] = [input(a, 'p'), input(a, 'm'), input(a, 'v'), input(a, 'g')];
+      const at = a.attrs as Record<string, number>;
+      return launch(native, a.backend, Op.adamw, { p, m, v, g }, [{ shape: p.shape }, { shape: p.shape }, { shape: p.shape }], (i, o) => [
+        i.p,
+        i.m,
+        i.v,
+        i.g,
+        ...o,
+        size(p),
+        at.beta1,
+        at.beta2,
+        at.epsilon,
+        at.decayFactor,
+        at.stepSize,
+        at.biasCorrection2Sqrt,
+      ]);
+    }),
+  };
+}
+
+/** Registers the fused kernels for the wasm backend on the native addon (idempotent; replaces an earlier registration). */
+export function registerFusedKernels(native: NativeGemm): void {
+  for (const [kernelName, kernelFunc] of Object.entries(kernels(native))) {
+    if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({ kernelName, backendName, kernelFunc });
+  }
+  installed = true;
+}
+
+/**
+ * Turns the fused kernels off (the ops then compose plain tfjs ops on every
+ * backend) or back on, e.g. to compare both in one benchmark run.
+ */
+export function useFusedKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** Whether the ops run the fused kernels: registered, enabled, and the wasm backend is the active one. */
+export function fusedKernelsActive(): boolean {
+  return installed && enabled && tf.getBackend() === backendName;
+}

@@ -1,0 +1,190 @@
+// The fused ops against the plain tfjs ops they replace: values and
+// gradients (tf.grads) on random inputs of odd shapes, with the native
+// kernels on the wasm backend and composed on the cpu backend; no leaked
+// tensors; bad targets rejected.
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { initCompute } from './backend';
+import { fusedKernelsActive, useFusedKernels } from './fused-kernels';
+import { adamwUpdate, causalAttention, logSoftmaxGather, maskedSoftmax, rmsNorm, rotaryHeads, swiglu } from './ops';
+import { randomFloats, relativeError, seededUniform } from './testing-random';
+
+const random = seededUniform(21);
+const uniform = (shape: number[], scale = 1) => tf.tensor(randomFloats(tf.util.sizeFromShape(shape), random).map((x) => x * scale), shape);
+
+// An additive causal mask [B, T, S] whose queries sit at the last T of S slots, plus a masked padding slot.
+function causalMask(B: number, T: number, S: number): tf.Tensor3D {
+  const bias = new Float32Array(B * T * S);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      for (let s = 0; s < S; s++) if (s > S - T + t || (b === 1 && s === 0 && t > 0)) bias[(b * T + t) * S + s] = -1e9;
+    }
+  }
+  return tf.tensor3d(bias, [B, T, S]);
+}
+
+// Each case: inputs, the op on them, and which inputs to differentiate.
+interface Case {
+  name: string;
+  inputs: () => tf.Tensor[];
+  op: (...inputs: tf.Tensor[]) => tf.Tensor;
+  differentiable: number[];
+}
+
+const cases: Case[] = [
+  { name: 'rmsNorm', inputs: () => [uniform([3, 5, 37], 2), uniform([37])], op: (x, w) => rmsNorm(x, w, 1e-5), differentiable: [0, 1] },
+  { name: 'swiglu', inputs: () => [uniform([7, 53], 4), uniform([7, 53])], op: (g, u) => swiglu(g, u), differentiable: [0, 1] },
+  {
+    name: 'rotaryHeads',
+    inputs: () => [uniform([2, 9, 3, 10]), uniform([2, 1, 9, 5]), uniform([2, 1, 9, 5])],
+    op: (x, c, s) => rotaryHeads(x as tf.Tensor4D, c, s),
+    differentiable: [0, 1, 2],
+  },
+  {
+    name: 'maskedSoftmax',
+    inputs: () => [uniform([2, 3, 5, 19], 3), causalMask(2, 5, 19)],
+    op: (s, m) => maskedSoftmax(s as tf.Tensor4D, m, 0.7),
+    differentiable: [0],
+  },
+  {
+    name: 'maskedSoftmax without a mask',
+    inputs: () => [uniform([2, 3, 5, 19], 3)],
+    op: (s) => maskedSoftmax(s as tf.Tensor4D, null, 1.3),
+    differentiable: [0],
+  },
+  {
+    name: 'causalAttention (grouped heads)',
+    inputs: () => [uniform([2, 4, 7, 6]), uniform([2, 2, 11, 6]), uniform([2, 2, 11, 6]), causalMask(2, 7, 11)],
+    op: (q, k, v, m) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m),
+    differentiable: [0, 1, 2],
+  },
+  {
+    name: 'causalAttention (one decoding step)',
+    inputs: () => [uniform([3, 2, 1, 8]), uniform([3, 2, 13, 8]), uniform([3, 2, 13, 8]), causalMask(3, 1, 13)],
+    op: (q, k, v, m) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m),
+    differentiable: [0, 1, 2],
+  },
+  {
+    name: 'logSoftmaxGather',
+    inputs: () => [uniform([13, 67], 5), tf.tensor1d(Array.from({ length: 13 }, (_, i) => (i * 29) % 67), 'int32')],
+    op: (l, t) => logSoftmaxGather(l as tf.Tensor2D, t as tf.Tensor1D),
+    differentiable: [0],
+  },
+  // Large enough to split across the native thread pool.
+  { name: 'rmsNorm (threaded)', inputs: () => [uniform([301, 131], 2), uniform([131])], op: (x, w) => rmsNorm(x, w, 1e-6), differentiable: [0, 1] },
+  { name: 'swiglu (threaded)', inputs: () => [uniform([257, 131], 4), uniform([257, 131])], op: (g, u) => swiglu(g, u), differentiable: [0, 1] },
+  {
+    name: 'rotaryHeads (threaded)',
+    inputs: () => [uniform([2, 65, 4, 66]), uniform([2, 65, 33]), uniform([2, 65, 33])],
+    op: (x, c, s) => rotaryHeads(x as tf.Tensor4D, c, s),
+    differentiable: [0],
+  },
+  {
+    name: 'maskedSoftmax (threaded)',
+    inputs: () => [uniform([2, 4, 33, 131], 3), causalMask(2, 33, 131)],
+    op: (s, m) => maskedSoftmax(s as tf.Tensor4D, m, 0.125),
+    differentiable: [0],
+  },
+  {
+    name: 'logSoftmaxGather (threaded)',
+    inputs: () => [uniform([131, 517], 5), tf.tensor1d(Array.from({ length: 131 }, (_, i) => (i * 97) % 517), 'int32')],
+    op: (l, t) => logSoftmaxGather(l as tf.Tensor2D, t as tf.Tensor1D),
+    differentiable: [0],
+  },
+];
+
+// Values and gradients of sum(op(...) * probe) for a fixed random probe.
+function evaluate(c: Case, inputs: tf.Tensor[]): { value: Float32Array; grads: Float32Array[] } {
+  return tf.tidy(() => {
+    const value = c.op(...inputs);
+    const probe = tf.tensor(randomFloats(value.size, seededUniform(3)), value.shape);
+    const loss = (...xs: tf.Tensor[]) => {
+      const all = inputs.map((t, i) => (c.differentiable.includes(i) ? xs[c.differentiable.indexOf(i)] : t));
+      return tf.sum(tf.mul(c.op(...all), probe));
+    };
+    const grads = tf.grads(loss)(c.differentiable.map((i) => inputs[i]));
+    return { value: value.dataSync() as Float32Array, grads: grads.map((g) => g.dataSync() as Float32Array) };
+  });
+}
+
+describe('fused ops', () => {
+  beforeAll(async () => {
+    await initCompute({ env: { CREAM_BACKEND: 'wasm-native' } });
+  });
+  afterAll(() => useFusedKernels(true));
+
+  for (const c of cases) {
+    it(`${c.name}: the native kernel equals the composed ops, values and gradients`, () => {
+      const inputs = c.inputs();
+      useFusedKernels(true);
+      expect(fusedKernelsActive()).toBe(true);
+      const fused = evaluate(c, inputs);
+      useFusedKernels(false);
+      const composed = evaluate(c, inputs);
+      useFusedKernels(true);
+      expect(relativeError(fused.value, composed.value), `${c.name} value`).toBeLessThan(1e-5);
+      fused.grads.forEach((g, i) => expect(relativeError(g, composed.grads[i]), `${c.name} d/dinput${c.differentiable[i]}`).toBeLessThan(1e-4));
+      tf.dispose(inputs);
+    });
+  }
+
+  it('adamwUpdate: the native kernel equals the composed update over several steps', () => {
+    const shape = [190, 177]; // split across the thread pool
+    const params = { learningRate: 3e-3, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1 };
+    const start = uniform(shape);
+    const trajectories = [true, false].map((on) => {
+      useFusedKernels(on);
+      let state = { p: start.clone(), m: tf.zeros(shape), v: tf.zeros(shape) };
+      const gradientRandom = seededUniform(8);
+      for (let step = 1; step <= 3; step++) {
+        const g = tf.tensor(randomFloats(190 * 177, gradientRandom), shape);
+        const next = adamwUpdate(state.p, state.m, state.v, g, { ...params, step });
+        tf.dispose([state.p, state.m, state.v, g]);
+        state = next;
+      }
+      const values = [state.p, state.m, state.v].map((t) => t.dataSync() as Float32Array);
+      tf.dispose([state.p, state.m, state.v]);
+      return values;
+    });
+    useFusedKernels(true);
+    start.dispose();
+    trajectories[0].forEach((values, i) => expect(relativeError(values, trajectories[1][i]), ['p', 'm', 'v'][i]).toBeLessThan(1e-5));
+  });
+
+  it('leaks no tensors, forward or backward', () => {
+    const before = tf.memory().numTensors;
+    for (const c of cases) {
+      const inputs = c.inputs();
+      evaluate(c, inputs);
+      tf.dispose(inputs);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('rejects a target outside the vocabulary', () => {
+    tf.tidy(() => {
+      expect(() => logSoftmaxGather(uniform([2, 5]) as tf.Tensor2D, tf.tensor1d([1, 5], 'int32'))).toThrow(/target 5 at row 1 is outside \[0, 5\)/);
+    });
+  });
+
+  it('compose plain tfjs ops on the cpu backend, with the same results', async () => {
+    const inputs = cases.map((c) => c.inputs());
+    const onWasm = cases.map((c, i) => evaluate(c, inputs[i]));
+    const host = inputs.map((list) => list.map((t) => ({ values: t.dataSync().slice(), shape: t.shape, dtype: t.dtype })));
+    tf.dispose(inputs);
+    await initCompute({ env: { CREAM_BACKEND: 'cpu' } });
+    try {
+      expect(fusedKernelsActive()).toBe(false);
+      cases.forEach((c, i) => {
+        const onCpuInputs = host[i].map(({ values, shape, dtype }) => tf.tensor(values, shape, dtype));
+        const onCpu = evaluate(c, onCpuInputs);
+        expect(relativeError(onCpu.value, onWasm[i].value), c.name).toBeLessThan(1e-5);
+        onCpu.grads.forEach((g, j) => expect(relativeError(g, onWasm[i].grads[j]), `${c.name} gradient ${j}`).toBeLessThan(1e-4));
+        tf.dispose(onCpuInputs);
+      });
+    } finally {
+      await initCompute({ env: { CREAM_BACKEND: 'wasm-native' } });
+    }
+  });
+});

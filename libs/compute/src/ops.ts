@@ -1,0 +1,220 @@
+// The fused ops of a Llama-family decoder as tfjs op functions: on the wasm
+// backend with the native addon they run one fused kernel each
+// (fused-kernels.ts), with gradients registered here on the kernel names;
+// on every other backend (cpu, tfjs-node, tfjs-node-gpu), or without the
+// addon, they compose the same plain tfjs ops the model used before, so
+// every backend computes the same math and differentiates.
+import * as tf from '@tensorflow/tfjs-core';
+
+import { FusedKernel, fusedKernelsActive } from './fused-kernels';
+
+const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, number | boolean> = {}) =>
+  tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap);
+
+/** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * weight; x [..., D], weight [D]. */
+export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, eps: number): T {
+  if (fusedKernelsActive()) return run(FusedKernel.rmsNorm, { x, weight }, { eps }) as T;
+  return tf.tidy(() => {
+    const meanSquare = tf.mean(tf.square(x), -1, true); // [..., 1]
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight) as T; // [..., D]
+  });
+}
+
+/** SwiGLU's gating: silu(gate) * up = gate * sigmoid(gate) * up, elementwise (same shapes). */
+export function swiglu<T extends tf.Tensor>(gate: T, up: T): T {
+  if (fusedKernelsActive()) return run(FusedKernel.swiglu, { gate, up }) as T;
+  return tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as T);
+}
+
+/**
+ * Rotary embedding in the rotate-half convention (Hugging Face's Llama),
+ * fused with the move of heads before tokens: x [B, T, H, Dh] (a projection's
+ * output split into heads) becomes [B, H, T, Dh] with each pair
+ * (x_i, x_{i + Dh/2}) rotated by the token's angle: x * cos + rotate_half(x) * sin.
+ * cos and sin are [B, T, Dh/2] (any shape of that size, e.g. [B, 1, T, Dh/2]).
+ */
+export function rotaryHeads(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4D {
+  const [B, T, , Dh] = x.shape;
+  if (fusedKernelsActive()) {
+    return tf.tidy(() => run(FusedKernel.rotaryHeads, { x, cos: tf.reshape(cos, [B, T, Dh / 2]), sin: tf.reshape(sin, [B, T, Dh / 2]) }) as tf.Tensor4D);
+  }
+  return tf.tidy(() => {
+    const heads = tf.transpose(x, [0, 2, 1, 3]); // [B, H, T, Dh]
+    const [x1, x2] = tf.split(heads, 2, -1); // [B, H, T, Dh/2] each
+    const c = tf.reshape(cos, [B, 1, T, Dh / 2]);
+    const s = tf.reshape(sin, [B, 1, T, Dh / 2]);
+    const first = tf.sub(tf.mul(x1, c), tf.mul(x2, s)); // [B, H, T, Dh/2]
+    const second = tf.add(tf.mul(x2, c), tf.mul(x1, s)); // [B, H, T, Dh/2]
+    return tf.concat([first, second], -1) as tf.Tensor4D; // [B, H, T, Dh]
+  });
+}
+
+/**
+ * softmax(scores * scale + mask) over the last axis: scores [B, H, T, S], mask
+ * an additive bias [B, T, S] (any shape of that size) shared by the heads, or
+ * null for none.
+ */
+export function maskedSoftmax(scores: tf.Tensor4D, mask: tf.Tensor | null, scale: number): tf.Tensor4D {
+  const [B, , T, S] = scores.shape;
+  if (fusedKernelsActive()) {
+    return tf.tidy(() => {
+      const inputs: tf.NamedTensorMap = { scores };
+      if (mask !== null) inputs.mask = tf.reshape(mask, [B, T, S]);
+      return run(FusedKernel.maskedSoftmax, inputs, { scale }) as tf.Tensor4D;
+    });
+  }
+  return tf.tidy(() => {
+    const scaled = tf.mul(scores, scale);
+    return tf.softmax(mask === null ? scaled : tf.add(scaled, tf.reshape(mask, [B, 1, T, S]))) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Scaled dot-product attention with grouped-query heads, for prefill, training
+ * and single-token decoding over a cache alike: q [B, Hq, T, Dh], k and v
+ * [B, Hkv, S, Dh] (query head h reads kv head floor(h / (Hq / Hkv))), maskBias
+ * [B, T, S] (any shape of that size) adding 0 where a query may attend a key
+ * and a large negative number where not: the causal mask, padding, unused
+ * cache slots. Returns [B, T, Hq * Dh], heads side by side per token.
+ */
+export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, maskBias: tf.Tensor): tf.Tensor3D {
+  const [B, nHeads, T, headDim] = q.shape;
+  const [, nKvHeads, S] = k.shape;
+  const groups = nHeads / nKvHeads;
+  return tf.tidy(() => {
+    // The query heads sharing a kv head are adjacent: they are the rows of one
+    // product per kv head, with no copy of keys and values.
+    const qGrouped = tf.reshape(q, [B, nKvHeads, groups * T, headDim]); // [B, Hkv, groups*T, Dh]
+    const scores = tf.reshape(tf.matMul(qGrouped, k, false, true), [B, nHeads, T, S]) as tf.Tensor4D; // [B, Hq, T, S]
+    const probs = tf.reshape(maskedSoftmax(scores, maskBias, 1 / Math.sqrt(headDim)), [B, nKvHeads, groups * T, S]); // [B, Hkv, groups*T, S]
+    const out = tf.reshape(tf.matMul(probs, v), [B, nHeads, T, headDim]); // [B, Hq, T, Dh]
+    return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nHeads * headDim]) as tf.Tensor3D; // [B, T, Hq*Dh]
+  });
+}
+
+/** log softmax(logits[n])[targets[n]] per row: logits [N, V], targets [N] int32 in [0, V); returns [N]. */
+export function logSoftmaxGather(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  if (fusedKernelsActive()) return run(FusedKernel.logSoftmaxGather, { logits, targets }) as tf.Tensor1D;
+  return tf.tidy(() => {
+    const logProbs = tf.logSoftmax(logits); // [N, V]
+    // The pick is a product with a one-hot mask, so its gradient is elementwise
+    // (a gather's needs UnsortedSegmentSum, which the wasm backend lacks). The
+    // mask is made int32 and cast: the wasm OneHot kernel writes int32 whatever dtype it is asked for.
+    const picks = tf.cast(tf.oneHot(targets, logits.shape[1]), 'float32'); // [N, V]
+    return tf.sum(tf.mul(logProbs, picks), -1) as tf.Tensor1D; // [N]
+  });
+}
+
+/** Hyperparameters of one AdamW update of one weight (its own step count t). */
+export interface AdamWUpdateParams {
+  readonly learningRate: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  /** Decoupled weight decay of this weight (0 for none). */
+  readonly weightDecay: number;
+  /** The weight's step, 1 on its first update. */
+  readonly step: number;
+}
+
+/**
+ * One AdamW update as PyTorch's torch.optim.AdamW: p * (1 - lr * wd) minus
+ * lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps), with the new
+ * moments m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2. Returns
+ * new tensors; the inputs are left as they were.
+ */
+export function adamwUpdate(
+  p: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  g: tf.Tensor,
+  params: AdamWUpdateParams,
+): { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
+  const { learningRate, beta1, beta2, epsilon, weightDecay, step } = params;
+  const decayFactor = 1 - learningRate * weightDecay;
+  const stepSize = learningRate / (1 - Math.pow(beta1, step));
+  const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
+  if (fusedKernelsActive()) {
+    const [pNext, mNext, vNext] = run(FusedKernel.adamw, { p, m, v, g }, { beta1, beta2, epsilon, decayFactor, stepSize, biasCorrection2Sqrt }) as tf.Tensor[];
+    return { p: pNext, m: mNext, v: vNext };
+  }
+  const [pNext, mNext, vNext] = tf.tidy(() => {
+    const mNew = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
+    const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
+    const denominator = tf.add(tf.div(tf.sqrt(vNew), biasCorrection2Sqrt), epsilon);
+    const decayed = weightDecay === 0 ? p : tf.mul(p, decayFactor);
+    return [tf.sub(decayed, tf.mul(tf.div(mNew, denominator), stepSize)), mNew, vNew];
+  });
+  return { p: pNext, m: mNext, v: vNext };
+}
+
+// Gradients of the fused kernels. Each input's gradient is its own kernel, so
+// an input that needs none costs nothing; the rarely needed ones (of cos, sin
+// and the mask) compose plain ops.
+const gradients: tf.GradConfig[] = [
+  {
+    kernelName: FusedKernel.rmsNorm,
+    inputsToSave: ['x', 'weight'],
+    gradFunc: (dy, [x, weight], attrs) => ({
+      x: () => run(FusedKernel.rmsNormGradX, { x, weight, dy: dy as tf.Tensor }, { eps: Number(attrs.eps) }) as tf.Tensor,
+      weight: () => run(FusedKernel.rmsNormGradWeight, { x, dy: dy as tf.Tensor }, { eps: Number(attrs.eps) }) as tf.Tensor,
+    }),
+  },
+  {
+    kernelName: FusedKernel.swiglu,
+    inputsToSave: ['gate', 'up'],
+    gradFunc: (dy, [gate, up]) => ({
+      gate: () => run(FusedKernel.swigluGradGate, { gate, up, dy: dy as tf.Tensor }) as tf.Tensor,
+      up: () => run(FusedKernel.swigluGradUp, { gate, dy: dy as tf.Tensor }) as tf.Tensor,
+    }),
+  },
+  {
+    kernelName: FusedKernel.rotaryHeads,
+    inputsToSave: ['x', 'cos', 'sin'],
+    gradFunc: (dy, [x, cos, sin]) => {
+      const upstream = dy as tf.Tensor4D;
+      // d/dcos = sum over heads of dy1 x1 + dy2 x2; d/dsin = sum over heads of dy2 x1 - dy1 x2.
+      const angleGradient = (which: 'cos' | 'sin') => {
+        const [x1, x2] = tf.split(tf.transpose(x, [0, 2, 1, 3]), 2, -1); // [B, H, T, Dh/2]
+        const [dy1, dy2] = tf.split(upstream, 2, -1); // [B, H, T, Dh/2]
+        const terms = which === 'cos' ? tf.add(tf.mul(dy1, x1), tf.mul(dy2, x2)) : tf.sub(tf.mul(dy2, x1), tf.mul(dy1, x2));
+        return tf.reshape(tf.sum(terms, 1), cos.shape);
+      };
+      return {
+        x: () => run(FusedKernel.rotaryHeadsGrad, { dy: upstream, cos, sin }) as tf.Tensor,
+        cos: () => angleGradient('cos'),
+        sin: () => angleGradient('sin'),
+      };
+    },
+  },
+  {
+    kernelName: FusedKernel.maskedSoftmax,
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const probs = saved[saved.length - 1];
+      const upstream = dy as tf.Tensor;
+      return {
+        scores: () => run(FusedKernel.maskedSoftmaxGrad, { probs, dy: upstream }, { scale: Number(attrs.scale) }) as tf.Tensor,
+        // The mask adds to every head's scores: its gradient is the unscaled one summed over heads.
+        mask: () => tf.sum(run(FusedKernel.maskedSoftmaxGrad, { probs, dy: upstream }, { scale: 1 }) as tf.Tensor, 1),
+      };
+    },
+  },
+  {
+    kernelName: FusedKernel.logSoftmaxGather,
+    inputsToSave: ['logits', 'targets'],
+    gradFunc: (dy, [logits, targets]) => ({
+      logits: () => run(FusedKernel.logSoftmaxGatherGrad, { logits, targets, dy: dy as tf.Tensor }) as tf.Tensor,
+      targets: () => tf.zerosLike(targets),
+    }),
+  },
+];
+
+let registered = false;
+
+/** Registers the gradients of the fused kernels (idempotent; initCompute calls it). */
+export function registerFusedGradients(): void {
+  if (registered) return;
+  for (const gradient of gradients) tf.registerGradient(gradient);
+  registered = true;
+}
