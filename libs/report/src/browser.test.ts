@@ -70,14 +70,12 @@ describe.skipIf(skip)('reports in headless Chromium', () => {
       if (!request.url().startsWith('file:')) requests.push(request.url());
     });
     await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
-    const counts = await page.evaluate(() => {
-      const visible = (selector: string) =>
-        [...document.querySelectorAll(selector)].filter((element) => {
-          const box = element.getBoundingClientRect();
-          return box.width > 0 && box.height > 0;
-        }).length;
-      return { plots: visible('svg.plot'), bars: visible('svg.plot rect.bar'), points: visible('svg.plot circle.point') };
-    });
+    const visible = async (selector: string) => {
+      const elements = await page.locator(selector).all();
+      const boxes = await Promise.all(elements.map((element) => element.boundingBox()));
+      return boxes.filter((box) => box !== null && box.width > 0 && box.height > 0).length;
+    };
+    const counts = { plots: await visible('svg.plot'), bars: await visible('svg.plot rect.bar'), points: await visible('svg.plot circle.point') };
     const screenshot = join(folder, `${name}.png`);
     await page.screenshot({ path: screenshot, fullPage: true });
     await page.close();
