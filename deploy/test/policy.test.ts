@@ -164,14 +164,14 @@ describe.each(overlays())('%s', (overlay) => {
     const coordinator = cream.find((c) => c.service.name === 'coordinator')!;
     const environment = environmentOf(objects, coordinator.deployment, coordinator.container);
     const endpoints = {
-      CREAM_GENERATOR_ENDPOINTS: 'generator-headless:50051',
-      CREAM_JUDGE_ENDPOINTS: 'judge-headless:50052',
+      CREAM_GENERATOR_ENDPOINTS: 'dns:///generator-headless:50051',
+      CREAM_JUDGE_ENDPOINTS: 'dns:///judge-headless:50052',
       CREAM_CONSISTENCY_SCORER_ENDPOINT: 'consistency-scorer:50053',
       CREAM_TRAINER_ENDPOINT: 'trainer:50054',
     };
     for (const [variable, expected] of Object.entries(endpoints)) {
       expect(environment[variable]).toBe(expected);
-      const [host, port] = expected.split(':');
+      const [host, port] = expected.replace(/^dns:\/\/\//, '').split(':');
       expect(named<IService>(objects, 'Service', host).spec!.ports!.map((p) => p.port)).toEqual([Number(port)]);
     }
   });
