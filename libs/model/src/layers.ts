@@ -2,16 +2,18 @@
 // RMSNorm, linear, rotary embeddings, grouped-query attention, the SwiGLU MLP,
 // and the pre-norm decoder layer. The math is Hugging Face's modeling_llama.py
 // (and modeling_qwen2.py / modeling_qwen3.py for the biases and q/k norms).
-// Pure functions of tensors built from tf ops only, so they run on any backend
+// Pure functions of tensors; RMSNorm, rotary, attention's softmax, SwiGLU's
+// gating come from @cream/compute, one fused native kernel each on the
+// wasm+native backend and plain tf ops elsewhere, so they run on any backend
 // and differentiate; call them inside tf.tidy.
 
+import { causalAttention, rmsNorm as fusedRmsNorm, rotaryHeads, swiglu } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 
 /** RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x^2) + eps) * weight over the last axis, in fp32. */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  const meanSquare = tf.mean(tf.square(x), -1, true); // [..., 1]
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight); // [..., D]
+  return fusedRmsNorm(x, weight, eps); // [..., D]
 }
 
 /** A Linear layer with HF's [out, in] weight layout: x @ weight^T + bias over the last axis. */
@@ -123,39 +125,11 @@ export class RotaryEmbedding {
  * convention, x * cos + rotate_half(x) * sin with rotate_half(x1, x2) = (-x2, x1).
  */
 export function applyRotary(x: tf.Tensor4D, angles: RotaryAngles): tf.Tensor4D {
-  const [x1, x2] = tf.split(x, 2, -1); // [B, H, T, headDim/2] each
-  const { cos, sin } = angles;
-  const first = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)); // [B, H, T, headDim/2]
-  const second = tf.add(tf.mul(x2, cos), tf.mul(x1, sin)); // [B, H, T, headDim/2]
-  return tf.concat([first, second], -1) as tf.Tensor4D; // [B, H, T, headDim]
+  return rotaryHeads(tf.transpose(x, [0, 2, 1, 3]) as tf.Tensor4D, angles.cos, angles.sin); // [B, H, T, headDim]
 }
 
 /** An additive attention mask: 0 where a query may attend a key, MASKED where it may not. */
 export const MASKED = -1e9;
-
-/**
- * Scaled dot-product attention with grouped-query heads: query head h reads
- * key/value head floor(h / (nHeads / nKvHeads)), as HF's repeat_kv. `maskBias`
- * is 0 or MASKED per (query, key) and is added to the scores.
- */
-export function groupedQueryAttention(
-  q: tf.Tensor4D, // [B, nHeads, T, headDim]
-  k: tf.Tensor4D, // [B, nKvHeads, S, headDim]
-  v: tf.Tensor4D, // [B, nKvHeads, S, headDim]
-  maskBias: tf.Tensor, // [B, 1, 1, T, S]
-): tf.Tensor3D {
-  const [B, nHeads, T, headDim] = q.shape;
-  const [, nKvHeads, S] = k.shape;
-  const groups = nHeads / nKvHeads;
-  // The query heads sharing a kv head are adjacent, so they become the rows of one
-  // matmul per kv head: no copy of keys and values (HF repeats them).
-  const qGrouped = tf.reshape(q, [B, nKvHeads, groups * T, headDim]) as tf.Tensor4D; // [B, nKvHeads, groups*T, headDim]
-  const scores = tf.reshape(tf.matMul(qGrouped, k, false, true), [B, nKvHeads, groups, T, S]); // [B, nKvHeads, groups, T, S]
-  const masked = tf.add(tf.mul(scores, 1 / Math.sqrt(headDim)), maskBias); // [B, nKvHeads, groups, T, S]
-  const probs = tf.reshape(tf.softmax(masked), [B, nKvHeads, groups * T, S]) as tf.Tensor4D; // [B, nKvHeads, groups*T, S]
-  const out = tf.reshape(tf.matMul(probs, v), [B, nHeads, T, headDim]); // [B, nHeads, T, headDim]
-  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nHeads * headDim]) as tf.Tensor3D; // [B, T, nHeads*headDim]
-}
 
 /** Weights of one self-attention block (HF [out, in] layout); biases and norms as the config says. */
 export interface AttentionWeights {
@@ -195,11 +169,13 @@ export function selfAttention(
     q = rmsNorm(q, w.qNorm, rmsNormEps); // [B, T, nHeads, headDim]
     k = rmsNorm(k, w.kNorm, rmsNormEps); // [B, T, nKvHeads, headDim]
   }
-  const qRotated = applyRotary(tf.transpose(q, [0, 2, 1, 3]) as tf.Tensor4D, angles); // [B, nHeads, T, headDim]
-  const kRotated = applyRotary(tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D, angles); // [B, nKvHeads, T, headDim]
+  // Rotated and moved to heads-first in one step each.
+  const qRotated = rotaryHeads(q as tf.Tensor4D, angles.cos, angles.sin); // [B, nHeads, T, headDim]
+  const kRotated = rotaryHeads(k as tf.Tensor4D, angles.cos, angles.sin); // [B, nKvHeads, T, headDim]
   const vHeads = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, nKvHeads, T, headDim]
   const [keys, values] = store === undefined ? [kRotated, vHeads] : store(kRotated, vHeads); // [B, nKvHeads, S, headDim]
-  const out = groupedQueryAttention(qRotated, keys, values, maskBias); // [B, T, nHeads*headDim]
+  // Grouped-query heads: query head h reads kv head floor(h / (nHeads / nKvHeads)), as HF's repeat_kv.
+  const out = causalAttention(qRotated, keys, values, maskBias); // [B, T, nHeads*headDim]
   return linear(out, w.wo, w.bo) as tf.Tensor3D; // [B, T, D]
 }
 
@@ -214,7 +190,7 @@ export interface MlpWeights {
 export function swiGluMlp(x: tf.Tensor3D, w: MlpWeights): tf.Tensor3D {
   const gate = linear(x, w.w1); // [B, T, I]
   const up = linear(x, w.w3); // [B, T, I]
-  const hidden = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // [B, T, I]
+  const hidden = swiglu(gate, up); // [B, T, I]
   return linear(hidden, w.w2) as tf.Tensor3D; // [B, T, D]
 }
 

@@ -5,6 +5,7 @@
 // in token order, so a score is the same whatever the padding, batch or chunk.
 // responseLogProbs is the differentiable form for training losses.
 
+import { logSoftmaxGather } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError } from './errors';
 import type { LlamaModel } from './model';
@@ -139,7 +140,7 @@ export function responseLogProbs(model: LlamaModel, items: readonly ScoreItem[])
   });
 }
 
-// log p(target) of each row: lm_head, log-softmax and a gather, a block of rows at a time.
+// log p(target) of each row: lm_head, then log-softmax and the target's pick in one op, a block of rows at a time.
 function targetLogProbs(model: LlamaModel, hidden: tf.Tensor2D, targets: readonly number[]): tf.Tensor1D {
   const [n] = hidden.shape;
   const blocks: tf.Tensor1D[] = [];
@@ -148,11 +149,8 @@ function targetLogProbs(model: LlamaModel, hidden: tf.Tensor2D, targets: readonl
     blocks.push(
       tf.tidy(() => {
         const rows = tf.slice(hidden, [start, 0], [size, -1]); // [rows, D]
-        const logprobs = tf.logSoftmax(model.logits(rows)); // [rows, V]
-        const V = model.config.vocabSize;
-        // A flat gather: tfjs-backend-wasm 4.22's gather with batchDims is wrong.
-        const index = tf.tensor1d(targets.slice(start, start + size).map((target, r) => r * V + target), 'int32'); // [rows]
-        return tf.gather(tf.reshape(logprobs, [-1]), index) as tf.Tensor1D; // [rows]
+        const logits = model.logits(rows) as tf.Tensor2D; // [rows, V]
+        return logSoftmaxGather(logits, tf.tensor1d(targets.slice(start, start + size), 'int32')); // [rows]
       }),
     );
   }

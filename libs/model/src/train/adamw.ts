@@ -9,6 +9,7 @@
 // position, so a state saved from one model object restores into another that
 // lists its variables in any order.
 
+import { adamwUpdate } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError } from '../errors';
 
@@ -111,18 +112,20 @@ export class AdamW {
       }
       const step = (previous?.step ?? 0) + 1;
       const decay = this.decay(name, variable) ? this.weightDecay : 0;
-      const [m, v] = tf.tidy(() => {
-        const mPrevious = previous?.m ?? tf.zerosLike(variable);
-        const vPrevious = previous?.v ?? tf.zerosLike(variable);
-        const mNext = tf.add(tf.mul(mPrevious, this.beta1), tf.mul(gradient, 1 - this.beta1));
-        const vNext = tf.add(tf.mul(vPrevious, this.beta2), tf.mul(tf.square(gradient), 1 - this.beta2));
-        const biasCorrection1 = 1 - Math.pow(this.beta1, step);
-        const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(this.beta2, step));
-        const denominator = tf.add(tf.div(tf.sqrt(vNext), biasCorrection2Sqrt), this.epsilon);
-        const decayed = decay === 0 ? variable : tf.mul(variable, 1 - learningRate * decay);
-        const stepSize = learningRate / biasCorrection1;
-        variable.assign(tf.sub(decayed, tf.mul(tf.div(mNext, denominator), stepSize)));
-        return [mNext, vNext];
+      // One fused kernel on wasm+native (plain tf ops elsewhere); the zero
+      // moments of a first step are temporaries.
+      const { m, v } = tf.tidy(() => {
+        const zeros = previous === undefined ? tf.zerosLike(variable) : undefined;
+        const updated = adamwUpdate(variable, previous?.m ?? (zeros as tf.Tensor), previous?.v ?? (zeros as tf.Tensor), gradient, {
+          learningRate,
+          beta1: this.beta1,
+          beta2: this.beta2,
+          epsilon: this.epsilon,
+          weightDecay: decay,
+          step,
+        });
+        variable.assign(updated.p);
+        return { m: updated.m, v: updated.v };
       });
       previous?.m.dispose();
       previous?.v.dispose();

@@ -9,22 +9,20 @@
 // loss of the whole step (gradient accumulation equals one big batch).
 // Call them inside tf.tidy (or a gradient function, which tidies).
 
+import { logSoftmaxGather } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Log-probability of each target under its row of logits:
- * out[n] = logSoftmax(logits[n])[targets[n]]. The pick is a product with a
- * one-hot mask, so its gradient is elementwise. The mask is made int32 and
- * cast: the wasm OneHot kernel writes int32 whatever dtype it is asked for.
+ * out[n] = logSoftmax(logits[n])[targets[n]], by @cream/compute's
+ * logSoftmaxGather (one fused kernel on wasm+native, whose gradient is
+ * softmax minus the one-hot target; a one-hot product of tf ops elsewhere).
  */
 export function tokenLogprobs(
   logits: tf.Tensor2D, // [N, V]
   targets: tf.Tensor1D, // [N] int32
 ): tf.Tensor1D {
-  const vocabSize = logits.shape[1];
-  const logProbs = tf.logSoftmax(logits); // [N, V]
-  const picks = tf.cast(tf.oneHot(targets, vocabSize), 'float32'); // [N, V]
-  return tf.sum(tf.mul(logProbs, picks), -1) as tf.Tensor1D; // [N]
+  return logSoftmaxGather(logits, targets); // [N]
 }
 
 /**
