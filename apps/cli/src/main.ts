@@ -37,6 +37,11 @@ const commands: Record<string, { summary: string; load: () => (argv: readonly st
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
     load: () => (require('./score') as typeof import('./score')).score,
   },
+  bench: {
+    summary: 'training, scoring, generation and prefill speed of the reference shape and the base model, beside PyTorch',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
+    load: () => (require('./bench') as typeof import('./bench')).bench,
+  },
 };
 
 // Expected failures print one line, never a stack: a usage error (a flag, an

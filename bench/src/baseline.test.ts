@@ -1,0 +1,59 @@
+// The PyTorch baseline script's argument handling (when python3 exists), its
+// fair environment, the torch probe, and a micro run when torch is importable.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { BASELINE_SCRIPT, baselineEnv, probeTorch, runBaseline } from './baseline';
+import { microCase } from './cases';
+
+const hasPython = spawnSync('python3', ['--version']).status === 0;
+const hasTorch = hasPython && probeTorch('python3', process.env).ok;
+const script = (args: string[]) => spawnSync('python3', [BASELINE_SCRIPT, ...args], { encoding: 'utf8' });
+const micro = microCase({ warmup: 1, repeats: 2, only: ['train', 'score', 'generate', 'prefill'] });
+
+describe.runIf(hasPython)('bench/baseline/llama_bench.py arguments', () => {
+  it('prints its help without importing torch', () => {
+    const run = script(['--help']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('--case');
+    expect(run.stdout).toContain('--threads');
+  });
+
+  it('rejects a case that is not JSON, lacks a field or names an unknown group, exit 2', () => {
+    expect(script(['--case', '{', '--threads', '1']).stderr).toContain('--case is not JSON');
+    const missing = script(['--case', JSON.stringify({ ...micro, workload: undefined }), '--threads', '1']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('--case lacks "workload"');
+    const unknown = script(['--case', JSON.stringify({ ...micro, only: ['train', 'decode'] }), '--threads', '1']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain("unknown groups ['decode']");
+    const threads = script(['--case', JSON.stringify(micro), '--threads', '0']);
+    expect(threads.status).toBe(2);
+    expect(threads.stderr).toContain('--threads must be >= 1');
+  });
+});
+
+describe('baselineEnv', () => {
+  it('unsets OPENBLAS_CORETYPE and sets every thread pool to ours', () => {
+    const env = baselineEnv({ OPENBLAS_CORETYPE: 'Haswell', PATH: '/usr/bin', UNSET: undefined }, 2);
+    expect(env).toEqual({ PATH: '/usr/bin', OMP_NUM_THREADS: '2', OPENBLAS_NUM_THREADS: '2', MKL_NUM_THREADS: '2' });
+  });
+});
+
+describe('probeTorch', () => {
+  it('says which python is missing', () => {
+    expect(probeTorch('/nonexistent/python3', {})).toEqual({ ok: false, reason: '/nonexistent/python3 is not installed' });
+  });
+});
+
+describe.runIf(hasTorch)('the baseline on the micro case', () => {
+  it('reports every metric with its backend, threads as asked, OPENBLAS_CORETYPE unset', async () => {
+    const result = await runBaseline('python3', micro, 1, { ...process.env, OPENBLAS_CORETYPE: 'Haswell' });
+    expect(result.implementation).toBe('pytorch');
+    expect(result.threads).toBe(1);
+    expect(result.backend).toMatch(/^PyTorch .* CPU fp32 \(1 threads, .*OPENBLAS_CORETYPE unset\)$/);
+    for (const metric of ['train_step_ms', 'score_tokens_per_s', 'generate_b2_tokens_per_s', 'generate_b4_tokens_per_s', 'prefill_ms', 'peak_rss_bytes']) {
+      expect(result.metrics[metric]?.median, metric).toBeGreaterThan(0);
+    }
+    expect(result.metrics.train_step_ms.samples).toHaveLength(2);
+  });
+});

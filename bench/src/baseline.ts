@@ -1,0 +1,64 @@
+// The PyTorch baseline (bench/baseline/llama_bench.py) as a subprocess, with
+// the fair settings of issue 6: fp32, torch threads equal to ours, and
+// OPENBLAS_CORETYPE removed from its environment (these machines set it to
+// Haswell, which halves OpenBLAS on AVX-512 cores).
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { BenchCase } from './cases';
+import type { ImplementationResult } from './results';
+
+/** The baseline script. */
+export const BASELINE_SCRIPT = join(__dirname, '..', 'baseline', 'llama_bench.py');
+
+/** What to install when torch is missing. */
+export const TORCH_HINT = '`apt-get install python3-torch` provides it';
+
+/** Whether the baseline can run: torch's version, or why not. */
+export type TorchProbe = { ok: true; version: string } | { ok: false; reason: string };
+
+/** The baseline's environment: OPENBLAS_CORETYPE unset, every thread pool at `threads`. */
+export function baselineEnv(env: Record<string, string | undefined>, threads: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && key !== 'OPENBLAS_CORETYPE') out[key] = value;
+  }
+  for (const key of ['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS']) out[key] = String(threads);
+  return out;
+}
+
+/** Asks `python` to import torch (a few seconds: torch is a large import). */
+export function probeTorch(python: string, env: Record<string, string | undefined>): TorchProbe {
+  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { env: baselineEnv(env, 1), encoding: 'utf8', timeout: 120_000 });
+  if (probe.error !== undefined) {
+    const code = (probe.error as NodeJS.ErrnoException).code;
+    return { ok: false, reason: code === 'ENOENT' ? `${python} is not installed` : `${python} did not run (${probe.error.message})` };
+  }
+  if (probe.status !== 0) return { ok: false, reason: `${python} cannot import torch` };
+  return { ok: true, version: probe.stdout.trim() };
+}
+
+/** The baseline's figures on one case with `threads` torch threads. */
+export function runBaseline(python: string, benchCase: BenchCase, threads: number, env: Record<string, string | undefined>): Promise<ImplementationResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(python, [BASELINE_SCRIPT, '--case', JSON.stringify(benchCase), '--threads', String(threads)], {
+      env: baselineEnv(env, threads),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      if (status !== 0) {
+        reject(new Error(`the PyTorch baseline failed on ${benchCase.name} (exit ${status}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+        return;
+      }
+      try {
+        resolve(JSON.parse(stdout.trim().split('\n').pop() as string) as ImplementationResult);
+      } catch (error) {
+        reject(new Error(`the PyTorch baseline printed no result JSON on ${benchCase.name}: ${(error as Error).message}`));
+      }
+    });
+  });
+}

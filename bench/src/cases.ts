@@ -1,0 +1,171 @@
+// The benchmark cases: a model shape and the work measured on it (training
+// step, scoring, generation, prefill). The same JSON goes to our worker and to
+// the PyTorch baseline, so both run the same shapes and the same steps.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { modelConfigFromHf, type ModelConfig } from '@cream/model';
+
+/** The shape of a Llama-style decoder: the ModelConfig fields both implementations build. */
+export type BenchShape = Readonly<
+  Pick<
+    ModelConfig,
+    | 'vocabSize'
+    | 'hiddenSize'
+    | 'nLayers'
+    | 'nHeads'
+    | 'nKvHeads'
+    | 'headDim'
+    | 'intermediateSize'
+    | 'ropeTheta'
+    | 'rmsNormEps'
+    | 'tieWordEmbeddings'
+    | 'maxPositionEmbeddings'
+  >
+>;
+
+/** A shape from its sizes; plain multi-head attention, untied, HF LlamaConfig's other defaults unless given. */
+function llamaShape(sizes: Pick<BenchShape, 'vocabSize' | 'hiddenSize' | 'nLayers' | 'nHeads' | 'intermediateSize'> & Partial<BenchShape>): BenchShape {
+  return {
+    nKvHeads: sizes.nHeads,
+    headDim: sizes.hiddenSize / sizes.nHeads,
+    ropeTheta: 10000,
+    rmsNormEps: 1e-6,
+    tieWordEmbeddings: false,
+    maxPositionEmbeddings: 2048,
+    ...sizes,
+  };
+}
+
+/** The work of each metric group. */
+export interface BenchWorkload {
+  /** One optimizer step (forward, backward, clipping, AdamW) on batch x seq tokens; the loss covers seq - 1 next tokens per row. */
+  readonly train: { readonly batch: number; readonly seq: number };
+  /** Log-probabilities of `response` tokens after `prompt` tokens, for `items` items in one batch. */
+  readonly score: { readonly items: number; readonly prompt: number; readonly response: number };
+  /** Greedy decoding with a KV cache: `newTokens` tokens after distinct `prompt`-token prompts, per batch size. */
+  readonly generate: { readonly batches: readonly number[]; readonly prompt: number; readonly newTokens: number };
+  /** The first token of one `prompt`-token prompt: the prompt through the model into a fresh cache, logits of its last position. */
+  readonly prefill: { readonly batch: number; readonly prompt: number };
+}
+
+/** Metric groups, in the order they run. */
+export const METRIC_GROUPS = ['train', 'score', 'generate', 'prefill'] as const;
+/** One metric group. */
+export type MetricGroup = (typeof METRIC_GROUPS)[number];
+
+/** One benchmark case, as both implementations receive it. */
+export interface BenchCase {
+  /** Short name: reference, base or micro. */
+  readonly name: string;
+  /** One line saying what the model is (and where it came from). */
+  readonly title: string;
+  readonly shape: BenchShape;
+  /** Checkpoint directory our side loads (the baseline uses random weights of the same shape); null: random weights. */
+  readonly checkpoint: string | null;
+  readonly workload: BenchWorkload;
+  /** Untimed runs before the timed ones. */
+  readonly warmup: number;
+  /** Timed runs; each figure is their median. */
+  readonly repeats: number;
+  /** The groups to run. */
+  readonly only: readonly MetricGroup[];
+  /** Seed of the random weights and token ids. */
+  readonly seed: number;
+}
+
+/** Options that shape every case of a run. */
+export interface CaseOptions {
+  readonly warmup: number;
+  readonly repeats: number;
+  readonly only: readonly MetricGroup[];
+}
+
+const FULL_WORKLOAD: BenchWorkload = {
+  train: { batch: 16, seq: 128 },
+  score: { items: 16, prompt: 64, response: 64 },
+  generate: { batches: [8, 32], prompt: 64, newTokens: 64 },
+  prefill: { batch: 1, prompt: 64 },
+};
+
+/** Issue 6's Tiny-GPT reference shape: vocab 512, d_model 256, 4 layers, 4 heads, SwiGLU 768. */
+export const REFERENCE_SHAPE: BenchShape = llamaShape({ vocabSize: 512, hiddenSize: 256, nLayers: 4, nHeads: 4, intermediateSize: 768 });
+
+/** A micro shape for `--quick` (tests and a smoke check): every path, in seconds. */
+export const MICRO_SHAPE: BenchShape = llamaShape({ vocabSize: 64, hiddenSize: 32, nLayers: 2, nHeads: 2, nKvHeads: 1, intermediateSize: 64, tieWordEmbeddings: true, maxPositionEmbeddings: 64 });
+
+const MICRO_WORKLOAD: BenchWorkload = {
+  train: { batch: 2, seq: 16 },
+  score: { items: 2, prompt: 8, response: 8 },
+  generate: { batches: [2, 4], prompt: 8, newTokens: 8 },
+  prefill: { batch: 1, prompt: 8 },
+};
+
+/**
+ * The base model's shape when models/m0 is not there yet: the one `cream
+ * pretrain` gives M0 (apps/cli/configs/m0-llama.json), with random weights.
+ */
+export const BASE_FALLBACK_SHAPE: BenchShape = llamaShape({ vocabSize: 768, hiddenSize: 160, nLayers: 4, nHeads: 4, intermediateSize: 432, tieWordEmbeddings: true, maxPositionEmbeddings: 256 });
+
+/** The shipped base model's directory in a workspace. */
+export function baseModelDir(workspaceRoot: string): string {
+  return join(workspaceRoot, 'models', 'm0');
+}
+
+/** The benchmark shape of a model config (e.g. a checkpoint's, through modelConfigFromHf). */
+export function shapeOf(config: ModelConfig): BenchShape {
+  const { vocabSize, hiddenSize, nLayers, nHeads, nKvHeads, headDim, intermediateSize, ropeTheta, rmsNormEps, tieWordEmbeddings, maxPositionEmbeddings } = config;
+  return { vocabSize, hiddenSize, nLayers, nHeads, nKvHeads, headDim, intermediateSize, ropeTheta, rmsNormEps, tieWordEmbeddings, maxPositionEmbeddings };
+}
+
+/** "vocab 512, d_model 256, 4 layers, 4 heads, SwiGLU 768" (and kv heads, tying when they apply). */
+export function describeShape(shape: BenchShape): string {
+  const parts = [
+    `vocab ${shape.vocabSize}`,
+    `d_model ${shape.hiddenSize}`,
+    `${shape.nLayers} layers`,
+    `${shape.nHeads} heads${shape.nKvHeads === shape.nHeads ? '' : ` (${shape.nKvHeads} kv)`}`,
+    `SwiGLU ${shape.intermediateSize}`,
+  ];
+  if (shape.tieWordEmbeddings) parts.push('tied embeddings');
+  return parts.join(', ');
+}
+
+/** The longest sequence a workload feeds; the model's context must hold it. */
+export function longestSequence(workload: BenchWorkload): number {
+  return Math.max(
+    workload.train.seq,
+    workload.score.prompt + workload.score.response,
+    workload.generate.prompt + workload.generate.newTokens,
+    workload.prefill.prompt,
+  );
+}
+
+/** The base model's case: models/m0 when it exists, else the fallback shape (the title says which). */
+export function baseCase(workspaceRoot: string, options: CaseOptions): BenchCase {
+  const dir = baseModelDir(workspaceRoot);
+  const configFile = join(dir, 'config.json');
+  const shipped = existsSync(configFile) && existsSync(join(dir, 'model.safetensors'));
+  const shape = shipped ? shapeOf(modelConfigFromHf(JSON.parse(readFileSync(configFile, 'utf8')))) : BASE_FALLBACK_SHAPE;
+  const title = shipped
+    ? `base model models/m0 (${describeShape(shape)})`
+    : `base model: models/m0 is absent, so its fallback shape (${describeShape(shape)}; random weights)`;
+  return checkContext({ name: 'base', title, shape, checkpoint: shipped ? dir : null, workload: FULL_WORKLOAD, seed: 2, ...options });
+}
+
+/** Issue 6's reference case. */
+export function referenceCase(options: CaseOptions): BenchCase {
+  return { name: 'reference', title: `reference shape (${describeShape(REFERENCE_SHAPE)})`, shape: REFERENCE_SHAPE, checkpoint: null, workload: FULL_WORKLOAD, seed: 1, ...options };
+}
+
+/** The micro case of `--quick`. */
+export function microCase(options: CaseOptions): BenchCase {
+  return { name: 'micro', title: `micro shape (${describeShape(MICRO_SHAPE)})`, shape: MICRO_SHAPE, checkpoint: null, workload: MICRO_WORKLOAD, seed: 3, ...options };
+}
+
+function checkContext(benchCase: BenchCase): BenchCase {
+  const longest = longestSequence(benchCase.workload);
+  if (benchCase.shape.maxPositionEmbeddings < longest) {
+    throw new Error(`${benchCase.title}: its context (${benchCase.shape.maxPositionEmbeddings}) is shorter than the benchmark's ${longest}-token sequences`);
+  }
+  return benchCase;
+}

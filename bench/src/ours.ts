@@ -1,0 +1,143 @@
+// Our side of a case, through @cream/model's public calls on the compute
+// backend already chosen: the training step is trainSft's own loop (forward,
+// backward, clipping, AdamW), scoring is scoreResponses, generation and
+// prefill are generate (greedy, KV cache). Each group runs `warmup` untimed
+// times, then `repeats` timed times; afterwards one untimed pass of each
+// group under tf.profile gives the peak of live tensor bytes.
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  createModelConfig,
+  createWeights,
+  fromHostTensors,
+  generate,
+  initWeights,
+  LlamaModel,
+  loadCheckpoint,
+  randomStream,
+  randomUniform,
+  scoreResponses,
+  trainSft,
+  type ModelWeights,
+  type SftExample,
+} from '@cream/model';
+import type { BenchCase, MetricGroup } from './cases';
+import { generateMetric, samplesOf, type ImplementationResult, type MetricSamples } from './results';
+
+/** Random token ids of one row, the `key`-th row of the case's stream. */
+function tokenRow(benchCase: BenchCase, key: string, length: number): number[] {
+  const stream = randomStream(benchCase.seed, key);
+  return Array.from({ length }, (_, i) => Math.floor(randomUniform(stream, i) * benchCase.shape.vocabSize));
+}
+
+async function loadWeights(benchCase: BenchCase): Promise<{ model: LlamaModel; weights: ModelWeights }> {
+  const { shape } = benchCase;
+  const config = createModelConfig({ ...shape, eosTokenIds: [] });
+  if (benchCase.checkpoint === null) {
+    const weights = initWeights(config, benchCase.seed);
+    return { model: new LlamaModel(config, weights), weights };
+  }
+  const checkpoint = await loadCheckpoint(benchCase.checkpoint);
+  const tensors = fromHostTensors(checkpoint.tensors);
+  try {
+    // The checkpoint's own config (its biases, norms, scaling), without EOS so greedy runs never stop early.
+    const ownConfig = createModelConfig({ ...checkpoint.config, eosTokenIds: [] });
+    const weights = createWeights(ownConfig, tensors);
+    return { model: new LlamaModel(ownConfig, weights), weights };
+  } finally {
+    for (const tensor of tensors.values()) tensor.dispose();
+  }
+}
+
+/** Times `run` after `warmup` untimed calls: one sample (ms) per timed call. */
+async function timeRuns(warmup: number, repeats: number, run: () => Promise<unknown>): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await run();
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const started = performance.now();
+    await run();
+    times.push(performance.now() - started);
+  }
+  return times;
+}
+
+// Training examples of `seq` tokens: one prompt token and seq - 1 response tokens,
+// so the model reads seq tokens and the loss covers seq - 1 next tokens per row.
+function trainingExamples(benchCase: BenchCase, steps: number): SftExample[] {
+  const { batch, seq } = benchCase.workload.train;
+  return Array.from({ length: batch * steps }, (_, i) => {
+    const row = tokenRow(benchCase, `train/${i}`, seq);
+    return { promptIds: row.slice(0, 1), responseIds: row.slice(1) };
+  });
+}
+
+/** Step times (ms) of one trainSft run of warmup + repeats steps, the warm-up steps dropped. */
+async function trainStepTimes(model: LlamaModel, benchCase: BenchCase, steps: number): Promise<number[]> {
+  const stamps: number[] = [performance.now()];
+  await trainSft(
+    model,
+    trainingExamples(benchCase, steps),
+    // One epoch of `steps` steps; a constant rate (a schedule costs nothing), PyTorch's AdamW defaults.
+    { batchSize: benchCase.workload.train.batch, epochs: 1, learningRate: 1e-4, schedule: 'constant', warmupRatio: 0 },
+    { onStep: () => void stamps.push(performance.now()) },
+  );
+  return stamps.slice(1).map((stamp, i) => stamp - stamps[i]);
+}
+
+/** The work of each group, once. */
+function groupRuns(model: LlamaModel, benchCase: BenchCase): Record<Exclude<MetricGroup, 'train'>, Array<{ metric: string; tokens: number; run: () => Promise<unknown> }>> {
+  const { score, generate: gen, prefill } = benchCase.workload;
+  const scoreItems = Array.from({ length: score.items }, (_, i) => {
+    const row = tokenRow(benchCase, `score/${i}`, score.prompt + score.response);
+    return { promptIds: row.slice(0, score.prompt), responseIds: row.slice(score.prompt) };
+  });
+  const greedy = (requests: Array<{ promptIds: number[]; key: number }>, maxNewTokens: number) => () =>
+    generate(model, requests, { maxNewTokens, temperature: 0, eosTokenIds: [] });
+  const prompts = (batch: number, length: number, what: string) =>
+    Array.from({ length: batch }, (_, i) => ({ promptIds: tokenRow(benchCase, `${what}/${batch}/${i}`, length), key: i }));
+  return {
+    score: [{ metric: 'score_tokens_per_s', tokens: score.items * (score.prompt + score.response), run: () => scoreResponses(model, scoreItems, { batchSize: score.items }) }],
+    generate: gen.batches.map((batch) => ({
+      metric: generateMetric(batch),
+      tokens: batch * gen.newTokens,
+      run: greedy(prompts(batch, gen.prompt, 'generate'), gen.newTokens),
+    })),
+    prefill: [{ metric: 'prefill_ms', tokens: 0, run: greedy(prompts(prefill.batch, prefill.prompt, 'prefill'), 1) }],
+  };
+}
+
+/** Measures every group of `benchCase` the case asks for; `backend` names the compute backend. */
+export async function measureOurs(benchCase: BenchCase, backend: string, threads: number): Promise<ImplementationResult> {
+  const { model, weights } = await loadWeights(benchCase);
+  const metrics: Record<string, MetricSamples> = {};
+  const profiled: Array<() => Promise<unknown>> = [];
+  try {
+    const runs = groupRuns(model, benchCase);
+    for (const group of benchCase.only) {
+      if (group === 'train') {
+        const times = await trainStepTimes(model, benchCase, benchCase.warmup + benchCase.repeats);
+        metrics.train_step_ms = samplesOf(times.slice(benchCase.warmup));
+        profiled.push(() => trainStepTimes(model, benchCase, 1));
+        continue;
+      }
+      for (const { metric, tokens, run } of runs[group]) {
+        const times = await timeRuns(benchCase.warmup, benchCase.repeats, run);
+        metrics[metric] = samplesOf(group === 'prefill' ? times : times.map((ms) => tokens / (ms / 1000)));
+        profiled.push(run);
+      }
+    }
+    let peakBytes = tf.memory().numBytes;
+    for (const run of profiled) {
+      const profile = await tf.profile(async () => {
+        await run();
+        return [];
+      });
+      peakBytes = Math.max(peakBytes, profile.peakBytes);
+    }
+    metrics.peak_tensor_bytes = samplesOf([peakBytes]);
+    // maxRSS is in kibibytes: the process's peak resident set, as the baseline's ru_maxrss.
+    metrics.peak_rss_bytes = samplesOf([process.resourceUsage().maxRSS * 1024]);
+  } finally {
+    for (const weight of weights.values()) weight.dispose();
+  }
+  return { implementation: 'ours', backend, threads, metrics };
+}

@@ -1,0 +1,82 @@
+// Rows and the table: ratios oriented so > 1 means ours is better, GFLOP/s
+// and % of peak from the step time, missing sides shown as such.
+import { describe, expect, it } from 'vitest';
+import { microCase } from './cases';
+import { trainingStepFlops } from './flops';
+import { formatReport, reportRows } from './report';
+import { samplesOf, type ImplementationResult } from './results';
+import type { BenchReport } from './run';
+
+const benchCase = microCase({ warmup: 1, repeats: 3, only: ['train', 'generate'] });
+const ours: ImplementationResult = {
+  implementation: 'ours',
+  backend: 'tfjs wasm+native (avx512f, 2 threads)',
+  threads: 2,
+  metrics: {
+    train_step_ms: samplesOf([10, 12, 11]),
+    generate_b2_tokens_per_s: samplesOf([300]),
+    generate_b4_tokens_per_s: samplesOf([900]),
+    peak_rss_bytes: samplesOf([200 * 1024 * 1024]),
+    peak_tensor_bytes: samplesOf([3 * 1024 * 1024]),
+  },
+};
+const pytorch: ImplementationResult = {
+  implementation: 'pytorch',
+  backend: 'PyTorch 1.13.1 CPU fp32 (2 threads, BLAS open, OPENBLAS_CORETYPE unset)',
+  threads: 2,
+  metrics: {
+    train_step_ms: samplesOf([22]),
+    generate_b2_tokens_per_s: samplesOf([600]),
+    generate_b4_tokens_per_s: samplesOf([900]),
+    peak_rss_bytes: samplesOf([400 * 1024 * 1024]),
+  },
+};
+
+function report(withBaseline: boolean): BenchReport {
+  return {
+    date: '2026-11-28T12:00:00.000Z',
+    machine: { cpu: 'AMD EPYC', cores: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 0.5, 0.3] },
+    baseline: withBaseline
+      ? { status: 'ran', python: 'python3', torchVersion: '1.13.1', message: 'PyTorch 1.13.1 baseline via python3' }
+      : { status: 'skipped', python: 'python3', torchVersion: null, message: 'PyTorch baseline skipped: python3 cannot import torch' },
+    peakGflops: 530,
+    flopsFormula: 'formula',
+    cases: [{ case: benchCase, trainingStepFlops: trainingStepFlops(benchCase.shape, 2, 16), ours, pytorch: withBaseline ? pytorch : null }],
+  };
+}
+
+describe('reportRows', () => {
+  it('orients every ratio so that > 1 means ours is better', () => {
+    const rows = new Map(reportRows(report(true)).map((row) => [row.metric, row]));
+    expect(rows.get('train_step_ms')?.ratio).toBeCloseTo(2); // 22 ms theirs / 11 ms ours
+    expect(rows.get('generate_b2_tokens_per_s')?.ratio).toBeCloseTo(0.5); // 300 / 600 tokens/s
+    expect(rows.get('generate_b4_tokens_per_s')?.ratio).toBeCloseTo(1);
+    expect(rows.get('peak_rss_mib')?.ratio).toBeCloseTo(2); // 400 MiB theirs / 200 MiB ours
+    expect(rows.get('peak_tensor_mib')).toMatchObject({ ours: 3, pytorch: null, ratio: null });
+  });
+
+  it('derives GFLOP/s and % of peak from the step time and the FLOP count', () => {
+    const rows = new Map(reportRows(report(true)).map((row) => [row.metric, row]));
+    expect(rows.get('train_gflops')?.ours).toBeCloseTo(4_300_800 / 0.011 / 1e9, 6);
+    expect(rows.get('train_peak_percent')?.ours).toBeCloseTo((100 * 4_300_800) / 0.011 / 1e9 / 530, 6);
+    expect(rows.get('train_gflops')?.ratio).toBeCloseTo(2);
+  });
+
+  it('leaves out groups that did not run, and ratios when the baseline was skipped', () => {
+    const rows = reportRows(report(false));
+    expect(rows.map((row) => row.metric)).not.toContain('score_tokens_per_s');
+    expect(rows.map((row) => row.metric)).not.toContain('prefill_ms');
+    expect(rows.every((row) => row.pytorch === null && row.ratio === null)).toBe(true);
+  });
+});
+
+describe('formatReport', () => {
+  it('names both backends, the load and every row', () => {
+    const text = formatReport(report(true));
+    expect(text).toContain('ours:    tfjs wasm+native (avx512f, 2 threads)');
+    expect(text).toContain('PyTorch: PyTorch 1.13.1 CPU fp32');
+    expect(text).toContain('load average 0.50 0.40 0.30 before');
+    expect(text).toMatch(/training step, batch 2 x 16 .*11\.0 ms\s+22\.0 ms\s+2\.00x/);
+    expect(text).toMatch(/greedy generation, batch 2, .*300 tokens\/s\s+600 tokens\/s\s+0\.50x/);
+  });
+});

@@ -1,0 +1,123 @@
+// A run as rows (metric, ours, PyTorch, ratio) and as the text table of
+// `cream bench`. Every ratio is oriented so that > 1 means ours is better:
+// PyTorch / ours for times and memory, ours / PyTorch for throughputs.
+import { gflopsPerSecond } from './flops';
+import type { BenchReport, CaseReport } from './run';
+import type { ImplementationResult } from './results';
+
+/** One line of the table. */
+export interface ReportRow {
+  /** The case's name. */
+  readonly case: string;
+  /** Metric key (results.ts names, plus train_gflops and train_peak_percent). */
+  readonly metric: string;
+  /** What it measures, for people. */
+  readonly label: string;
+  readonly unit: string;
+  /** Whether a larger figure is better. */
+  readonly higherIsBetter: boolean;
+  readonly ours: number | null;
+  readonly pytorch: number | null;
+  /** > 1: ours is better; null when either side is missing. */
+  readonly ratio: number | null;
+}
+
+const MIB = 1024 * 1024;
+
+interface RowSpec {
+  metric: string;
+  label: string;
+  unit: string;
+  higherIsBetter: boolean;
+  value: (result: ImplementationResult) => number | undefined;
+}
+
+function rowSpecs(item: CaseReport, peakGflops: number): RowSpec[] {
+  const { train, score, generate, prefill } = item.case.workload;
+  const median = (metric: string) => (result: ImplementationResult) => result.metrics[metric]?.median;
+  const stepMs = median('train_step_ms');
+  const gflops = (result: ImplementationResult) => {
+    const ms = stepMs(result);
+    return ms === undefined ? undefined : gflopsPerSecond(item.trainingStepFlops, ms);
+  };
+  const bytes = (metric: string) => (result: ImplementationResult) => {
+    const value = median(metric)(result);
+    return value === undefined ? undefined : value / MIB;
+  };
+  return [
+    { metric: 'train_step_ms', label: `training step, batch ${train.batch} x ${train.seq} (fwd, bwd, clip, AdamW)`, unit: 'ms', higherIsBetter: false, value: stepMs },
+    { metric: 'train_gflops', label: `  training GFLOP/s (${(item.trainingStepFlops / 1e9).toFixed(2)} GFLOP/step)`, unit: 'GFLOP/s', higherIsBetter: true, value: gflops },
+    {
+      metric: 'train_peak_percent',
+      label: `  % of the ${peakGflops} GFLOP/s FP32 peak`,
+      unit: '%',
+      higherIsBetter: true,
+      value: (result) => {
+        const achieved = gflops(result);
+        return achieved === undefined ? undefined : (100 * achieved) / peakGflops;
+      },
+    },
+    { metric: 'score_tokens_per_s', label: `scoring, ${score.items} items of ${score.prompt}+${score.response} tokens`, unit: 'tokens/s', higherIsBetter: true, value: median('score_tokens_per_s') },
+    ...generate.batches.map((batch) => ({
+      metric: `generate_b${batch}_tokens_per_s`,
+      label: `greedy generation, batch ${batch}, ${generate.prompt}-token prompt, ${generate.newTokens} new`,
+      unit: 'tokens/s',
+      higherIsBetter: true,
+      value: median(`generate_b${batch}_tokens_per_s`),
+    })),
+    { metric: 'prefill_ms', label: `prefill, batch ${prefill.batch}, ${prefill.prompt}-token prompt (first token)`, unit: 'ms', higherIsBetter: false, value: median('prefill_ms') },
+    { metric: 'peak_rss_mib', label: 'peak RSS of the process', unit: 'MiB', higherIsBetter: false, value: bytes('peak_rss_bytes') },
+    { metric: 'peak_tensor_mib', label: 'peak live tfjs tensor bytes', unit: 'MiB', higherIsBetter: false, value: bytes('peak_tensor_bytes') },
+  ];
+}
+
+/** The rows of every case, only the metrics that were measured. */
+export function reportRows(report: BenchReport): ReportRow[] {
+  return report.cases.flatMap((item) =>
+    rowSpecs(item, report.peakGflops).flatMap((spec) => {
+      const ours = spec.value(item.ours) ?? null;
+      const pytorch = item.pytorch === null ? null : (spec.value(item.pytorch) ?? null);
+      if (ours === null && pytorch === null) return [];
+      const ratio = ours === null || pytorch === null ? null : spec.higherIsBetter ? ours / pytorch : pytorch / ours;
+      return [{ case: item.case.name, metric: spec.metric, label: spec.label, unit: spec.unit, higherIsBetter: spec.higherIsBetter, ours, pytorch, ratio }];
+    }),
+  );
+}
+
+/** A figure with its unit, to 3-4 significant digits. */
+export function formatValue(value: number | null, unit: string): string {
+  if (value === null) return '-';
+  const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
+  const text = value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return unit === '%' ? `${text}%` : `${text} ${unit}`;
+}
+
+function table(rows: readonly string[][]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  return rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('   ').trimEnd());
+}
+
+/** The report as text: machine and load, then per case the backends and the table. */
+export function formatReport(report: BenchReport): string {
+  const load = (values: readonly number[]) => values.map((v) => v.toFixed(2)).join(' ');
+  const rows = reportRows(report);
+  const lines = [
+    `cream bench, ${report.date}`,
+    `machine: ${report.machine.cores} cores, ${report.machine.cpu}; load average ${load(report.machine.loadAverageBefore)} before, ${load(report.machine.loadAverageAfter)} after`,
+    report.baseline.message,
+    `training FLOPs = ${report.flopsFormula}`,
+  ];
+  for (const item of report.cases) {
+    lines.push('', `${item.case.name}: ${item.case.title}; median of ${item.case.repeats} runs after ${item.case.warmup} warm-up`);
+    lines.push(`  ours:    ${item.ours.backend}`);
+    if (item.pytorch !== null) lines.push(`  PyTorch: ${item.pytorch.backend}`);
+    const caseRows = rows.filter((row) => row.case === item.case.name);
+    lines.push(
+      ...table([
+        ['metric', 'ours', 'PyTorch', 'ratio (>1: ours better)'],
+        ...caseRows.map((row) => [row.label, formatValue(row.ours, row.unit), formatValue(row.pytorch, row.unit), row.ratio === null ? '-' : `${row.ratio.toFixed(2)}x`]),
+      ]).map((line) => `  ${line}`),
+    );
+  }
+  return lines.join('\n');
+}

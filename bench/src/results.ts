@@ -1,0 +1,41 @@
+// What one implementation measured on one case, as our worker and the
+// PyTorch baseline both report it (the baseline prints the same JSON shape).
+
+/** Repeated measurements of one metric and their median. */
+export interface MetricSamples {
+  readonly median: number;
+  readonly samples: readonly number[];
+}
+
+/** One implementation's figures on one case. */
+export interface ImplementationResult {
+  /** Which side: ours or the PyTorch baseline. */
+  readonly implementation: 'ours' | 'pytorch';
+  /** One line naming what ran the math, e.g. "tfjs wasm+native (avx512f, 2 threads)". */
+  readonly backend: string;
+  /** Threads of the heavy kernels. */
+  readonly threads: number;
+  /**
+   * By metric name: train_step_ms, score_tokens_per_s, generate_b<N>_tokens_per_s,
+   * prefill_ms, peak_rss_bytes, peak_tensor_bytes (ours: live tfjs tensor bytes).
+   */
+  readonly metrics: Readonly<Record<string, MetricSamples>>;
+}
+
+/** The median of `values` (mean of the middle two for an even count); NaN for none. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Samples and their median. */
+export function samplesOf(values: readonly number[]): MetricSamples {
+  return { median: median(values), samples: [...values] };
+}
+
+/** The metric name of generation throughput at one batch size. */
+export function generateMetric(batch: number): string {
+  return `generate_b${batch}_tokens_per_s`;
+}

@@ -1,0 +1,122 @@
+// One benchmark run: for each case, our side in a forked worker, then the
+// PyTorch baseline with as many threads as ours used (when python can import
+// torch), interleaved case by case so both see the same machine load.
+import { fork } from 'node:child_process';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { baseCase, METRIC_GROUPS, microCase, referenceCase, type BenchCase, type CaseOptions, type MetricGroup } from './cases';
+import { probeTorch, runBaseline, TORCH_HINT } from './baseline';
+import { TRAINING_FLOPS_FORMULA, trainingStepFlops } from './flops';
+import type { ImplementationResult } from './results';
+import type { WorkerReply } from './worker-protocol';
+
+/** The FP32 peak of issue 6's machine: 2 cores x 64 FLOP/cycle at about 4.15 GHz. */
+export const DEFAULT_PEAK_GFLOPS = 530;
+
+/** Options of runBench. */
+export interface BenchOptions {
+  /** The repository root (models/m0 is looked up there). */
+  readonly workspaceRoot: string;
+  /** The micro shape only, 1 warm-up and 2 timed runs unless given: a smoke run in seconds. */
+  readonly quick?: boolean;
+  /** Metric groups to run; all by default. */
+  readonly only?: readonly MetricGroup[];
+  /** Timed runs per metric (default 5, quick 2). */
+  readonly repeats?: number;
+  /** Untimed runs first (default 2, quick 1). */
+  readonly warmup?: number;
+  /** The python executable of the baseline. Default python3. */
+  readonly python?: string;
+  /** FP32 peak the training step is compared with, GFLOP/s. */
+  readonly peakGflops?: number;
+  /** Environment of the worker and the baseline (CREAM_BACKEND, the thread variables). */
+  readonly env?: Record<string, string | undefined>;
+  /** Progress lines (one per measured side). */
+  readonly onProgress?: (line: string) => void;
+}
+
+/** Both sides of one case. */
+export interface CaseReport {
+  readonly case: BenchCase;
+  /** FLOPs of one training step of this case (TRAINING_FLOPS_FORMULA). */
+  readonly trainingStepFlops: number;
+  readonly ours: ImplementationResult;
+  /** null when the baseline was skipped. */
+  readonly pytorch: ImplementationResult | null;
+}
+
+/** A whole run. */
+export interface BenchReport {
+  /** ISO time the run started. */
+  readonly date: string;
+  readonly machine: { readonly cpu: string; readonly cores: number; readonly loadAverageBefore: readonly number[]; readonly loadAverageAfter: readonly number[] };
+  readonly baseline: { readonly status: 'ran' | 'skipped'; readonly python: string; readonly torchVersion: string | null; readonly message: string };
+  readonly peakGflops: number;
+  readonly flopsFormula: string;
+  readonly cases: readonly CaseReport[];
+}
+
+/** The cases of a run: the micro shape when quick, else the reference shape and the base model. */
+export function benchCases(options: BenchOptions): BenchCase[] {
+  const caseOptions: CaseOptions = {
+    warmup: options.warmup ?? (options.quick ? 1 : 2),
+    repeats: options.repeats ?? (options.quick ? 2 : 5),
+    only: METRIC_GROUPS.filter((group) => (options.only ?? METRIC_GROUPS).includes(group)),
+  };
+  return options.quick ? [microCase(caseOptions)] : [referenceCase(caseOptions), baseCase(options.workspaceRoot, caseOptions)];
+}
+
+/** Our side of one case, in a fresh process. */
+export function runOurs(benchCase: BenchCase, env: Record<string, string | undefined>): Promise<ImplementationResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(join(__dirname, 'worker.ts'), [], {
+      execArgv: ['--require', require.resolve('tsx/cjs')],
+      env,
+      // The worker's stdout goes to our stderr: stdout carries the report (--json).
+      stdio: ['ignore', 2, 2, 'ipc'],
+    });
+    let reply: WorkerReply | undefined;
+    child.once('message', (message) => (reply = message as WorkerReply));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (reply === undefined) reject(new Error(`the benchmark worker of ${benchCase.name} exited (${signal ?? `code ${code}`}) without a result`));
+      else if (!reply.ok) reject(new Error(`the benchmark of ${benchCase.name} failed: ${reply.error}`));
+      else resolve(reply.result);
+    });
+    child.send({ benchCase });
+  });
+}
+
+/** Runs every case on both sides; the baseline is skipped (and says why) when python cannot import torch. */
+export async function runBench(options: BenchOptions): Promise<BenchReport> {
+  const env = options.env ?? process.env;
+  const python = options.python ?? 'python3';
+  const progress = options.onProgress ?? (() => undefined);
+  const date = new Date().toISOString();
+  const loadAverageBefore = loadavg();
+  const cases = benchCases(options);
+  const torch = probeTorch(python, env);
+  const baseline = torch.ok
+    ? { status: 'ran' as const, python, torchVersion: torch.version, message: `PyTorch ${torch.version} baseline via ${python}` }
+    : { status: 'skipped' as const, python, torchVersion: null, message: `PyTorch baseline skipped: ${torch.reason}; ${TORCH_HINT}` };
+  const reports: CaseReport[] = [];
+  for (const benchCase of cases) {
+    progress(`${benchCase.name}: ours (${benchCase.title})`);
+    const ours = await runOurs(benchCase, env);
+    let pytorch: ImplementationResult | null = null;
+    if (torch.ok) {
+      progress(`${benchCase.name}: PyTorch ${torch.version}, ${ours.threads} thread${ours.threads === 1 ? '' : 's'}`);
+      pytorch = await runBaseline(python, benchCase, ours.threads, env);
+    }
+    const { batch, seq } = benchCase.workload.train;
+    reports.push({ case: benchCase, trainingStepFlops: trainingStepFlops(benchCase.shape, batch, seq), ours, pytorch });
+  }
+  return {
+    date,
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), loadAverageBefore, loadAverageAfter: loadavg() },
+    baseline,
+    peakGflops: options.peakGflops ?? DEFAULT_PEAK_GFLOPS,
+    flopsFormula: TRAINING_FLOPS_FORMULA,
+    cases: reports,
+  };
+}

@@ -1,0 +1,109 @@
+// `cream bench` as a user runs it, on the micro shape (--quick): every metric
+// with the compute backend named, the PyTorch baseline marked skipped when its
+// python cannot import torch (and run beside ours when it can), bad flags as
+// one-line usage errors.
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { creamBin } from '../support/processes';
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cream(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [creamBin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+interface Row {
+  case: string;
+  metric: string;
+  ours: number | null;
+  pytorch: number | null;
+  ratio: number | null;
+}
+interface Report {
+  baseline: { status: string; message: string };
+  machine: { loadAverageBefore: number[] };
+  cases: Array<{ case: { name: string }; ours: { backend: string; threads: number }; pytorch: { backend: string } | null }>;
+  rows: Row[];
+}
+
+const METRICS = [
+  'train_step_ms',
+  'train_gflops',
+  'train_peak_percent',
+  'score_tokens_per_s',
+  'generate_b2_tokens_per_s',
+  'generate_b4_tokens_per_s',
+  'prefill_ms',
+  'peak_rss_mib',
+  'peak_tensor_mib',
+];
+
+// A python that starts without site-packages, so it cannot import torch even where torch is installed.
+function pythonWithoutTorch(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'cream-bench-')), 'python-no-site');
+  writeFileSync(file, '#!/bin/sh\nexec python3 -S "$@"\n');
+  chmodSync(file, 0o755);
+  return file;
+}
+
+const torchImportable = spawnSync('python3', ['-c', 'import torch']).status === 0;
+
+describe('cream bench --quick --json', () => {
+  it('measures every metric of the micro shape, names the backend, and marks the baseline skipped without torch', async () => {
+    const python = pythonWithoutTorch();
+    const run = await cream(['bench', '--quick', '--json', '--python', python]);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as Report;
+    expect(report.baseline.status).toBe('skipped');
+    expect(report.baseline.message).toBe(`PyTorch baseline skipped: ${python} cannot import torch; \`apt-get install python3-torch\` provides it`);
+    expect(run.stderr).toContain(report.baseline.message);
+    expect(report.machine.loadAverageBefore).toHaveLength(3);
+    expect(report.cases.map((c) => c.case.name)).toEqual(['micro']);
+    expect(report.cases[0].ours.backend).toMatch(/^tfjs (wasm\+native|wasm|cpu|tfjs-node|tfjs-node-gpu) \(.*threads?\)$/);
+    expect(report.cases[0].pytorch).toBeNull();
+    expect(report.rows.map((row) => row.metric)).toEqual(METRICS);
+    for (const row of report.rows) {
+      expect(row.ours, row.metric).toBeGreaterThan(0);
+      expect(row.pytorch, row.metric).toBeNull();
+    }
+  });
+
+  it.runIf(torchImportable)('runs the PyTorch baseline beside ours when python3 imports torch, with ratios', async () => {
+    const run = await cream(['bench', '--quick', '--json', '--only', 'train,prefill', '--repeats', '1']);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as Report;
+    expect(report.baseline.status).toBe('ran');
+    const { ours, pytorch } = report.cases[0];
+    expect(pytorch?.backend).toContain(`(${ours.threads} thread`);
+    expect(pytorch?.backend).toContain('OPENBLAS_CORETYPE unset');
+    const rows = new Map(report.rows.map((row) => [row.metric, row]));
+    expect([...rows.keys()]).toEqual(['train_step_ms', 'train_gflops', 'train_peak_percent', 'prefill_ms', 'peak_rss_mib', 'peak_tensor_mib']);
+    const step = rows.get('train_step_ms') as Row;
+    expect(step.ratio).toBeCloseTo((step.pytorch as number) / (step.ours as number), 6);
+  });
+
+  it('prints a table by default, and rejects an unknown group in one line (exit 2)', async () => {
+    const table = await cream(['bench', '--quick', '--only', 'prefill', '--repeats', '1', '--python', pythonWithoutTorch()]);
+    expect(table.status, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/prefill, batch 1, 8-token prompt \(first token\)\s+[\d.]+ ms\s+-\s+-/);
+    expect(table.stdout).toContain('PyTorch baseline skipped');
+    const bad = await cream(['bench', '--only', 'train,decode']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim()).toBe('cream bench: --only: unknown group "decode"; use some of train, score, generate, prefill');
+  });
+});
