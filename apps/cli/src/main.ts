@@ -12,6 +12,16 @@ const commands: Record<string, { summary: string; load: () => (argv: readonly st
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
     load: () => (require('./up') as typeof import('./up')).up,
   },
+  run: {
+    summary: 'run a CREAM experiment (default preset, or flags / --spec) on every service started on loopback; --resume RUN_ID',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
+    load: () => (require('./run') as typeof import('./run')).run,
+  },
+  compare: {
+    summary: 'run CREAM and its baselines over seeds on the same data and budget; the comparison table and report',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
+    load: () => (require('./compare') as typeof import('./compare')).compare,
+  },
   trace: {
     summary: 'print span latency per name from a JSONL trace file',
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above

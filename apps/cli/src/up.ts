@@ -1,13 +1,11 @@
 // `cream up`: starts every available service as its own process on loopback,
 // waits until each answers SERVING on grpc.health.v1, prints the endpoints,
 // and on Ctrl-C or SIGTERM stops them all gracefully.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { credentials, Metadata } from '@grpc/grpc-js';
-import { HealthClient, ServingStatus } from '@cream/proto';
+import { resolve } from 'node:path';
+import { ServingStatus } from '@cream/proto';
 import { describeConfig, option, readConfig } from '@cream/service-kit';
-import { serviceMainPath, services, type ServiceEntry } from './services';
+import { startServices, stopServices, waitHealthy, type StartedService } from './local-services';
+import { serviceMainPath, services } from './services';
 
 const upOptions = {
   host: option.string({ flag: 'host', env: 'CREAM_HOST', description: 'address every service binds', default: '127.0.0.1', nonEmpty: true }),
@@ -30,47 +28,6 @@ export function upHelp(): string {
   return `Usage: cream up [options]\n\nStarts every available service as its own process on loopback, waits until each is SERVING,\nprints the endpoints, and stops them all on Ctrl-C.\n\nOptions:\n${describeConfig(upOptions)}`;
 }
 
-/** A started service process. */
-interface Started {
-  entry: ServiceEntry;
-  address: string;
-  child: ChildProcess;
-  logPath: string;
-  exited: Promise<number | null>;
-}
-
-function healthStatus(address: string, service: string, deadlineMs: number): Promise<ServingStatus> {
-  const client = new HealthClient(address, credentials.createInsecure());
-  return new Promise<ServingStatus>((resolvePromise, reject) =>
-    client.check({ service }, new Metadata(), { deadline: Date.now() + deadlineMs }, (error, response) => {
-      client.close();
-      if (error) reject(error);
-      else resolvePromise(response.status);
-    }),
-  );
-}
-
-/**
- * Waits until the service answers health, then until it is SERVING or the
- * serving deadline passes. A model service with no model to load stays
- * NOT_SERVING: that is reported, not a failure. A process that exits is.
- */
-async function waitHealthy(started: Started, answerBy: number, servingBy: number): Promise<ServingStatus> {
-  let exitCode: number | null | undefined;
-  void started.exited.then((code) => (exitCode = code));
-  for (;;) {
-    if (exitCode !== undefined) {
-      const tail = readFileSync(started.logPath, 'utf8').split('\n').slice(-15).join('\n');
-      throw new Error(`${started.entry.name} exited with code ${exitCode} before it was SERVING; its log (${started.logPath}) ends:\n${tail}`);
-    }
-    const status = await healthStatus(started.address, started.entry.grpcService, 1000).catch(() => undefined);
-    if (status === ServingStatus.SERVING) return status;
-    if (status === undefined && Date.now() > answerBy) throw new Error(`${started.entry.name} at ${started.address} did not answer health checks in time`);
-    if (status !== undefined && Date.now() > servingBy) return status;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** Runs `cream up`; resolves with the exit code once every service has stopped. */
 export async function up(argv: readonly string[], env: Record<string, string | undefined>): Promise<number> {
   const config = readConfig(upOptions, { argv, env });
@@ -84,29 +41,11 @@ export async function up(argv: readonly string[], env: Record<string, string | u
   }
   const chosen = services.filter((s) => (wanted ? wanted.includes(s.name) : true) && serviceMainPath(s) !== undefined);
   const missing = services.filter((s) => serviceMainPath(s) === undefined).map((s) => s.name);
-  const logDir = resolve(config.logDir);
-  mkdirSync(logDir, { recursive: true });
-  const bin = join(__dirname, '..', 'bin', 'cream.js');
-  const started: Started[] = [];
+  let started: StartedService[] = [];
   let statuses: ServingStatus[] = [];
-  const stopAll = async () => {
-    for (const s of started) if (s.child.exitCode === null) s.child.kill('SIGTERM');
-    await Promise.all(started.map((s) => s.exited));
-  };
+  const stopAll = () => stopServices(started);
   try {
-    for (const entry of chosen) {
-      const port = entry.defaultPort + config.portOffset;
-      const logPath = join(logDir, `${entry.name}.log`);
-      const log = createWriteStream(logPath, { flags: 'a' });
-      const child = spawn(process.execPath, [bin, 'serve', entry.name, '--host', config.host, '--port', String(port)], {
-        env: { ...env, CREAM_SERVICE_NAME: entry.name },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      child.stdout!.pipe(log);
-      child.stderr!.pipe(log);
-      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-      started.push({ entry, address: `${config.host}:${port}`, child, logPath, exited });
-    }
+    started = startServices(chosen, { host: config.host, portOffset: config.portOffset, logDir: resolve(config.logDir), env });
     const answerBy = Date.now() + config.timeoutSeconds * 1000;
     const servingBy = Date.now() + config.servingTimeoutSeconds * 1000;
     statuses = await Promise.all(started.map((s) => waitHealthy(s, answerBy, servingBy)));
