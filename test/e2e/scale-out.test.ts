@@ -1,234 +1,233 @@
-// Scale-out across replicas (issue 7): two generator processes and two judge
-// processes on loopback, driven the way the coordinator drives them, through
-// its ReplicaSet (apps/coordinator/src/replicas.ts). A model swap is
-// broadcast to both generators and confirmed; the sample stage is split in
-// shards over both generators, and one generator is SIGKILLed in the middle
-// of one of its shards; the log-prob stage is split over both judges. Every
-// shard's result is appended to the run store stage as it is accepted, so the
-// stored stage files show that no prompt was lost and none duplicated, and
-// the samples equal those the surviving generator gives for all prompts in
-// one call (per-prompt seeds: sharding does not change results). The test's
-// trace file holds each stage's span with its shard spans under it, naming
-// both replicas of each service, with the latency of every stage and shard.
-import { mkdtempSync } from 'node:fs';
+// Scale-out across replicas (issue 7), as a user runs it: `cream serve
+// coordinator` with TWO generator processes and TWO judge processes (plus the
+// consistency scorer and the trainer) on loopback, a random tiny M0 and small
+// data files. One CREAM iteration runs; its sample stage is split in shards
+// over both generators, and one generator is SIGKILLed while it works on its
+// second shard; the log-prob stages are split over both judges. The run
+// succeeds, and the run store's stage files hold every prompt x sample once
+// (nothing lost, nothing duplicated) and a log-prob for every response. The
+// coordinator's trace file (and the run folder's trace.jsonl) holds each
+// stage's span with its shard spans under it, naming both replicas of each
+// service, the killed shard's failed attempt and its retry on the other
+// generator, and the latency of every stage and shard.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { RunStore } from '@cream/store';
-import { readSpanRecords, stageSpan, startTelemetry, summarizeSpans, type SpanRecord, type TelemetryHandle } from '@cream/telemetry';
+import { readSpanRecords, summarizeSpans, type SpanRecord } from '@cream/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// The coordinator's replica set, driven directly (see the header).
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the e2e drives the coordinator's ReplicaSet against real processes until the coordinator app runs whole runs
-import { ReplicaSet } from '../../apps/coordinator/src/replicas';
 import { killAll, startService, type ServiceProcess } from '../support/processes';
 import { creamProto, serviceClient, unary } from '../support/proto-client';
-import { publishTinyVersions } from '../support/tiny-models';
+import { publishTinyVersions, tinyLlamaConfig } from '../support/tiny-models';
 
-interface Completion {
-  prompt_id: string;
-  sample_index: number;
-  text: string;
-  token_ids: number[];
-  model_version: string;
-  sequence_seed: number;
-}
-interface Score {
-  id: string;
-  logprob_sum: number;
-  logprob_mean: number;
-  num_tokens: number;
-  model_version: string;
-}
-interface Prompt {
-  id: string;
-  text: string;
-}
-
-const NUM_PROMPTS = 16;
-const PROMPTS_PER_SHARD = 2;
+// Room for a chat-templated prompt (byte-level tokens) and the sampled response after it.
+const hfConfig = { ...tinyLlamaConfig, max_position_embeddings: 384 };
+// The coordinator's sample shards hold 8 prompts (SHARD_SIZES in apps/coordinator/src/stages.ts):
+// 32 prompts make 4 shards over the 2 generators; 32 x 2 responses make 2 score shards of 32.
+const NUM_PROMPTS = 32;
 const NUM_SAMPLES = 2;
-const ITEMS_PER_SCORE_SHARD = 6;
-const sampling = { temperature: 0.8, top_p: 0.95, max_new_tokens: 24, seed: 7 };
-const prompts: Prompt[] = Array.from({ length: NUM_PROMPTS }, (_, i) => ({ id: `q${String(i).padStart(2, '0')}`, text: `Question ${i}: what is ${i} + ${i + 1}?` }));
 
-const protos = creamProto();
-const Generator = serviceClient(protos, 'cream.v1.GeneratorService');
-const Judge = serviceClient(protos, 'cream.v1.JudgeService');
+interface StageView {
+  name: string;
+  state: string;
+  metrics: Record<string, number>;
+}
+interface RunView {
+  run_id: string;
+  state: string;
+  stages: StageView[];
+  run_dir: string;
+  error: string;
+}
+interface SampleRecord {
+  id: string;
+  promptId: string;
+  index: number;
+  text: string;
+}
+interface LogprobRecord {
+  id: string;
+  numTokens: number;
+}
 
-let telemetry: TelemetryHandle;
-let traceFile: string;
-let registryDir: string;
-let store: RunStore;
+const proto = creamProto();
+const Coordinator = serviceClient(proto, 'cream.v1.CoordinatorService');
+
+let home: string;
+let dataDir: string;
 let generators: ServiceProcess[];
 let judges: ServiceProcess[];
+let coordinator: ServiceProcess;
+let client: grpc.Client;
 
-/** Streams a server-streaming call's messages; rejects with its ServiceError. */
-function collect<T>(client: grpc.Client, method: string, request: unknown, onMessage: (message: T) => void = () => {}): Promise<T[]> {
+function writeJsonl(name: string, records: unknown[]): string {
+  const path = join(dataDir, name);
+  writeFileSync(path, records.map((record) => JSON.stringify(record)).join('\n') + '\n');
+  return path;
+}
+
+function readJsonl<T>(path: string): T[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as T);
+}
+
+/** WatchRun until the stream ends; the last message is run_finished. */
+function watch(runId: string): Promise<Array<{ event: string; run_finished?: RunView }>> {
   return new Promise((resolve, reject) => {
-    const call = (client as unknown as Record<string, (r: unknown, m: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<T>>)[method](request, new grpc.Metadata(), {
-      deadline: Date.now() + 60_000,
-    });
-    const out: T[] = [];
-    call.on('data', (message: T) => {
-      out.push(message);
-      onMessage(message);
-    });
+    const messages: Array<{ event: string; run_finished?: RunView }> = [];
+    const call = (client as unknown as { WatchRun(request: unknown): grpc.ClientReadableStream<{ event: string }> }).WatchRun({ run_id: runId });
+    call.on('data', (message: { event: string; run_finished?: RunView }) => messages.push(message));
     call.on('error', reject);
-    call.on('end', () => resolve(out));
+    call.on('end', () => resolve(messages));
   });
 }
 
-function generateRequest(shard: Prompt[]) {
-  return { prompts: shard.map((prompt) => ({ id: prompt.id, text: prompt.text })), num_samples: NUM_SAMPLES, sampling, model_version: 'v1' };
+/** The stage folder of a stored stage (the run store writes "/" in stage names as "+"). */
+function stageFile(run: RunView, stage: string, file: string): string {
+  return join(run.run_dir, 'stages', stage.replace(/\//g, '+'), file);
 }
 
-function replicaSet(service: string, processes: ServiceProcess[], Client: grpc.ServiceClientConstructor): ReplicaSet<grpc.Client> {
-  return new ReplicaSet<grpc.Client>({
-    service,
-    targets: processes.map((process) => process.address),
-    connect: (address) => new Client(address, grpc.credentials.createInsecure()),
-    close: (client) => client.close(),
-  });
-}
-
-const key = (completion: Completion) => `${completion.prompt_id}/${completion.sample_index}`;
+const isGenerateCall = (line: Record<string, unknown>) => line.msg === 'call started' && String(line.method).endsWith('/Generate');
 
 beforeAll(async () => {
-  const root = mkdtempSync(join(tmpdir(), 'cream-scale-out-'));
-  traceFile = join(root, 'spans.jsonl');
-  telemetry = startTelemetry({ serviceName: 'cream-coordinator', env: {}, traceFile });
-  registryDir = join(root, 'registry');
-  await publishTinyVersions(registryDir, [{ version: 'v1', seed: 11 }]);
-  store = await RunStore.open(join(root, 'store'));
-  // One sequence per batch: a shard's completions stream one by one, so a
-  // replica killed after its first completion is killed mid-shard.
-  const generatorArgs = ['--registry', registryDir, '--model=', '--max-batch-sequences', '1'];
-  [generators, judges] = await Promise.all([
-    Promise.all([startService('generator', generatorArgs), startService('generator', generatorArgs)]),
-    Promise.all([startService('judge', ['--registry', registryDir]), startService('judge', ['--registry', registryDir])]),
-  ]);
-});
+  home = mkdtempSync(join(tmpdir(), 'cream-scale-out-home-'));
+  dataDir = mkdtempSync(join(tmpdir(), 'cream-scale-out-data-'));
+  const registryDir = join(home, 'registry');
+  const words = ['red', 'blue', 'green', 'gold', 'gray', 'pink', 'teal', 'navy'];
+  writeJsonl(
+    'sft.jsonl',
+    words.map((word, i) => ({ messages: [{ role: 'user', content: `Name color ${i}.` }, { role: 'assistant', content: `It is ${word}.` }] })),
+  );
+  writeJsonl(
+    'prompts.jsonl',
+    Array.from({ length: NUM_PROMPTS }, (_, i) => ({ id: `p${String(i).padStart(2, '0')}`, prompt: `Which color rhymes with ${words[i % 8]} number ${i}?` })),
+  );
+  await publishTinyVersions(registryDir, [{ version: 'm0', seed: 23 }], hfConfig);
+  const env = { CREAM_HOME: home };
+  // Four sequences per batch: a shard of 8 prompts x 2 samples takes several batches, so the kill lands mid-shard.
+  const generatorArgs = ['--registry', registryDir, '--max-batch-sequences', '4'];
+  // Two processes at a time: seven starting at once on two busy cores can take over a minute each.
+  generators = await Promise.all([startService('generator', generatorArgs, env), startService('generator', generatorArgs, env)]);
+  judges = await Promise.all([startService('judge', ['--registry', registryDir], env), startService('judge', ['--registry', registryDir], env)]);
+  const [scorer, trainer] = await Promise.all([startService('consistency-scorer', [], env), startService('trainer', ['--registry', registryDir, '--jobs', join(home, 'jobs')], env)]);
+  coordinator = await startService(
+    'coordinator',
+    [
+      '--registry',
+      registryDir,
+      '--runs',
+      join(home, 'runs'),
+      '--generators',
+      generators.map((g) => g.address).join(','),
+      '--judges',
+      judges.map((j) => j.address).join(','),
+      '--consistency-scorer',
+      scorer.address,
+      '--trainer',
+      trainer.address,
+    ],
+    env,
+  );
+  await coordinator.waitForLine((line) => line.msg === 'serving', 60_000);
+  client = new Coordinator(coordinator.address, grpc.credentials.createInsecure());
+}, 240_000);
 
 afterAll(async () => {
-  await telemetry?.shutdown();
+  client?.close();
   await killAll();
 });
 
-describe('scale-out over two generators and two judges', () => {
-  it('splits sampling and scoring over both replicas, and a generator killed mid-stage loses and duplicates nothing', async () => {
-    const run = await store.createRun({ name: 'scale-out', generators: generators.map((g) => g.address), judges: judges.map((j) => j.address) }, { state: 'RUNNING' });
-    const generatorSet = replicaSet('generator', generators, Generator);
-    const judgeSet = replicaSet('judge', judges, Judge);
+describe('a run over two generators and two judges', () => {
+  it('splits sampling and scoring over both replicas, and a generator killed mid-stage loses and duplicates no prompt', async () => {
     const [victim, survivor] = generators;
-    let victimShards = 0;
-    let killedMidShard = false;
-
-    // The swap reaches both generators, and both confirm v1 serves.
-    const swapped = await generatorSet.broadcast((client) => unary<{ state: { serving: { info: { version: string } } } }>(client, 'LoadModel', { version: 'v1', wait: true }));
-    expect([...swapped.keys()]).toEqual(generators.map((g) => g.address));
-    expect([...swapped.values()].map((response) => response.state.serving.info.version)).toEqual(['v1', 'v1']);
-
-    // Sample stage: shards of prompts over both generators; each accepted shard is appended to the stage's JSONL.
-    const shards = Array.from({ length: NUM_PROMPTS / PROMPTS_PER_SHARD }, (_, i) => prompts.slice(i * PROMPTS_PER_SHARD, (i + 1) * PROMPTS_PER_SHARD));
-    await stageSpan('iter-1/sample', { 'cream.run_id': run.runId, 'cream.iteration': 1 }, async () => {
-      const writer = await run.beginStage('iter-1/sample');
-      const jsonl = await writer.openJsonl('completions.jsonl');
-      let appended = Promise.resolve();
-      await generatorSet.map(
-        shards,
-        (client, shard, info) => {
-          const killHere = info.address === victim.address && ++victimShards === 2;
-          return collect<{ completion: Completion }>(client, 'Generate', generateRequest(shard), () => {
-            if (killHere && !killedMidShard) {
-              killedMidShard = true;
-              victim.child.kill('SIGKILL');
-            }
-          });
-        },
-        {
-          stage: 'iter-1/sample',
-          onShardDone: (_index, messages) => {
-            appended = appended.then(() => jsonl.writeAll(messages.map((message) => message.completion)));
-          },
-        },
-      );
-      await appended;
-      await jsonl.close();
-      await writer.commit({ prompts: NUM_PROMPTS, samples: NUM_SAMPLES });
-    });
-    expect(killedMidShard).toBe(true);
+    const spec = {
+      name: 'scale-out',
+      base_version: 'm0',
+      method: 'METHOD_CREAM',
+      rate: 'CONSISTENCY_RATE_DYN',
+      iterations: 1,
+      num_samples: NUM_SAMPLES,
+      data: { sft_path: join(dataDir, 'sft.jsonl'), prompts_path: join(dataDir, 'prompts.jsonl') },
+      sampling: { temperature: 1, top_p: 1, max_new_tokens: 16 },
+      sft: { learning_rate: 0.01, epochs: 1, batch_size: 4, warmup_ratio: 0 },
+      dpo: { learning_rate: 0.001, epochs: 1, batch_size: 4, warmup_ratio: 0 },
+      seed: 5,
+      evaluate: false,
+    };
+    // With evaluation off, the sample stage makes the first Generate calls; SIGKILL
+    // the victim as its second shard starts (it finished one, the other keeps going).
+    let killedAt = '';
+    const killer = setInterval(() => {
+      if (killedAt === '' && victim.lines.filter(isGenerateCall).length >= 2) {
+        killedAt = new Date().toISOString();
+        victim.child.kill('SIGKILL');
+      }
+    }, 2);
+    let run: RunView;
+    try {
+      const started = (await unary<{ run: RunView }>(client, 'StartRun', { spec }, 60_000)).run;
+      const messages = await watch(started.run_id);
+      run = messages[messages.length - 1].run_finished!;
+    } finally {
+      clearInterval(killer);
+    }
+    expect(killedAt, 'the victim never started a second shard').not.toBe('');
     expect(await victim.exited).toBe('SIGKILL');
+    expect(run.state, run.error).toBe('RUN_STATE_SUCCEEDED');
+    expect(run.stages.map((stage) => stage.name)).toEqual(['data', 'sft', 'iter-1/sample', 'iter-1/logprobs/m1', 'iter-1/logprobs/m0', 'iter-1/consistency', 'iter-1/train']);
+    expect(run.stages.every((stage) => stage.state === 'STAGE_STATE_DONE')).toBe(true);
 
-    // The stored stage: every prompt x sample exactly once, all from v1.
-    const sampleStage = await run.readStage('iter-1/sample');
-    const stored: Completion[] = [];
-    for await (const completion of sampleStage.readJsonl<Completion>('completions.jsonl')) stored.push(completion);
-    const keys = stored.map(key);
+    // The stored sample stage: every prompt x sample exactly once.
+    const samples = readJsonl<SampleRecord>(stageFile(run, 'iter-1/sample', 'items.jsonl'));
+    const keys = samples.map((sample) => `${sample.promptId}/${sample.index}`);
     expect(new Set(keys).size).toBe(keys.length);
-    expect([...keys].sort()).toEqual(prompts.flatMap((prompt) => Array.from({ length: NUM_SAMPLES }, (_, s) => `${prompt.id}/${s}`)).sort());
-    expect(stored.every((completion) => completion.model_version === 'v1')).toBe(true);
-    // Sharding and the retry changed nothing: the survivor samples the same for all prompts in one call.
-    const survivorClient = new Generator(survivor.address, grpc.credentials.createInsecure());
-    const reference = new Map((await collect<{ completion: Completion }>(survivorClient, 'Generate', generateRequest(prompts))).map((message) => [key(message.completion), message.completion]));
-    survivorClient.close();
-    for (const completion of stored) {
-      expect({ text: completion.text, tokens: completion.token_ids, seed: completion.sequence_seed }, key(completion)).toEqual({
-        text: reference.get(key(completion))!.text,
-        tokens: reference.get(key(completion))!.token_ids,
-        seed: reference.get(key(completion))!.sequence_seed,
-      });
+    const expectedKeys = Array.from({ length: NUM_PROMPTS }, (_, i) => Array.from({ length: NUM_SAMPLES }, (_, s) => `p${String(i).padStart(2, '0')}/${s}`)).flat();
+    expect([...keys].sort()).toEqual(expectedKeys.sort());
+    expect(run.stages.find((stage) => stage.name === 'iter-1/sample')!.metrics.completions).toBe(NUM_PROMPTS * NUM_SAMPLES);
+    // Both log-prob stages scored every non-empty response once.
+    const scorable = samples.filter((sample) => sample.text.length > 0).map((sample) => sample.id);
+    expect(scorable.length).toBeGreaterThan(32);
+    for (const stage of ['iter-1/logprobs/m1', 'iter-1/logprobs/m0']) {
+      const scored = readJsonl<LogprobRecord>(stageFile(run, stage, 'items.jsonl'));
+      expect(scored.map((record) => record.id), stage).toEqual(scorable);
+      expect(scored.every((record) => record.numTokens > 0)).toBe(true);
     }
 
-    // Log-prob stage: the responses in shards over both judges, each preparing v1 once.
-    const items = stored.filter((completion) => completion.text.length > 0).map((completion) => ({ id: key(completion), text: { prompt: { text: prompts.find((p) => p.id === completion.prompt_id)!.text }, response: completion.text } }));
-    expect(items.length).toBeGreaterThanOrEqual(ITEMS_PER_SCORE_SHARD * 2);
-    const itemShards = Array.from({ length: Math.ceil(items.length / ITEMS_PER_SCORE_SHARD) }, (_, i) => items.slice(i * ITEMS_PER_SCORE_SHARD, (i + 1) * ITEMS_PER_SCORE_SHARD));
-    const prepared: string[] = [];
-    await stageSpan('iter-1/logprobs/m1', { 'cream.run_id': run.runId, 'cream.iteration': 1 }, async () => {
-      const scores = await judgeSet.map(itemShards, (client, shard) => collect<Score>(client, 'ScoreLogProbs', { model_version: 'v1', items: shard }), {
-        stage: 'iter-1/logprobs/m1',
-        prepare: async (client, address) => {
-          prepared.push(address);
-          await unary(client, 'LoadModel', { version: 'v1' });
-        },
-      });
-      await run.writeStage('iter-1/logprobs/m1', { items: items.length }, { jsonl: { 'scores.jsonl': scores.flat() } });
-    });
-    expect([...prepared].sort()).toEqual(judges.map((j) => j.address).sort());
-    const scored: Score[] = [];
-    for await (const score of (await run.readStage('iter-1/logprobs/m1')).readJsonl<Score>('scores.jsonl')) scored.push(score);
-    expect(scored.map((score) => score.id)).toEqual(items.map((item) => item.id));
-    expect(scored.every((score) => score.model_version === 'v1' && score.num_tokens > 0 && Number.isFinite(score.logprob_sum))).toBe(true);
-    generatorSet.close();
-    judgeSet.close();
-
-    // The trace: each stage's shard spans are its children and name both replicas.
-    await telemetry.flush();
+    // The trace: shard spans under their stage span, naming both replicas of each service.
+    const traceFile = join(run.run_dir, 'trace.jsonl');
     const records = readSpanRecords(traceFile);
-    const stageOf = (name: string) => records.find((record) => record.name === `stage ${name}` && record.attributes['cream.run_id'] === run.runId)!;
-    const shardsOf = (stage: SpanRecord) => records.filter((record) => record.parentSpanId === stage.spanId && record.name.startsWith('shard '));
-    const sample = stageOf('iter-1/sample');
-    const logprobs = stageOf('iter-1/logprobs/m1');
-    const sampleShards = shardsOf(sample);
-    const scoreShards = shardsOf(logprobs);
+    expect(readSpanRecords(coordinator.traceFile).filter((record) => record.name.startsWith('shard ')).length).toBe(records.filter((record) => record.name.startsWith('shard ')).length);
+    const stageSpan = (name: string) => records.find((record) => record.name === `stage ${name}` && record.attributes['cream.run_id'] === run.run_id)!;
+    const shardsUnder = (stage: SpanRecord) => records.filter((record) => record.parentSpanId === stage.spanId && record.name.startsWith('shard '));
+    const sample = stageSpan('iter-1/sample');
+    const sampleShards = shardsUnder(sample);
+    expect(sampleShards.every((span) => span.name === 'shard generator' && span.traceId === sample.traceId)).toBe(true);
     expect(new Set(sampleShards.map((span) => span.attributes['cream.replica']))).toEqual(new Set(generators.map((g) => g.address)));
-    expect(new Set(scoreShards.map((span) => span.attributes['cream.replica']))).toEqual(new Set(judges.map((j) => j.address)));
-    // The killed shard: one failed attempt on the victim, then one success on the survivor.
+    const ok = sampleShards.filter((span) => span.status.code !== 'ERROR');
+    expect(ok).toHaveLength(NUM_PROMPTS / 8);
+    expect(ok.filter((span) => span.attributes['cream.replica'] === victim.address).length).toBeGreaterThanOrEqual(1);
+    // The killed shard: one failed attempt on the victim, retried once on the survivor.
     const failed = sampleShards.filter((span) => span.status.code === 'ERROR');
-    expect(failed.map((span) => span.attributes['cream.replica'])).toEqual([victim.address]);
-    const retried = sampleShards.filter((span) => span.attributes['cream.shard.index'] === failed[0].attributes['cream.shard.index'] && span.status.code !== 'ERROR');
+    expect(failed.map((span) => [span.attributes['cream.replica'], span.attributes['cream.shard.attempt']])).toEqual([[victim.address, 1]]);
+    const retried = ok.filter((span) => span.attributes['cream.shard.index'] === failed[0].attributes['cream.shard.index']);
     expect(retried.map((span) => [span.attributes['cream.replica'], span.attributes['cream.shard.attempt']])).toEqual([[survivor.address, 2]]);
-    expect(sampleShards.filter((span) => span.status.code !== 'ERROR')).toHaveLength(shards.length);
-    expect(scoreShards).toHaveLength(itemShards.length);
-    expect(sampleShards.every((span) => span.attributes['cream.shard.items'] === PROMPTS_PER_SHARD)).toBe(true);
+    for (const stage of ['iter-1/logprobs/m1', 'iter-1/logprobs/m0']) {
+      const shards = shardsUnder(stageSpan(stage));
+      expect(shards.every((span) => span.name === 'shard judge' && span.status.code !== 'ERROR'), stage).toBe(true);
+      expect(new Set(shards.map((span) => span.attributes['cream.replica'])), stage).toEqual(new Set(judges.map((j) => j.address)));
+      expect(shards.map((span) => span.attributes['cream.shard.items']).sort()).toEqual([32, scorable.length - 32].sort());
+    }
 
-    // Per-stage and per-shard latency, as `cream trace` prints it.
+    // Iteration latency per stage and per shard, as `cream trace --trace-id` prints it.
     const rows = summarizeSpans(traceFile, { traceId: sample.traceId });
-    const row = (name: string) => rows.find((candidate) => candidate.name === name)!;
-    expect(row('stage iter-1/sample')).toMatchObject({ count: 1 });
-    expect(row('shard generator')).toMatchObject({ count: shards.length + 1 });
-    expect(row('shard generator').maxMs).toBeGreaterThan(0);
-    expect(row('stage iter-1/sample').totalMs).toBeGreaterThanOrEqual(row('shard generator').maxMs);
-    expect(summarizeSpans(traceFile, { traceId: logprobs.traceId }).find((candidate) => candidate.name === 'shard judge')).toMatchObject({ count: itemShards.length });
+    const row = (name: string) => rows.find((candidate) => candidate.name === name && candidate.kind === 'INTERNAL');
+    for (const stage of ['iter-1/sample', 'iter-1/logprobs/m1', 'iter-1/logprobs/m0', 'iter-1/consistency', 'iter-1/train']) {
+      expect(row(`stage ${stage}`), stage).toMatchObject({ count: 1 });
+    }
+    expect(row('shard generator')).toMatchObject({ count: NUM_PROMPTS / 8 + 1 });
+    expect(row('shard judge')).toMatchObject({ count: 4 });
+    expect(row('stage iter-1/sample')!.totalMs).toBeGreaterThanOrEqual(row('shard generator')!.maxMs);
   });
 });
