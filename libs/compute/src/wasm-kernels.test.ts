@@ -230,4 +230,23 @@ describe('wasm matmul kernels', () => {
       use('native');
     });
   }
+
+  it('Identity and same-dtype Cast share the input memory; real casts and gradients still work', () => {
+    const x = tf.tensor2d([[1.5, -2], [3, 4]]);
+    const before = backendDataIds();
+    const clone = tf.clone(x);
+    const same = tf.cast(x, 'float32');
+    expect(backendDataIds()).toBe(before); // no new wasm allocation
+    expect(Array.from(clone.dataSync())).toEqual([1.5, -2, 3, 4]);
+    x.dispose(); // the others keep the shared memory alive
+    expect(Array.from(same.dataSync())).toEqual([1.5, -2, 3, 4]);
+    const ints = tf.cast(clone, 'int32');
+    expect(ints.dtype).toBe('int32');
+    expect(Array.from(ints.dataSync())).toEqual([1, -2, 3, 4]);
+    // The engine clones what a gradient saves: tf.grad still sees the right values.
+    const gradient = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(v, v)))(same);
+    expect(Array.from(gradient.dataSync())).toEqual([3, -4, 6, 8]);
+    tf.dispose([clone, same, ints, gradient]);
+    expect(backendDataIds()).toBe(before - 1);
+  });
 });

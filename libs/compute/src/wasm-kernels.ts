@@ -305,3 +305,41 @@ export function useMatMulKernels(mode: MatMulKernelMode, native?: NativeGemm): v
 export function matMulKernelMode(): MatMulKernelMode {
   return installed;
 }
+
+interface SharingBackend {
+  incRef(dataId: tf.DataId): void;
+}
+
+let stockCopies: { identity: tf.KernelConfig; cast: tf.KernelConfig } | undefined;
+
+/**
+ * Registers the wasm backend's Identity, and Cast to the same dtype, as a
+ * second reference to the input's memory (what its Reshape and the cpu
+ * backend's Identity do) instead of a copy. tfjs tensors never change their
+ * memory, and the engine clones (Identity) every tensor it saves for a
+ * gradient, so the stock copies cost a pass over each saved activation and
+ * weight per training step. Strings and real casts keep the stock kernels. Idempotent.
+ */
+export function useSharedIdentity(): void {
+  if (!stockCopies) {
+    const identity = tf.getKernel(tf.Identity, backendName);
+    const cast = tf.getKernel(tf.Cast, backendName);
+    if (!identity || !cast) throw new ComputeError('tfjs-backend-wasm did not register Identity/Cast; is it the expected 4.22.0?');
+    stockCopies = { identity, cast };
+  }
+  const stock = stockCopies;
+  // Strings live outside the heap.
+  const share = (params: Parameters<tf.KernelFunc>[0], stockKernel: tf.KernelConfig, sameDtype: boolean) => {
+    const x = params.inputs.x as tf.TensorInfo;
+    if (!sameDtype || x.dtype === 'string') return stockKernel.kernelFunc(params);
+    (params.backend as unknown as SharingBackend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+  tf.unregisterKernel(tf.Identity, backendName);
+  tf.registerKernel({ ...stock.identity, kernelFunc: (params) => share(params, stock.identity, true) });
+  tf.unregisterKernel(tf.Cast, backendName);
+  tf.registerKernel({
+    ...stock.cast,
+    kernelFunc: (params) => share(params, stock.cast, (params.inputs.x as tf.TensorInfo).dtype === params.attrs?.dtype),
+  });
+}
