@@ -229,11 +229,17 @@ def measure(torch, case, threads):
     return metrics
 
 
+def loaded_blas():
+    """The BLAS library this process loaded (Debian's torch links the libblas.so.3 alternative: reference BLAS or OpenBLAS)."""
+    with open("/proc/self/maps") as maps:
+        paths = sorted({line.split()[-1] for line in maps if re.search(r"/lib[^/]*blas[^/]*\.so", line)})
+    return ", ".join(os.path.relpath(os.path.realpath(path), "/usr/lib/x86_64-linux-gnu") for path in paths) or "none loaded"
+
+
 def describe(torch):
-    blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     return (
-        f"PyTorch {torch.__version__} CPU fp32 ({torch.get_num_threads()} threads, BLAS {blas.group(1) if blas else 'unknown'}, "
+        f"PyTorch {torch.__version__} CPU fp32 ({torch.get_num_threads()} threads, BLAS {loaded_blas()}, "
         f"OPENBLAS_CORETYPE {'unset' if coretype is None else '=' + coretype})"
     )
 

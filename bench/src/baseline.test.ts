@@ -2,11 +2,11 @@
 // fair environment, the torch probe, and a micro run when torch is importable.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { BASELINE_SCRIPT, baselineEnv, probeTorch, runBaseline } from './baseline';
+import { BASELINE_SCRIPT, DEFAULT_PYTHONS, baselineEnv, findTorch, probeTorch, runBaseline } from './baseline';
 import { microCase } from './cases';
 
 const hasPython = spawnSync('python3', ['--version']).status === 0;
-const hasTorch = hasPython && probeTorch('python3', process.env).ok;
+const torch = findTorch(DEFAULT_PYTHONS, process.env);
 const script = (args: string[]) => spawnSync('python3', [BASELINE_SCRIPT, ...args], { encoding: 'utf8' });
 const micro = microCase({ warmup: 1, repeats: 2, only: ['train', 'score', 'generate', 'prefill'] });
 
@@ -43,11 +43,16 @@ describe('probeTorch', () => {
   it('says which python is missing', () => {
     expect(probeTorch('/nonexistent/python3', {})).toEqual({ ok: false, reason: '/nonexistent/python3 is not installed' });
   });
+
+  it('tries each python once and names every one that failed', () => {
+    const found = findTorch(['/nonexistent/python3', '/nonexistent/python3', '/nonexistent/other'], {});
+    expect(found).toEqual({ python: '/nonexistent/python3', probe: { ok: false, reason: '/nonexistent/python3 is not installed, /nonexistent/other is not installed' } });
+  });
 });
 
-describe.runIf(hasTorch)('the baseline on the micro case', () => {
+describe.runIf(torch.probe.ok)('the baseline on the micro case', () => {
   it('reports every metric with its backend, threads as asked, OPENBLAS_CORETYPE unset', async () => {
-    const result = await runBaseline('python3', micro, 1, { ...process.env, OPENBLAS_CORETYPE: 'Haswell' });
+    const result = await runBaseline(torch.python, micro, 1, { ...process.env, OPENBLAS_CORETYPE: 'Haswell' });
     expect(result.implementation).toBe('pytorch');
     expect(result.threads).toBe(1);
     expect(result.backend).toMatch(/^PyTorch .* CPU fp32 \(1 threads, .*OPENBLAS_CORETYPE unset\)$/);

@@ -3,7 +3,8 @@
 // OPENBLAS_CORETYPE removed from its environment (these machines set it to
 // Haswell, which halves OpenBLAS on AVX-512 cores).
 import { spawn, spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { accessSync, constants, realpathSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import type { BenchCase } from './cases';
 import type { ImplementationResult } from './results';
 
@@ -24,6 +25,38 @@ export function baselineEnv(env: Record<string, string | undefined>, threads: nu
   }
   for (const key of ['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS']) out[key] = String(threads);
   return out;
+}
+
+/** The pythons tried when none is named: python3 on PATH, then the system's (Debian's python3-torch installs there). */
+export const DEFAULT_PYTHONS = ['python3', '/usr/bin/python3'];
+
+/** The first of `pythons` that imports torch, or why none does (each tried once, by its real path). */
+export function findTorch(pythons: readonly string[], env: Record<string, string | undefined>): { python: string; probe: TorchProbe } {
+  const seen = new Set<string>();
+  const failures: TorchProbe[] = [];
+  for (const python of pythons) {
+    const real = realExecutable(python, env);
+    if (seen.has(real)) continue;
+    seen.add(real);
+    const probe = probeTorch(python, env);
+    if (probe.ok) return { python, probe };
+    failures.push(probe);
+  }
+  return { python: pythons[0], probe: { ok: false, reason: failures.map((f) => (f.ok ? '' : f.reason)).join(', ') } };
+}
+
+// The file a command name runs (searched on PATH when it has no slash), links resolved; the name itself when not found.
+function realExecutable(command: string, env: Record<string, string | undefined>): string {
+  const candidates = command.includes('/') ? [command] : (env.PATH ?? '').split(delimiter).filter((dir) => dir !== '').map((dir) => join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return realpathSync(candidate);
+    } catch {
+      // not this one
+    }
+  }
+  return command;
 }
 
 /** Asks `python` to import torch (a few seconds: torch is a large import). */

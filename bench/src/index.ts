@@ -23,7 +23,7 @@ export { TRAINING_FLOPS_FORMULA, forwardFlops, trainingStepFlops, gflopsPerSecon
 /** Figures of one side: samples, medians, metric names. */
 export { median, samplesOf, generateMetric, type ImplementationResult, type MetricSamples } from './results';
 /** The PyTorch baseline subprocess and its fair environment. */
-export { BASELINE_SCRIPT, TORCH_HINT, baselineEnv, probeTorch, runBaseline, type TorchProbe } from './baseline';
+export { BASELINE_SCRIPT, DEFAULT_PYTHONS, TORCH_HINT, baselineEnv, findTorch, probeTorch, runBaseline, type TorchProbe } from './baseline';
 /** A whole run: cases, our worker, the baseline. */
 export { DEFAULT_PEAK_GFLOPS, benchCases, runBench, runOurs, type BenchOptions, type BenchReport, type CaseReport } from './run';
 /** Rows with ratios, and the text table. */

@@ -5,7 +5,7 @@ import { fork } from 'node:child_process';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { baseCase, METRIC_GROUPS, microCase, referenceCase, type BenchCase, type CaseOptions, type MetricGroup } from './cases';
-import { probeTorch, runBaseline, TORCH_HINT } from './baseline';
+import { DEFAULT_PYTHONS, findTorch, runBaseline, TORCH_HINT } from './baseline';
 import { TRAINING_FLOPS_FORMULA, trainingStepFlops } from './flops';
 import type { ImplementationResult } from './results';
 import type { WorkerReply } from './worker-protocol';
@@ -25,7 +25,7 @@ export interface BenchOptions {
   readonly repeats?: number;
   /** Untimed runs first (default 2, quick 1). */
   readonly warmup?: number;
-  /** The python executable of the baseline. Default python3. */
+  /** The python of the baseline; by default the first of DEFAULT_PYTHONS that imports torch. */
   readonly python?: string;
   /** FP32 peak the training step is compared with, GFLOP/s. */
   readonly peakGflops?: number;
@@ -90,12 +90,11 @@ export function runOurs(benchCase: BenchCase, env: Record<string, string | undef
 /** Runs every case on both sides; the baseline is skipped (and says why) when python cannot import torch. */
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const env = options.env ?? process.env;
-  const python = options.python ?? 'python3';
   const progress = options.onProgress ?? (() => undefined);
   const date = new Date().toISOString();
   const loadAverageBefore = loadavg();
   const cases = benchCases(options);
-  const torch = probeTorch(python, env);
+  const { python, probe: torch } = findTorch(options.python === undefined ? DEFAULT_PYTHONS : [options.python], env);
   const baseline = torch.ok
     ? { status: 'ran' as const, python, torchVersion: torch.version, message: `PyTorch ${torch.version} baseline via ${python}` }
     : { status: 'skipped' as const, python, torchVersion: null, message: `PyTorch baseline skipped: ${torch.reason}; ${TORCH_HINT}` };

@@ -61,7 +61,7 @@ function pythonWithoutTorch(): string {
   return file;
 }
 
-const torchImportable = spawnSync('python3', ['-c', 'import torch']).status === 0;
+const torchImportable = ['python3', '/usr/bin/python3'].some((python) => spawnSync(python, ['-c', 'import torch']).status === 0);
 
 describe('cream bench --quick --json', () => {
   it('measures every metric of the micro shape, names the backend, and marks the baseline skipped without torch', async () => {
