@@ -44,6 +44,7 @@ const WATCH_POLL_MS = 1000;
 /** Runs experiments and answers the CoordinatorService calls. */
 export class Coordinator {
   private readonly active = new Map<string, RunAttempt>();
+  private readonly resuming = new Set<string>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly store: RunStore;
   private readonly registry: ModelRegistry;
@@ -210,29 +211,39 @@ export class Coordinator {
   /** ResumeRun: a new attempt from the first unfinished stage; FAILED_PRECONDITION when running or succeeded. */
   async resumeRun(request: ResumeRunRequest): Promise<ResumeRunResponse> {
     const run = await this.open(request.runId);
-    if (this.active.has(run.runId)) throw new FailedPreconditionError(`run ${run.runId} is running`);
-    const record = await run.info();
-    if (runStateOf(record.state) === RunState.RUN_STATE_SUCCEEDED) throw new FailedPreconditionError(`run ${run.runId} has already succeeded`);
-    this.logger.info('run resumed', { run: run.runId, from: record.state });
-    this.launch(run, RunSpec.fromJSON(record.spec));
+    // Claimed synchronously, so two concurrent calls cannot both start an attempt.
+    if (this.active.has(run.runId) || this.resuming.has(run.runId)) throw new FailedPreconditionError(`run ${run.runId} is running`);
+    this.resuming.add(run.runId);
+    try {
+      const record = await run.info();
+      if (runStateOf(record.state) === RunState.RUN_STATE_SUCCEEDED) throw new FailedPreconditionError(`run ${run.runId} has already succeeded`);
+      this.logger.info('run resumed', { run: run.runId, from: record.state });
+      await run.updateRunState(STATE.running, { error: null });
+      this.launch(run, RunSpec.fromJSON(record.spec));
+    } finally {
+      this.resuming.delete(run.runId);
+    }
     return { run: await this.view(run.runId) };
   }
 
   /**
    * At start: every run left RUNNING (by a coordinator that was killed)
-   * becomes INTERRUPTED, and is resumed when `resume` is set. Returns their ids.
+   * becomes INTERRUPTED; when `resume` is set, those and the runs a stopped
+   * coordinator marked INTERRUPTED are resumed. Returns the ids found.
    */
   async recoverInterrupted(resume: boolean): Promise<string[]> {
     const found: string[] = [];
     let pageToken = '';
     do {
       const page = await this.store.listRuns({ pageSize: 1000, pageToken });
-      for (const record of page.runs) if (record.state === STATE.running && !this.active.has(record.runId)) found.push(record.runId);
+      for (const record of page.runs) {
+        if ((record.state === STATE.running || record.state === STATE.interrupted) && !this.active.has(record.runId)) found.push(record.runId);
+      }
       pageToken = page.nextPageToken;
     } while (pageToken !== '');
     for (const runId of found) {
       const run = await this.store.openRun(runId);
-      await run.updateRunState(STATE.interrupted);
+      if ((await run.info()).state === STATE.running) await run.updateRunState(STATE.interrupted);
       this.logger.warn('run interrupted by a stopped coordinator', { run: runId, resume });
       if (resume) await this.resumeRun({ runId });
     }

@@ -212,6 +212,7 @@ async function trainJob(
 ): Promise<StageOutput<TrainSummary>> {
   const output = outputVersionName(ctx.runId, stage.model!);
   const count = (data.sft ?? data.pairs ?? []).length;
+  const countKey = kind === TrainKind.TRAIN_KIND_SFT ? 'examples' : 'pairs';
   const recipe: Record<string, string> = {
     method: kind === TrainKind.TRAIN_KIND_SFT ? 'sft' : methodName(ctx.spec.method),
     runId: ctx.runId,
@@ -240,7 +241,7 @@ async function trainJob(
       lossLast: metrics.final_loss ?? null,
       jobId: String(manifest.recipe.jobId ?? ''),
     };
-    return { summary, items: [], metrics: { steps: summary.steps, ...(summary.lossLast === null ? {} : { loss_last: summary.lossLast }), pairs: count } };
+    return { summary, items: [], metrics: { steps: summary.steps, ...(summary.lossLast === null ? {} : { loss_last: summary.lossLast }), [countKey]: count } };
   }
   // A job id of its own per attempt: the trainer keeps the ids of jobs a killed attempt left behind.
   const jobId = `${output}-${Date.now().toString(36)}`;
@@ -276,7 +277,7 @@ async function trainJob(
     lossLast: last?.loss ?? null,
     jobId,
   };
-  const metrics: Record<string, number> = { steps: summary.steps, pairs: count };
+  const metrics: Record<string, number> = { steps: summary.steps, [countKey]: count };
   if (first) metrics.loss_first = first.loss;
   if (last) metrics.loss_last = last.loss;
   return { summary, items: [], metrics };
