@@ -5,8 +5,8 @@
 // replica shut down in the middle of a shard (the shard retried elsewhere,
 // nothing lost or duplicated), service errors failing the map at once,
 // prepare once per replica, DNS resolution through an injected lookup (several
-// loopback addresses on one port), broadcasts, and the shard spans in the
-// trace file under their stage span.
+// loopback addresses on one port; a replica joining mid-map), broadcasts, and
+// the shard spans in the trace file under their stage span.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -322,6 +322,32 @@ describe('ReplicaSet with DNS targets', () => {
     expect(first.calls.length).toBe(before);
     expect(third.calls.length).toBeGreaterThan(0);
     expect(asked.every((host) => host === 'generators.test')).toBe(true);
+  });
+
+  it('gives work to a replica that appears in the middle of a map, after preparing it', async () => {
+    const early = await startReplica('early', echo(40), '127.0.0.1', 0);
+    const port = Number(early.address.split(':')[1]);
+    const late = await startReplica('late', echo(40), '127.0.0.2', port);
+    const started = Date.now();
+    const set = replicaSet([`dns:///generators.test:${port}`], {
+      resolveEveryMs: 50,
+      // The second pod becomes ready 100 ms into the stage.
+      lookup: async () => (Date.now() - started < 100 ? ['127.0.0.1'] : ['127.0.0.1', '127.0.0.2']),
+    });
+    const events: string[] = [];
+    const results = await set.map(
+      promptShards(10),
+      async (client, shard, info) => {
+        events.push(`work ${info.address}`);
+        return generate(client, shard);
+      },
+      { prepare: async (_client, address) => void events.push(`prepare ${address}`) },
+    );
+    expect(results.map((texts) => texts.length)).toEqual(Array(10).fill(2));
+    expect(late.calls.length).toBeGreaterThan(0);
+    expect(early.calls.length + late.calls.length).toBe(10);
+    expect(events.filter((event) => event === `prepare ${late.address}`)).toHaveLength(1);
+    expect(events.indexOf(`prepare ${late.address}`)).toBeLessThan(events.indexOf(`work ${late.address}`));
   });
 
   it('re-resolves when every known replica failed, and keeps known addresses through a failed lookup', async () => {
