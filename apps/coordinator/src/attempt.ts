@@ -4,6 +4,7 @@
 // inside a span `stage <name>`, and its output is committed to the run store
 // before the next stage starts. At the end the run's state, results.json,
 // report.html and trace.jsonl are written, then the run_finished event.
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { GeneratorServiceClient, JudgeServiceClient, GetModelResponse, ModelResult, RunSpec, Stage } from '@cream/proto';
 import { ModelResult as ModelResultMessage, Run, Stage as StageMessage, StageProgress, StageState } from '@cream/proto';
 import type { Logger } from '@cream/service-kit';
@@ -98,7 +99,8 @@ export class RunAttempt {
     let state: string = STATE.succeeded;
     let error: string | null = null;
     let backend = 'unknown';
-    await withSpan('run', { 'cream.run_id': this.run.runId, 'cream.attempt': attempt }, async () => {
+    // A root span per attempt: not a child of the StartRun or ResumeRun call that began it.
+    await context.with(ROOT_CONTEXT, () => withSpan('run', { 'cream.run_id': this.run.runId, 'cream.attempt': attempt }, async () => {
       try {
         backend = await this.runStages((found) => (backend = found));
       } catch (failure) {
@@ -111,7 +113,7 @@ export class RunAttempt {
         }
         this.deps.logger.warn('run attempt stopped', { run: this.run.runId, state, error: message });
       }
-    });
+    }));
     await this.run.updateRunState(state, { error });
     await this.finish(backend);
   }
