@@ -76,11 +76,13 @@ export async function compare(argv: readonly string[], env: Record<string, strin
   const id = comparisonId();
   const folder = join(stack.home, 'comparisons', id);
   const reports: ReportRun[] = [];
+  // A method whose spec the coordinator refuses (e.g. oracle without answer keys) is skipped for every seed.
+  const refused = new Set<MethodName>();
   let cancelled = false;
   try {
     for (let seed = 1; seed <= config.seeds && !cancelled; seed++) {
       for (const method of methods) {
-        if (cancelled) break;
+        if (cancelled || refused.has(method)) continue;
         const spec = { ...base, name: `${baseName} ${method} seed ${seed}`, method: METHODS[method], seed };
         const prefix = `[${method} seed ${seed}] `;
         try {
@@ -89,16 +91,14 @@ export async function compare(argv: readonly string[], env: Record<string, strin
           reports.push(readReport(run, methodName(run.spec!.method)).report);
           process.stdout.write(`${prefix}${RUN_STATES[run.state] ?? run.state}\n`);
         } catch (error) {
-          // INVALID_ARGUMENT: the shared spec is bad, and every other run would fail the same way.
-          if ((error as { code?: number }).code === 3) throw error;
-          process.stderr.write(`${prefix}failed: ${describeCallError(error)}\n`);
-          cancelled = (error as { code?: number }).code === 14;
+          const code = (error as { code?: number }).code;
+          if (code === 3) refused.add(method);
+          process.stderr.write(`${prefix}${code === 3 ? 'refused' : 'failed'}: ${describeCallError(error)}\n`);
+          // UNAVAILABLE: the coordinator is gone, and so is every later run.
+          cancelled = code === 14;
         }
       }
     }
-  } catch (error) {
-    process.stderr.write(`cream compare: ${describeCallError(error)}\n`);
-    return 2;
   } finally {
     process.stdout.write('cream compare: stopping the services...\n');
     await stack.stop();

@@ -8,7 +8,7 @@ import { credentials, type ServiceError } from '@grpc/grpc-js';
 import { CoordinatorServiceClient, ServingStatus, type Run, type WatchRunResponse } from '@cream/proto';
 import type { ReportRun } from '@cream/report';
 import { creamHome, defaultRegistryRoot, ModelRegistry } from '@cream/store';
-import { option } from '@cream/service-kit';
+import { ConfigError, option } from '@cream/service-kit';
 import { logTail, serviceAddress, startServices, stopServices, waitHealthy, type StartedService } from './local-services';
 import { serviceMainPath, services, type ServiceEntry } from './services';
 
@@ -31,8 +31,10 @@ export const RUN_STATES: Record<number, string> = { 0: 'UNSPECIFIED', 1: 'RUNNIN
 export async function ensureBaseModel(env: Record<string, string | undefined>, version: string, log: (line: string) => void): Promise<void> {
   const registry = await ModelRegistry.open(defaultRegistryRoot(env));
   if (await registry.has(version)) return;
-  if (version !== 'm0') throw new Error(`--base: version "${version}" is not in the registry ${registry.root} (import it with \`cream models import DIR --version ${version}\`)`);
-  if (!existsSync(join(SHIPPED_M0, 'config.json'))) throw new Error(`the registry ${registry.root} has no m0 and the shipped base model ${SHIPPED_M0} is missing`);
+  if (version !== 'm0') {
+    throw new ConfigError(`--base: version "${version}" is not in the registry ${registry.root} (import it with \`cream models import DIR --version ${version}\`)`, '--base');
+  }
+  if (!existsSync(join(SHIPPED_M0, 'config.json'))) throw new ConfigError(`--base: the registry ${registry.root} has no m0 and the shipped base model ${SHIPPED_M0} is missing`, '--base');
   const record = await registry.importDirectory(SHIPPED_M0, { version: 'm0', recipe: { method: 'import', source: SHIPPED_M0 } });
   log(`imported the shipped base model ${SHIPPED_M0} as version ${record.version} into ${registry.root}`);
 }
@@ -68,6 +70,8 @@ export async function startStack(env: Record<string, string | undefined>, portOf
     CREAM_JUDGE_ENDPOINTS: address('judge'),
     CREAM_CONSISTENCY_SCORER_ENDPOINT: address('consistency-scorer'),
     CREAM_TRAINER_ENDPOINT: address('trainer'),
+    // This command resumes runs itself (--resume); an auto-resumed old run would compete for the services.
+    CREAM_RESUME_INTERRUPTED: 'false',
   };
   const started = startServices(services, {
     host,

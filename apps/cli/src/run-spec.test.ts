@@ -70,12 +70,17 @@ describe('flags over the preset', () => {
     expect(spec.evaluate).toBe(true);
   });
 
-  it('reads a whole RunSpec from --spec (proto JSON, either field spelling) and lets flags override it', () => {
-    const path = file('spec.json', JSON.stringify({ name: 'tiny', base_version: 'tiny-v1', method: 'METHOD_ORACLE', iterations: 1, numSamples: 2, data: { builtinSuite: true }, sampling: { maxNewTokens: 8 } }));
+  it('reads a RunSpec from --spec (proto JSON, either field spelling) over the preset, and lets flags override it', () => {
+    const path = file('spec.json', JSON.stringify({ name: 'tiny', base_version: 'tiny-v1', method: 'METHOD_ORACLE', iterations: 1, numSamples: 2, sampling: { max_new_tokens: 8 }, sft: { epochs: 1 } }));
     const spec = specOf('--spec', path, '--seed', '3');
     expect([spec.name, spec.baseVersion, methodName(spec.method), spec.iterations, spec.numSamples, spec.seed]).toEqual(['tiny', 'tiny-v1', 'oracle', 1, 2, 3]);
-    expect(spec.sampling?.maxNewTokens).toBe(8);
-    expect(spec.evaluate).toBe(false);
+    // Sampling field by field over the preset; the rest of the preset kept.
+    expect(spec.sampling).toMatchObject({ maxNewTokens: 8, temperature: 0.8, topP: 0.95 });
+    expect(spec.sft?.epochs).toBe(1);
+    expect([spec.rate, spec.evaluate, spec.data?.builtinSuite]).toEqual([ConsistencyRate.CONSISTENCY_RATE_DYN, true, true]);
+    const own = specOf('--spec', file('own.json', JSON.stringify({ data: { sft_path: '/x.jsonl' }, evaluate: false })));
+    expect(own.data).toMatchObject({ builtinSuite: false, sftPath: '/x.jsonl' });
+    expect(own.evaluate).toBe(false);
   });
 });
 

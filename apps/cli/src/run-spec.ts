@@ -58,7 +58,7 @@ export function defaultPreset(): RunSpec {
  * --spec file decides), so that a flag given explicitly always wins.
  */
 export const specOptions = {
-  spec: option.string({ flag: 'spec', description: 'a whole RunSpec in proto JSON (instead of the default preset); flags below override it', default: '' }),
+  spec: option.string({ flag: 'spec', description: 'a RunSpec in proto JSON laid over the default preset; flags below override it', default: '' }),
   name: option.string({ flag: 'name', description: 'display name of the run', default: '' }),
   base: option.string({ flag: 'base', description: 'registry version of the base model M0 (default m0, imported from models/m0 when missing)', default: '' }),
   method: option.string({ flag: 'method', description: `method: ${Object.keys(METHODS).join('|')} (default cream)`, default: '' }),
@@ -127,7 +127,18 @@ const SPEC_FIELDS = new Set(
   ),
 );
 
-/** Reads a RunSpec from a proto-JSON file; unknown top-level fields and bad JSON are errors naming the file. */
+/** Proto JSON accepts both spellings; camelCase keys (recursively) so that two specs can be laid over each other. */
+function camelKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(camelKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), camelKeys(inner)]));
+}
+
+/**
+ * Reads a RunSpec from a proto-JSON file laid over the default preset: a
+ * field the file gives wins (`data` as a whole, other messages field by
+ * field). Bad JSON and unknown top-level fields are errors naming the file.
+ */
 export function readSpecFile(raw: string, cwd: string): RunSpec {
   const path = dataFile('spec', raw, cwd);
   let json: unknown;
@@ -140,8 +151,15 @@ export function readSpecFile(raw: string, cwd: string): RunSpec {
   for (const key of Object.keys(json as object)) {
     if (!SPEC_FIELDS.has(key)) throw new ConfigError(`--spec: ${path}: unknown RunSpec field "${key}"`, '--spec');
   }
+  const given = camelKeys(json) as Record<string, unknown>;
+  const merged: Record<string, unknown> = RunSpec.toJSON(defaultPreset()) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(given)) {
+    const preset = merged[key];
+    const isMessage = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+    merged[key] = key !== 'data' && isMessage(preset) && isMessage(value) ? { ...(preset as object), ...(value as object) } : value;
+  }
   try {
-    return RunSpec.fromJSON(json);
+    return RunSpec.fromJSON(merged);
   } catch (error) {
     throw new ConfigError(`--spec: ${path}: ${(error as Error).message}`, '--spec');
   }
