@@ -2,11 +2,11 @@
 // architecture a config.json describes (with a byte-level BPE tokenizer of
 // exactly vocab_size ids and a ChatML template), seeded, and prints what it
 // wrote. Example configs ship in apps/cli/configs/.
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CheckpointError, initCheckpoint, ModelConfigError, modelConfigFromHf, TokenizerError } from '@cream/model';
 import { describeConfig, option, readConfig } from '@cream/service-kit';
-import { InputFileError, readInputFile, rejectPositionals, startCompute, wantsHelp } from './model-command';
+import { InputFileError, nonEmptyDirectory, readHfConfig, rejectPositionals, startCompute, wantsHelp } from './model-command';
 
 const usage = 'cream init-model --config CONFIG.json --out DIR [--seed S] [--force]';
 
@@ -32,29 +32,6 @@ export function initModelHelp(): string {
     'Options:',
     describeConfig(initModelOptions),
   ].join('\n');
-}
-
-// config.json as an object; a missing or unparsable file names itself.
-function readHfConfig(file: string): Record<string, unknown> {
-  const text = readInputFile(file);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new InputFileError(`${file}: not valid JSON (${(cause as Error).message})`, file, undefined, { cause });
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new InputFileError(`${file}: must hold a JSON object (a Hugging Face config.json)`, file);
-  }
-  return json as Record<string, unknown>;
-}
-
-function nonEmptyDirectory(dir: string): boolean {
-  try {
-    return readdirSync(dir).length > 0;
-  } catch {
-    return false; // absent (or not a directory: saving says so)
-  }
 }
 
 function formatBytes(bytes: number): string {

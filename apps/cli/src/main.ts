@@ -52,6 +52,11 @@ const commands: Record<string, { summary: string; load: () => (argv: readonly st
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
     load: () => (require('./bench') as typeof import('./bench')).bench,
   },
+  pretrain: {
+    summary: 'train a small Llama model and its BPE tokenizer from scratch on the built-in suite (how models/m0 was made)',
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy, as above
+    load: () => (require('./pretrain') as typeof import('./pretrain')).pretrain,
+  },
 };
 
 // Expected failures print one line, never a stack: a usage error (a flag, an

@@ -2,7 +2,7 @@
 // compute backend and naming it once on stderr, a typed error for bad input
 // files, and argv helpers readConfig lacks (--help before required options are
 // checked, a flag given several times).
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { initCompute, type ComputeInfo, type ComputeLogger } from '@cream/compute';
 import { ConfigError, type ConfigSpec } from '@cream/service-kit';
 
@@ -29,6 +29,30 @@ export function readInputFile(file: string): string {
     const code = (cause as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a file' : (cause as Error).message;
     throw new InputFileError(`${file}: ${why}`, file, undefined, { cause });
+  }
+}
+
+/** A config.json file as an object; a missing or unparsable file is an InputFileError naming it. */
+export function readHfConfig(file: string): Record<string, unknown> {
+  const text = readInputFile(file);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new InputFileError(`${file}: not valid JSON (${(cause as Error).message})`, file, undefined, { cause });
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new InputFileError(`${file}: must hold a JSON object (a Hugging Face config.json)`, file);
+  }
+  return json as Record<string, unknown>;
+}
+
+/** True when `dir` exists and holds anything (an absent directory is empty). */
+export function nonEmptyDirectory(dir: string): boolean {
+  try {
+    return readdirSync(dir).length > 0;
+  } catch {
+    return false; // absent (or not a directory: saving says so)
   }
 }
 
