@@ -26,8 +26,8 @@ namespace {
 constexpr size_t kMaxMr = 12;
 constexpr size_t kMaxNr = 32;
 
-// Products with at most this many rows read an untransposed B in place
-// instead of packing it: each B value is used so few times that packing
+// Products with at most this many rows read B in place (an untransposed B
+// by the micro-kernel, a transposed one by dot products) instead of packing it: each B value is used so few times that packing
 // (one read and one write per value) would cost as much as the product
 // (decoding steps, where M is the batch).
 constexpr size_t kDirectBMaxRows = 32;
@@ -142,6 +142,126 @@ void Kernel4x16Generic(size_t kc, const float* a, const float* b, size_t ldb, fl
   for (int i = 0; i < 4; ++i) {
     float* row = c + i * ldc;
     for (int j = 0; j < 16; ++j) row[j] = accumulate ? row[j] + acc[i][j] : acc[i][j];
+  }
+}
+
+// Few rows against a transposed B (decoding: x . W^T with W in [out, in]
+// layout, or one query against the cached keys): every output is the dot
+// product of a row of A with a row of B, both contiguous, so B is read in
+// place once, four rows at a time, instead of being packed on every call.
+// The body is compiled once per instruction set through the wrappers below.
+inline __attribute__((always_inline)) void DotRowsBody(const float* a, const float* b, float* c, size_t m, size_t n0,
+                                                       size_t n1, size_t k, size_t ldc) {
+  constexpr int kLanes = 16;
+  size_t j = n0;
+  for (; j + 4 <= n1; j += 4) {
+    const float* b0 = b + j * k;
+    for (size_t i = 0; i < m; ++i) {
+      const float* row = a + i * k;
+      float acc[4][kLanes] = {};
+      size_t p = 0;
+      for (; p + kLanes <= k; p += kLanes) {
+        for (int l = 0; l < kLanes; ++l) {
+          const float x = row[p + l];
+          acc[0][l] += x * b0[p + l];
+          acc[1][l] += x * b0[k + p + l];
+          acc[2][l] += x * b0[2 * k + p + l];
+          acc[3][l] += x * b0[3 * k + p + l];
+        }
+      }
+      // Lanes folded in halves (vector adds), not one by one.
+#pragma GCC unroll 4
+      for (int width = kLanes / 2; width >= 1; width /= 2) {
+        for (int q = 0; q < 4; ++q) {
+          for (int l = 0; l < width; ++l) acc[q][l] += acc[q][l + width];
+        }
+      }
+      for (int q = 0; q < 4; ++q) {
+        float total = acc[q][0];
+        for (size_t r = p; r < k; ++r) total += row[r] * b0[q * k + r];
+        c[i * ldc + j + q] = total;
+      }
+    }
+  }
+  for (; j < n1; ++j) {
+    for (size_t i = 0; i < m; ++i) {
+      float total = 0.0f;
+      for (size_t p = 0; p < k; ++p) total += a[i * k + p] * b[j * k + p];
+      c[i * ldc + j] = total;
+    }
+  }
+}
+
+using DotRowsKernel = void (*)(const float*, const float*, float*, size_t, size_t, size_t, size_t, size_t);
+
+#if CREAM_X86
+// AVX-512: two rows of A against four rows of B in eight zmm accumulators,
+// folded with in-register reductions (the generic body's lane arrays go
+// through the stack, and its store-to-load forwarding stalls cost more than
+// the products).
+__attribute__((target("avx512f"))) void DotRowsAvx512(const float* a, const float* b, float* c, size_t m, size_t n0,
+                                                      size_t n1, size_t k, size_t ldc) {
+  const size_t k16 = k / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (k - k16)) - 1u);
+  size_t j = n0;
+  for (; j + 4 <= n1; j += 4) {
+    const float* b0 = b + j * k;
+    size_t i = 0;
+    for (; i < m; i += 2) {
+      const bool pair = i + 1 < m;
+      const float* r0 = a + i * k;
+      const float* r1 = pair ? r0 + k : r0;
+      __m512 acc[2][4];
+      for (int q = 0; q < 4; ++q) acc[0][q] = acc[1][q] = _mm512_setzero_ps();
+      for (size_t p = 0; p <= k16; p += 16) {
+        const bool last = p == k16;
+        if (last && tail == 0) break;
+        const __mmask16 mask = last ? tail : static_cast<__mmask16>(0xffff);
+        const __m512 x0 = _mm512_maskz_loadu_ps(mask, r0 + p);
+        const __m512 x1 = _mm512_maskz_loadu_ps(mask, r1 + p);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+          const __m512 y = _mm512_maskz_loadu_ps(mask, b0 + q * k + p);
+          acc[0][q] = _mm512_fmadd_ps(x0, y, acc[0][q]);
+          acc[1][q] = _mm512_fmadd_ps(x1, y, acc[1][q]);
+        }
+      }
+      for (int q = 0; q < 4; ++q) {
+        c[i * ldc + j + q] = _mm512_reduce_add_ps(acc[0][q]);
+        if (pair) c[(i + 1) * ldc + j + q] = _mm512_reduce_add_ps(acc[1][q]);
+      }
+    }
+  }
+  for (; j < n1; ++j) {
+    for (size_t i = 0; i < m; ++i) {
+      __m512 acc = _mm512_setzero_ps();
+      for (size_t p = 0; p < k; p += 16) {
+        const __mmask16 mask = p + 16 <= k ? static_cast<__mmask16>(0xffff) : tail;
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i * k + p), _mm512_maskz_loadu_ps(mask, b + j * k + p), acc);
+      }
+      c[i * ldc + j] = _mm512_reduce_add_ps(acc);
+    }
+  }
+}
+__attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* a, const float* b, float* c, size_t m, size_t n0,
+                                                    size_t n1, size_t k, size_t ldc) {
+  DotRowsBody(a, b, c, m, n0, n1, k, ldc);
+}
+#endif
+void DotRowsGeneric(const float* a, const float* b, float* c, size_t m, size_t n0, size_t n1, size_t k, size_t ldc) {
+  DotRowsBody(a, b, c, m, n0, n1, k, ldc);
+}
+
+DotRowsKernel DotRowsFor(Isa isa) {
+  switch (isa) {
+#if CREAM_X86
+    case Isa::kAvx512:
+      return DotRowsAvx512;
+    case Isa::kAvx2Fma:
+      return DotRowsAvx2;
+#endif
+    default:
+      return DotRowsGeneric;
   }
 }
 
@@ -376,6 +496,29 @@ void SplitBatch(size_t batch, size_t m, size_t n, size_t parts, const Plan& plan
   }
 }
 
+// The dot-product path: tasks are (batch item, block of B rows), shared out
+// among the threads when the product is large enough.
+void GemmDotRows(const GemmProblem& p, size_t batches, DotRowsKernel kernel, ThreadPool& pool) {
+  constexpr size_t kBlock = 64;  // B rows per task: 64 x k floats stay in L2
+  const double flops = 2.0 * static_cast<double>(batches) * p.m * p.n * p.k;
+  const size_t blocks = (p.n + kBlock - 1) / kBlock;
+  const size_t tasks = batches * blocks;
+  const size_t participants = flops < kParallelFlops ? 1 : std::min(pool.size(), tasks);
+  std::atomic<size_t> next{0};
+  pool.Run(participants, [&](size_t) {
+    for (size_t t = next.fetch_add(1); t < tasks; t = next.fetch_add(1)) {
+      const size_t item = t / blocks;
+      const size_t n0 = (t % blocks) * kBlock;
+      const size_t n1 = std::min(p.n, n0 + kBlock);
+      const float* a = p.a + (p.batch_a == 1 ? 0 : item) * p.m * p.k;
+      const float* b = p.b + (p.batch_b == 1 ? 0 : item) * p.n * p.k;
+      float* c = p.c + item * p.m * p.n;
+      kernel(a, b, c, p.m, n0, n1, p.k, p.n);
+      Epilogue(p, c, 0, p.m, n0, n1);
+    }
+  });
+}
+
 }  // namespace
 
 Isa DetectIsa() {
@@ -412,6 +555,10 @@ void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
     p.m *= p.batch_a;
     p.batch_a = 1;
     batches = 1;
+  }
+  if (p.trans_b && !p.trans_a && p.m <= kDirectBMaxRows && p.k > 0) {
+    GemmDotRows(p, batches, DotRowsFor(isa), pool);
+    return;
   }
   const Plan plan = PlanFor(isa);
   const double flops = 2.0 * static_cast<double>(batches) * p.m * p.n * p.k;

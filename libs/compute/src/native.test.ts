@@ -29,6 +29,9 @@ const shapes: Array<[number, number, number, number, number]> = [
   // Few rows: B is read in place, with a packed partial last panel.
   [1, 1, 5, 100, 300],
   [3, 1, 7, 64, 33],
+  // Few rows against a transposed B: dot products of rows, in blocks of 64 B rows.
+  [1, 3, 5, 70, 40],
+  [2, 2, 1, 130, 64],
 ];
 
 describe('native gemm', () => {

@@ -4,7 +4,9 @@
 // with the fused kernels and with the composed tfjs ops they replace (the
 // same run), and a per-kernel profile of one fused step with --profile.
 // Medians after warm-up; run with
-// `npx tsx libs/model/scripts/measure-step.ts [--profile]` on a quiet machine.
+// `npx tsx libs/model/scripts/measure-step.ts [--profile] [--threads N]`. Other
+// processes slow every figure: the process CPU time per step is printed
+// beside the wall time, with the load average.
 import { loadavg } from 'node:os';
 
 import { computeInfo, initCompute, useFusedKernels } from '@cream/compute';
@@ -18,7 +20,8 @@ import { sftLoss, tokenLogprobs } from '../src/train/losses';
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 async function main(): Promise<void> {
-  await initCompute();
+  const threadsAt = process.argv.indexOf('--threads');
+  await initCompute(threadsAt > 0 ? { threads: Number(process.argv[threadsAt + 1]) } : {});
   registerTrainingGradients();
   const config = createModelConfig({ vocabSize: 512, hiddenSize: 256, nLayers: 4, nHeads: 4, intermediateSize: 768, maxPositionEmbeddings: 256 });
   const weights = initWeights(config, 1);
@@ -59,20 +62,30 @@ async function main(): Promise<void> {
     useFusedKernels(fused);
     step();
     const stepTimes: number[] = [];
+    const cpuTimes: number[] = [];
     for (let i = 0; i < 6; i++) {
       const start = performance.now();
+      const cpu = process.cpuUsage();
       step();
+      const used = process.cpuUsage(cpu);
       stepTimes.push(performance.now() - start);
+      cpuTimes.push((used.user + used.system) / 1000);
     }
     const requests = Array.from({ length: 8 }, (_, r) => ({ promptIds: Array.from({ length: 64 }, (_, t) => (r * 31 + t * 17) % config.vocabSize), key: r }));
     const decodeRates: number[] = [];
+    const decodeCpuRates: number[] = [];
     for (let i = 0; i < 4; i++) {
       const start = performance.now();
+      const cpu = process.cpuUsage();
       const results = await generate(model, requests, { maxNewTokens: 64, temperature: 0, eosTokenIds: [] });
+      const used = process.cpuUsage(cpu);
       const tokens = results.reduce((sum, r) => sum + r.tokenIds.length, 0);
-      if (i >= 1) decodeRates.push(tokens / ((performance.now() - start) / 1000));
+      if (i >= 1) {
+        decodeRates.push(tokens / ((performance.now() - start) / 1000));
+        decodeCpuRates.push(tokens / ((used.user + used.system) / 1e6));
+      }
     }
-    return { fused, stepMs: Number(median(stepTimes).toFixed(1)), decodeTokensPerSecond: Math.round(median(decodeRates)) };
+    return { fused, stepMs: Number(median(stepTimes).toFixed(1)), stepCpuMs: Number(median(cpuTimes).toFixed(1)), decodeTokensPerSecond: Math.round(median(decodeRates)), decodeTokensPerCpuSecond: Math.round(median(decodeCpuRates)) };
   };
   const composed = await measure(false);
   const fused = await measure(true);
