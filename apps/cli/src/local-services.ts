@@ -52,6 +52,9 @@ export function startServices(entries: readonly ServiceEntry[], options: StartOp
     const child = spawn(process.execPath, [bin, 'serve', entry.name, '--host', options.host, '--port', String(port)], {
       env: { ...options.env, ...options.envOf?.(entry), CREAM_SERVICE_NAME: entry.name },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: Ctrl-C in the terminal reaches this command only, which then
+      // stops the services in order (e.g. `cream run` cancels its run before they go).
+      detached: true,
     });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
