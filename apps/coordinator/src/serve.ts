@@ -51,7 +51,11 @@ export function runStoreRoot(runs: string): string {
 type CoordinatorTelemetry = ServiceTelemetry & { flush?: () => Promise<void>; traceFile?: string; exporterKind?: string };
 
 /** The service program runService runs, for this environment. */
-export function coordinatorProgram(env: Record<string, string | undefined>, telemetry: CoordinatorTelemetry = { warnings: [], shutdown: async () => {} }): ServiceProgram<ReturnType<typeof coordinatorOptions>> {
+export function coordinatorProgram(
+  env: Record<string, string | undefined>,
+  telemetry: CoordinatorTelemetry = { warnings: [], shutdown: async () => {} },
+  started: { coordinator?: Coordinator } = {},
+): ServiceProgram<ReturnType<typeof coordinatorOptions>> {
   return {
     name: 'coordinator',
     summary:
@@ -67,7 +71,6 @@ export function coordinatorProgram(env: Record<string, string | undefined>, tele
         mapErrorClass(RunCorruptError, GrpcStatus.DATA_LOSS),
         mapErrorClass(StageCorruptError, GrpcStatus.DATA_LOSS),
       );
-      let coordinator: Coordinator | undefined;
       const ready = (async () => {
         if (config.runs.replace(/\/+$/, '').split('/').pop() !== 'runs') {
           throw new Error(`--runs ${config.runs}: the folder must be named "runs" (the run store keeps runs in <root>/runs)`);
@@ -91,29 +94,38 @@ export function coordinatorProgram(env: Record<string, string | undefined>, tele
         logger.info('run store open', { runs: store.runsDirectory, registry: registry.root });
         const recovered = await created.recoverInterrupted(config.resumeInterrupted);
         if (recovered.length > 0) logger.info('interrupted runs found', { runs: recovered, resumed: config.resumeInterrupted });
-        coordinator = created;
+        started.coordinator = created;
         const stop = () => void created.shutdown();
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
       })();
-      const started = (): Coordinator => {
-        if (!coordinator) throw new UnavailableError('the coordinator is starting (registry and run store not open yet); retry');
-        return coordinator;
+      const service = (): Coordinator => {
+        if (!started.coordinator) throw new UnavailableError('the coordinator is starting (registry and run store not open yet); retry');
+        return started.coordinator;
       };
       server.add('cream.v1.CoordinatorService', CoordinatorServiceService, {
-        startRun: (request) => started().startRun(request),
-        watchRun: (request, ctx) => started().watchRun(request, ctx),
-        getRun: (request) => started().getRun(request),
-        listRuns: (request) => started().listRuns(request),
-        cancelRun: (request) => started().cancelRun(request),
-        resumeRun: (request) => started().resumeRun(request),
+        startRun: (request) => service().startRun(request),
+        watchRun: (request, ctx) => service().watchRun(request, ctx),
+        getRun: (request) => service().getRun(request),
+        listRuns: (request) => service().listRuns(request),
+        cancelRun: (request) => service().cancelRun(request),
+        resumeRun: (request) => service().resumeRun(request),
       });
       return { ready };
     },
   };
 }
 
-/** Runs the coordinator until SIGTERM, then flushes telemetry; resolves with the exit code. */
+/**
+ * Runs the coordinator until SIGTERM; the attempts then stop INTERRUPTED and
+ * write their state and outputs before telemetry is flushed and the process
+ * exits. Resolves with the exit code.
+ */
 export async function serve(argv: readonly string[], env: Record<string, string | undefined>, telemetry: CoordinatorTelemetry): Promise<number> {
-  return serveUntilStopped(coordinatorProgram(env, telemetry), argv, env, telemetry);
+  const started: { coordinator?: Coordinator } = {};
+  const shutdown = async () => {
+    await started.coordinator?.shutdown();
+    await telemetry.shutdown();
+  };
+  return serveUntilStopped(coordinatorProgram(env, telemetry, started), argv, env, { warnings: telemetry.warnings, shutdown });
 }
