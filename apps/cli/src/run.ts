@@ -114,6 +114,9 @@ export async function driveRun(
   try {
     const run = await followRun(client, started.runId, (event) => view.onEvent(event));
     return { run, cancelledByUser };
+  } catch (error) {
+    progressTo.write(`\n${prefix}lost the run ${started.runId} before its end; resume it with: cream run --resume ${started.runId}\n`);
+    throw error;
   } finally {
     clearInterval(ticker);
     process.off('SIGINT', onSignal);
