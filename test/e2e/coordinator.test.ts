@@ -18,8 +18,10 @@
 //     eval set in the wrong format, an unreachable endpoint) fail with
 //     INVALID_ARGUMENT naming the problem, and create no run;
 // (d) CancelRun ends a run CANCELLED with its finished stages kept, ResumeRun
-//     finishes it restoring them, both refuse what the contract refuses, and
-//     ListRuns pages the runs newest first.
+//     continues it; SIGTERM stops it INTERRUPTED with a clean exit and the next
+//     coordinator resumes it to the end, restoring what was done; ResumeRun and
+//     CancelRun refuse what the contract refuses, and ListRuns pages the runs
+//     newest first.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -378,7 +380,7 @@ describe('cream serve coordinator', () => {
     expect(await comparable(resumed)).toEqual(await comparable(uninterrupted!));
   });
 
-  it('CancelRun keeps the finished stages, ResumeRun finishes the run restoring them, ListRuns pages newest first', async () => {
+  it('CancelRun keeps the finished stages, ResumeRun and a restart after SIGTERM finish the run restoring them, ListRuns pages newest first', async () => {
     const run = await startRun({ ...baseSpec(), name: 'cancelled then resumed', iterations: 1 });
     const id = run.run_id;
     await waitForEvents(id, (all) => isStarted(all, 'sft'));
@@ -396,10 +398,19 @@ describe('cream serve coordinator', () => {
 
     const resumed = (await unary<{ run: RunView }>(client, 'ResumeRun', { run_id: id })).run;
     expect(resumed.state).toBe('RUN_STATE_RUNNING');
+    // SIGTERM mid-run: the attempt stops INTERRUPTED, writes its outputs, and the process exits cleanly.
+    const stopped = watch(id);
+    await waitForEvents(id, (all) => isStarted(all, 'iter-1/sample'));
+    coordinator.child.kill('SIGTERM');
+    expect(await coordinator.exited).toBe(0);
+    expect((await stopped).at(-1)?.run_finished?.state).toBe('RUN_STATE_INTERRUPTED');
+    expect(results(resumed).state).toBe('INTERRUPTED');
+    // The next coordinator resumes the interrupted run by itself.
+    await startCoordinator();
     const messages = await watch(id);
     const final = messages[messages.length - 1].run_finished!;
     expect(final.state, final.error).toBe('RUN_STATE_SUCCEEDED');
-    expect(final.stages.slice(0, 3).map((stage) => stage.state)).toEqual(['STAGE_STATE_RESTORED', 'STAGE_STATE_RESTORED', 'STAGE_STATE_DONE']);
+    expect(final.stages.slice(0, 5).map((stage) => stage.state)).toEqual([...Array(4).fill('STAGE_STATE_RESTORED'), 'STAGE_STATE_DONE']);
     expect(final.results.map((result) => result.model)).toEqual(['M0', 'M1', 'M2']);
 
     const refused = async (method: string, runId: string) =>
