@@ -18,7 +18,7 @@ import { registerGradients } from './gradients';
 import { silentLogger, type ComputeLogger } from './logger';
 import { loadNativeGemm } from './native';
 import { registerFusedGradients } from './ops';
-import { useMatMulKernels, useSharedIdentity } from './wasm-kernels';
+import { useFastGather, useMatMulKernels, useSharedIdentity } from './wasm-kernels';
 
 /** The variants, in the proto's ComputeInfo.variant vocabulary. */
 export type ComputeVariant = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm+native' | 'wasm' | 'cpu';
@@ -185,6 +185,7 @@ async function tryVariant(variant: ComputeVariant, threads: number, addonPath: s
         useMatMulKernels('native', loaded.native);
         registerFusedKernels(loaded.native);
         useSharedIdentity();
+        useFastGather();
         await switchTo('wasm');
         selfCheck();
         const native = loaded.native.info();
@@ -194,6 +195,7 @@ async function tryVariant(variant: ComputeVariant, threads: number, addonPath: s
         prepareWasm();
         useMatMulKernels('fast-path');
         useSharedIdentity();
+        useFastGather();
         await switchTo('wasm');
         selfCheck();
         // tfjs-backend-wasm answers WASM_HAS_MULTITHREAD_SUPPORT=false under

@@ -249,4 +249,28 @@ describe('wasm matmul kernels', () => {
     tf.dispose([clone, same, ints, gradient]);
     expect(backendDataIds()).toBe(before - 1);
   });
+
+  it('GatherV2 by slice copies equals an index-by-index gather, on any axis, and rejects bad indices', () => {
+    const random = seededUniform(31);
+    const [A, B, C] = [3, 11, 9];
+    const values = randomFloats(A * B * C, random);
+    const x = tf.tensor3d(values, [A, B, C]);
+    const indices = [[4, 0], [10, 4], [7, 7]];
+    const byAxis1 = tf.gather(x, tf.tensor2d(indices, [3, 2], 'int32'), 1); // [A, 3, 2, C]
+    expect(byAxis1.shape).toEqual([A, 3, 2, C]);
+    const want: number[] = [];
+    for (let a = 0; a < A; a++) {
+      for (const index of indices.flat()) for (let c = 0; c < C; c++) want.push(values[(a * B + index) * C + c]);
+    }
+    expect(Array.from(byAxis1.dataSync())).toEqual(Array.from(Float32Array.from(want)));
+    const ints = tf.tensor2d(Array.from({ length: 4 * 8 }, (_, i) => i - 5), [4, 8], 'int32');
+    const rows = tf.gather(ints, tf.tensor1d([3, 1, 3], 'int32'));
+    expect(rows.dtype).toBe('int32');
+    expect(Array.from(rows.dataSync())).toEqual([...[19, 20, 21, 22, 23, 24, 25, 26], ...[3, 4, 5, 6, 7, 8, 9, 10], ...[19, 20, 21, 22, 23, 24, 25, 26]]);
+    const bad = tf.tensor1d([0, 11], 'int32');
+    const before = backendDataIds();
+    expect(() => tf.gather(x, bad, 1)).toThrow(/index value 11 is not in \[0, 10\]/);
+    expect(backendDataIds()).toBe(before); // no output left behind
+    tf.dispose([x, byAxis1, ints, rows, bad]);
+  });
 });

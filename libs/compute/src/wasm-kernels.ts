@@ -343,3 +343,52 @@ export function useSharedIdentity(): void {
     kernelFunc: (params) => share(params, stock.cast, (params.inputs.x as tf.TensorInfo).dtype === params.attrs?.dtype),
   });
 }
+
+let stockGather: tf.KernelConfig | undefined;
+
+/**
+ * Registers the wasm backend's GatherV2 (float32 or int32, no batch
+ * dimensions, slices of at least 8 values: an embedding lookup, rows of the
+ * rotary tables) as one memmove of each gathered slice inside the heap; the
+ * stock kernel takes about 25 ns per value (55 ms for 2048 rows of 256).
+ * Other gathers keep the stock kernel. Idempotent.
+ */
+export function useFastGather(): void {
+  stockGather ??= tf.getKernel(tf.GatherV2, backendName);
+  const stock = stockGather;
+  if (!stock) throw new ComputeError('tfjs-backend-wasm did not register GatherV2; is it the expected 4.22.0?');
+  const gather: tf.KernelFunc = (params) => {
+    const args = params as unknown as KernelArgs;
+    const x = args.inputs.x as tf.TensorInfo;
+    const indices = args.inputs.indices as tf.TensorInfo;
+    const axis = tf.util.parseAxisParam(args.attrs.axis as number, x.shape)[0];
+    const inner = tf.util.sizeFromShape(x.shape.slice(axis + 1));
+    const outer = tf.util.sizeFromShape(x.shape.slice(0, axis));
+    const xOffset = heapOffset(args.backend, x);
+    const count = tf.util.sizeFromShape(indices.shape);
+    if (Number(args.attrs.batchDims ?? 0) !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32' ||
+      inner < 8 || xOffset === undefined || count === 0 || outer === 0) {
+      return stock.kernelFunc(params);
+    }
+    const axisSize = x.shape[axis];
+    const out = args.backend.makeOutput([...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)], x.dtype);
+    const heap = args.backend.wasm.HEAPF32; // after makeOutput, which may grow the memory
+    const outOffset = heapOffset(args.backend, out) as number;
+    const indexOffset = heapOffset(args.backend, indices) as number;
+    const index = new Int32Array(heap.buffer, indexOffset * 4, count);
+    for (let i = 0; i < count; i++) {
+      if (!(index[i] >= 0 && index[i] < axisSize)) {
+        args.backend.disposeData(out.dataId);
+        throw new ComputeError(`GatherV2: the index value ${index[i]} is not in [0, ${axisSize - 1}]`);
+      }
+    }
+    for (let o = 0; o < outer; o++) {
+      const from = xOffset + o * axisSize * inner;
+      const to = outOffset + o * count * inner;
+      for (let i = 0; i < count; i++) heap.copyWithin(to + i * inner, from + index[i] * inner, from + (index[i] + 1) * inner);
+    }
+    return out;
+  };
+  tf.unregisterKernel(tf.GatherV2, backendName);
+  tf.registerKernel({ ...stock, kernelFunc: gather });
+}

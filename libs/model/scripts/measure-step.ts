@@ -49,13 +49,15 @@ async function main(): Promise<void> {
     const profile = await tf.profile(step);
     const byKernel = new Map<string, { ms: number; calls: number }>();
     for (const kernel of profile.kernels) {
-      const entry = byKernel.get(kernel.name) ?? { ms: 0, calls: 0 };
+      // Products by shape, the rest by kernel.
+      const key = kernel.name === 'BatchMatMul' ? `BatchMatMul ${kernel.inputShapes.map((s) => `[${s}]`).join('x')}` : kernel.name;
+      const entry = byKernel.get(key) ?? { ms: 0, calls: 0 };
       entry.ms += Number(kernel.kernelTimeMs) || 0;
       entry.calls++;
-      byKernel.set(kernel.name, entry);
+      byKernel.set(key, entry);
     }
     const rows = [...byKernel].sort((a, b) => b[1].ms - a[1].ms);
-    for (const [name, { ms, calls }] of rows.slice(0, 30)) console.log(`${name.padEnd(28)} ${ms.toFixed(1).padStart(8)} ms ${String(calls).padStart(5)} calls`);
+    for (const [name, { ms, calls }] of rows.slice(0, 30)) console.log(`${name.padEnd(48)} ${ms.toFixed(1).padStart(8)} ms ${String(calls).padStart(5)} calls`);
   }
 
   const measure = async (fused: boolean) => {
