@@ -97,7 +97,7 @@ function baseSpec(): Record<string, unknown> {
     },
     sampling: { temperature: 1, top_p: 1, max_new_tokens: 40 },
     sft: { learning_rate: 0.01, epochs: 2, batch_size: 4, warmup_ratio: 0 },
-    dpo: { learning_rate: 0.001, epochs: 25, batch_size: 1, warmup_ratio: 0 },
+    dpo: { learning_rate: 0.001, epochs: 12, batch_size: 1, warmup_ratio: 0 },
     seed: 3,
     evaluate: true,
   };

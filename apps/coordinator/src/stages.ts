@@ -197,29 +197,37 @@ function sha256Json(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value), 'utf8').digest('hex');
 }
 
+/** What a train stage trains on: SFT examples, or preference pairs with their prompts. */
+export interface TrainInput {
+  sft?: SftExample[];
+  pairs?: (TrainingPair & { prompt: Prompt })[];
+}
+
 /**
- * Runs a trainer job that publishes M_k, or reuses M_k when an earlier attempt
- * published it before its stage was stored (same parent, same recipe inputs);
- * a version of that name made otherwise fails the stage.
+ * The recipe a train stage records in the version it publishes, and checks on
+ * a version of that name it finds already published: the method, the run, the
+ * stage, and the sha256 of everything the job is made of.
  */
-async function trainJob(
-  ctx: StageContext,
-  stage: PlannedStage,
-  kind: TrainKind,
-  base: string,
-  data: { sft?: SftExample[]; pairs?: (TrainingPair & { prompt: Prompt })[] },
-  consistencyRate: number,
-): Promise<StageOutput<TrainSummary>> {
-  const output = outputVersionName(ctx.runId, stage.model!);
-  const count = (data.sft ?? data.pairs ?? []).length;
-  const countKey = kind === TrainKind.TRAIN_KIND_SFT ? 'examples' : 'pairs';
-  const recipe: Record<string, string> = {
+export function trainRecipe(ctx: Pick<StageContext, 'runId' | 'spec'>, stage: PlannedStage, kind: TrainKind, base: string, data: TrainInput, consistencyRate: number): Record<string, string> {
+  return {
     method: kind === TrainKind.TRAIN_KIND_SFT ? 'sft' : methodName(ctx.spec.method),
     runId: ctx.runId,
     stage: stage.name,
     iteration: String(stage.iteration),
     inputSha256: sha256Json({ base, data, consistencyRate, hyperparameters: kind === TrainKind.TRAIN_KIND_SFT ? ctx.spec.sft : ctx.spec.dpo }),
   };
+}
+
+/**
+ * Runs a trainer job that publishes M_k, or reuses M_k when an earlier attempt
+ * published it before its stage was stored (same parent, same recipe);
+ * a version of that name made otherwise fails the stage.
+ */
+async function trainJob(ctx: StageContext, stage: PlannedStage, kind: TrainKind, base: string, data: TrainInput, consistencyRate: number): Promise<StageOutput<TrainSummary>> {
+  const output = outputVersionName(ctx.runId, stage.model!);
+  const count = (data.sft ?? data.pairs ?? []).length;
+  const countKey = kind === TrainKind.TRAIN_KIND_SFT ? 'examples' : 'pairs';
+  const recipe = trainRecipe(ctx, stage, kind, base, data, consistencyRate);
   if (await ctx.registry.has(output)) {
     const manifest = await ctx.registry.get(output);
     const mismatch = Object.entries(recipe).find(([key, value]) => manifest.recipe[key] !== value);
@@ -283,10 +291,13 @@ async function trainJob(
   return { summary, items: [], metrics };
 }
 
+/** The trainer's SFT examples of the run's data. */
+export function sftExamples(data: RunData): SftExample[] {
+  return data.sft.map((example) => ({ id: example.id, prompt: chatPrompt(example.id, example.messages), response: example.response }));
+}
+
 async function sftStage(ctx: StageContext, stage: PlannedStage): Promise<StageOutput<TrainSummary>> {
-  const data = await runData(ctx);
-  const examples: SftExample[] = data.sft.map((example) => ({ id: example.id, prompt: chatPrompt(example.id, example.messages), response: example.response }));
-  return trainJob(ctx, stage, TrainKind.TRAIN_KIND_SFT, await modelVersion(ctx, 0), { sft: examples }, 1);
+  return trainJob(ctx, stage, TrainKind.TRAIN_KIND_SFT, await modelVersion(ctx, 0), { sft: sftExamples(await runData(ctx)) }, 1);
 }
 
 async function iterationPrompts(ctx: StageContext, t: number): Promise<PromptItem[]> {
