@@ -45,4 +45,13 @@ describe('ProgressView', () => {
     expect(chunks.at(-1)).toBe(`[cream seed 1] ${'iter-1/sample'.padEnd(20)} FAILED in 12.5 s  error: trainer unavailable\n`);
     expect(chunks.join('')).not.toContain('\r');
   });
+
+  it('leaves out the history WatchRun replays for a resumed run (events before `since`)', () => {
+    const { out, chunks } = sink(false);
+    const view = new ProgressView(out, () => at(60_000).getTime(), '', at(30_000).getTime());
+    view.onEvent(finished({}));
+    expect(chunks).toEqual([]);
+    view.onEvent({ time: at(31_000), event: { $case: 'stageFinished', value: stage(5, { finishedAt: at(12_500) }) } });
+    expect(chunks).toEqual([`${'iter-1/sample'.padEnd(20)} RESTORED in 12.5 s\n`]);
+  });
 });

@@ -31,10 +31,15 @@ export class ProgressView {
   private current?: { name: string; startedAt: number; done: number; total: number; unit: string; lastTenth: number };
   private readonly tty: boolean;
 
+  /**
+   * `since` (ms): events stamped before it are history (WatchRun replays a
+   * resumed run's earlier attempts first) and are not shown again.
+   */
   constructor(
     private readonly out: ProgressOutput,
     private readonly now: () => number = Date.now,
     private readonly prefix = '',
+    private readonly since = 0,
   ) {
     this.tty = out.isTTY === true;
   }
@@ -42,7 +47,7 @@ export class ProgressView {
   /** Handles one WatchRun event. */
   onEvent(event: WatchRunResponse): void {
     const e = event.event;
-    if (!e) return;
+    if (!e || (event.time !== undefined && event.time.getTime() < this.since)) return;
     switch (e.$case) {
       case 'stageStarted':
         this.start(e.value.name, e.value.startedAt?.getTime() ?? this.now());

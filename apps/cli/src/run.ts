@@ -95,6 +95,7 @@ export async function driveRun(
   prefix = '',
 ): Promise<{ run: Run; cancelledByUser: boolean }> {
   const client: CoordinatorServiceClient = stack.coordinator;
+  const since = Date.now();
   const started =
     'spec' in start
       ? (await unary<StartRunResponse>((done) => client.startRun({ spec: start.spec }, done))).run!
@@ -109,7 +110,7 @@ export async function driveRun(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const view = new ProgressView(progressTo, Date.now, prefix);
+  const view = new ProgressView(progressTo, Date.now, prefix, since);
   const ticker = setInterval(() => view.tick(), 1000);
   try {
     const run = await followRun(client, started.runId, (event) => view.onEvent(event));
