@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { aggregateComparison, formatComparisonMarkdown, renderComparisonReport, type ReportRun } from '@cream/report';
 import { ConfigError, describeConfig, option, readConfig } from '@cream/service-kit';
-import { ensureBaseModel, readReport, RUN_STATES, serviceOptions, startStack } from './experiment';
+import { ensureBaseModel, readReport, RUN_STATES, serviceOptions, startStack, type LocalStack } from './experiment';
 import { describeCallError, driveRun, specFlags } from './run';
 import { buildRunSpec, extractRepeated, METHODS, methodName, specOptions, type MethodName } from './run-spec';
 
@@ -72,7 +72,13 @@ export async function compare(argv: readonly string[], env: Record<string, strin
   const baseName = base.name || 'compare';
   await ensureBaseModel(env, base.baseVersion, (line) => process.stdout.write(`${line}\n`));
   process.stdout.write('cream compare: starting the services...\n');
-  const stack = await startStack(env, config.portOffset, config.timeoutSeconds);
+  let stack: LocalStack;
+  try {
+    stack = await startStack(env, config.portOffset, config.timeoutSeconds);
+  } catch (error) {
+    process.stderr.write(`cream compare: the services did not start: ${(error as Error).message}\n`);
+    return 1;
+  }
   const id = comparisonId();
   const folder = join(stack.home, 'comparisons', id);
   const reports: ReportRun[] = [];

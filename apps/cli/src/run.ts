@@ -136,7 +136,13 @@ export async function run(argv: readonly string[], env: Record<string, string | 
   const log = (line: string) => (config.json ? process.stderr : process.stdout).write(`${line}\n`);
   if (spec) await ensureBaseModel(env, spec.baseVersion, log);
   log('cream run: starting the services...');
-  const stack = await startStack(env, config.portOffset, config.timeoutSeconds);
+  let stack: LocalStack;
+  try {
+    stack = await startStack(env, config.portOffset, config.timeoutSeconds);
+  } catch (error) {
+    process.stderr.write(`cream run: the services did not start: ${(error as Error).message}\n`);
+    return 1;
+  }
   log(`cream run: services up (logs in ${stack.logDir}, CREAM_HOME ${stack.home})`);
   try {
     const { run: finished, cancelledByUser } = await driveRun(stack, spec ? { spec } : { resume: config.resume }, config.json ? process.stderr : process.stdout);
