@@ -178,6 +178,15 @@ describe('a run over two generators and two judges', () => {
     expect(run.state, run.error).toBe('RUN_STATE_SUCCEEDED');
     expect(run.stages.map((stage) => stage.name)).toEqual(['data', 'sft', 'iter-1/sample', 'iter-1/logprobs/m1', 'iter-1/logprobs/m0', 'iter-1/consistency', 'iter-1/train']);
     expect(run.stages.every((stage) => stage.state === 'STAGE_STATE_DONE')).toBe(true);
+    // The swap to M1 reached both generators, confirmed, before either got a Generate call.
+    const firstCall = (lines: Array<Record<string, unknown>>, method: string) =>
+      String(lines.find((line) => line.msg === 'call started' && String(line.method).endsWith(`/${method}`))?.time ?? '');
+    const firstGenerate = [victim, survivor].map((g) => firstCall(g.lines, 'Generate')).sort()[0];
+    for (const generator of [victim, survivor]) {
+      const swapped = firstCall(generator.lines, 'LoadModel');
+      expect(swapped, `${generator.address} was never swapped`).not.toBe('');
+      expect(swapped < firstGenerate, `${generator.address} swapped at ${swapped}, after the first Generate at ${firstGenerate}`).toBe(true);
+    }
 
     // The stored sample stage: every prompt x sample exactly once.
     const samples = readJsonl<SampleRecord>(stageFile(run, 'iter-1/sample', 'items.jsonl'));

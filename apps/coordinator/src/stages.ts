@@ -25,6 +25,7 @@ import { checkResponse, summarizeResults, type ChatMessage, type ItemResult, typ
 import { loadRunData, type PromptItem, type RunData } from './data';
 import { logprobModels, type PlannedStage } from './plan';
 import type { ReplicaSet } from './replicas';
+import { BroadcastError, isTransportFailure } from './replicas-errors';
 import {
   dpoRewardSets,
   groupSamples,
@@ -160,6 +161,7 @@ async function evalStage(ctx: StageContext, stage: PlannedStage): Promise<StageO
   const sampling = ctx.spec.sampling!;
   let done = 0;
   const shards = chunk(items, SHARD_SIZES.evalItems);
+  await swapEveryGenerator(ctx, version);
   const results = await ctx.generators.map(
     shards,
     async (client, shard) => {
@@ -191,6 +193,24 @@ async function evalStage(ctx: StageContext, stage: PlannedStage): Promise<StageO
   const metrics: Record<string, number> = { mean_accuracy: report.meanAccuracy, items: report.numItems };
   for (const task of report.tasks) metrics[`accuracy/${task.task}`] = task.accuracy;
   return { summary: { version, tasks: report.tasks, meanAccuracy: report.meanAccuracy, numItems: report.numItems }, metrics, items: report.items };
+}
+
+/**
+ * Swaps every generator replica to `version` and waits for each to confirm,
+ * before the stage hands out any work. A replica that cannot be reached at all
+ * (a transport failure: it is down, or gone from DNS) is left out of the stage
+ * rather than failing it, since the shard queue's `prepare` swaps and confirms
+ * it before it gets work if it comes back; a replica that answers and refuses
+ * the swap, or no confirmed replica at all, fails the stage.
+ */
+async function swapEveryGenerator(ctx: StageContext, version: string): Promise<void> {
+  try {
+    await ctx.generators.broadcast((client) => ensureGeneratorVersion(client, version, ctx.signal));
+  } catch (error) {
+    if (!(error instanceof BroadcastError)) throw error;
+    const unreachableOnly = [...error.failures.values()].every(isTransportFailure);
+    if (!unreachableOnly || error.failures.size >= error.numReplicas) throw error;
+  }
 }
 
 function sha256Json(value: unknown): string {
@@ -312,6 +332,7 @@ async function sampleStage(ctx: StageContext, stage: PlannedStage): Promise<Stag
   const numSamples = ctx.spec.numSamples;
   const total = prompts.length * numSamples;
   let done = 0;
+  await swapEveryGenerator(ctx, version);
   const results = await ctx.generators.map(
     chunk(prompts, SHARD_SIZES.generatePrompts),
     async (client, shard) =>
