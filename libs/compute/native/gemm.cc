@@ -32,6 +32,10 @@ constexpr size_t kMaxNr = 32;
 // (decoding steps, where M is the batch).
 constexpr size_t kDirectBMaxRows = 32;
 
+// Untransposed products of at most this many rows go to the row-axpy path
+// (the micro-kernels' tiles are 4 to 12 rows high).
+constexpr size_t kAxpyMaxRows = 3;
+
 // A single product split by rows across threads packs its whole op(B) once,
 // shared, instead of once per task, when the packed copy stays this small.
 constexpr size_t kMaxSharedPackedB = size_t{8} << 20;  // floats (32 MiB)
@@ -192,6 +196,7 @@ inline __attribute__((always_inline)) void DotRowsBody(const float* a, const flo
   }
 }
 
+// Both in-place paths: rows [0, m) of A, columns [n0, n1) of C (row stride ldc = n).
 using DotRowsKernel = void (*)(const float*, const float*, float*, size_t, size_t, size_t, size_t, size_t);
 
 #if CREAM_X86
@@ -250,6 +255,82 @@ __attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* a, const float
 #endif
 void DotRowsGeneric(const float* a, const float* b, float* c, size_t m, size_t n0, size_t n1, size_t k, size_t ldc) {
   DotRowsBody(a, b, c, m, n0, n1, k, ldc);
+}
+
+// A row or few of A against an untransposed B (decoding: attention
+// probabilities times the cached values): each output row is a sum of rows
+// of B scaled by A's values, accumulated in registers 64 columns at a time,
+// where the 12-row micro-kernel would compute mostly padding.
+inline __attribute__((always_inline)) void AxpyRowsBody(const float* a, const float* b, float* c, size_t m, size_t n0,
+                                                        size_t n1, size_t k, size_t n) {
+  constexpr size_t kWidth = 64;
+  for (size_t i = 0; i < m; ++i) {
+    const float* row = a + i * k;
+    for (size_t j = n0; j < n1; j += kWidth) {
+      const size_t width = std::min(kWidth, n1 - j);
+      float acc[kWidth] = {};
+      if (width == kWidth) {
+        for (size_t p = 0; p < k; ++p) {
+          const float x = row[p];
+          const float* src = b + p * n + j;
+          for (size_t l = 0; l < kWidth; ++l) acc[l] += x * src[l];
+        }
+      } else {
+        for (size_t p = 0; p < k; ++p) {
+          const float x = row[p];
+          const float* src = b + p * n + j;
+          for (size_t l = 0; l < width; ++l) acc[l] += x * src[l];
+        }
+      }
+      std::memcpy(c + i * n + j, acc, width * sizeof(float));
+    }
+  }
+}
+
+#if CREAM_X86
+__attribute__((target("avx512f"))) void AxpyRowsAvx512(const float* a, const float* b, float* c, size_t m, size_t n0,
+                                                       size_t n1, size_t k, size_t n) {
+  for (size_t i = 0; i < m; ++i) {
+    const float* row = a + i * k;
+    for (size_t j = n0; j < n1; j += 64) {
+      const size_t width = std::min<size_t>(64, n1 - j);
+      __mmask16 mask[4];
+      __m512 acc[4];
+      for (size_t q = 0; q < 4; ++q) {
+        const size_t lanes = width > 16 * q ? std::min<size_t>(16, width - 16 * q) : 0;
+        mask[q] = static_cast<__mmask16>((1u << lanes) - 1u);
+        acc[q] = _mm512_setzero_ps();
+      }
+      for (size_t p = 0; p < k; ++p) {
+        const __m512 x = _mm512_set1_ps(row[p]);
+        const float* src = b + p * n + j;
+#pragma GCC unroll 4
+        for (size_t q = 0; q < 4; ++q) acc[q] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mask[q], src + 16 * q), acc[q]);
+      }
+      for (size_t q = 0; q < 4; ++q) _mm512_mask_storeu_ps(c + i * n + j + 16 * q, mask[q], acc[q]);
+    }
+  }
+}
+__attribute__((target("avx2,fma"))) void AxpyRowsAvx2(const float* a, const float* b, float* c, size_t m, size_t n0,
+                                                     size_t n1, size_t k, size_t n) {
+  AxpyRowsBody(a, b, c, m, n0, n1, k, n);
+}
+#endif
+void AxpyRowsGeneric(const float* a, const float* b, float* c, size_t m, size_t n0, size_t n1, size_t k, size_t n) {
+  AxpyRowsBody(a, b, c, m, n0, n1, k, n);
+}
+
+DotRowsKernel AxpyRowsFor(Isa isa) {
+  switch (isa) {
+#if CREAM_X86
+    case Isa::kAvx512:
+      return AxpyRowsAvx512;
+    case Isa::kAvx2Fma:
+      return AxpyRowsAvx2;
+#endif
+    default:
+      return AxpyRowsGeneric;
+  }
 }
 
 DotRowsKernel DotRowsFor(Isa isa) {
@@ -496,9 +577,9 @@ void SplitBatch(size_t batch, size_t m, size_t n, size_t parts, const Plan& plan
   }
 }
 
-// The dot-product path: tasks are (batch item, block of B rows), shared out
-// among the threads when the product is large enough.
-void GemmDotRows(const GemmProblem& p, size_t batches, DotRowsKernel kernel, ThreadPool& pool) {
+// The in-place paths for few rows: tasks are (batch item, block of 64
+// output columns), shared out among the threads when the product is large enough.
+void GemmRowsInPlace(const GemmProblem& p, size_t batches, DotRowsKernel kernel, ThreadPool& pool) {
   constexpr size_t kBlock = 64;  // B rows per task: 64 x k floats stay in L2
   const double flops = 2.0 * static_cast<double>(batches) * p.m * p.n * p.k;
   const size_t blocks = (p.n + kBlock - 1) / kBlock;
@@ -557,7 +638,11 @@ void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
     batches = 1;
   }
   if (p.trans_b && !p.trans_a && p.m <= kDirectBMaxRows && p.k > 0) {
-    GemmDotRows(p, batches, DotRowsFor(isa), pool);
+    GemmRowsInPlace(p, batches, DotRowsFor(isa), pool);
+    return;
+  }
+  if (!p.trans_b && !p.trans_a && p.m <= kAxpyMaxRows && p.k > 0) {
+    GemmRowsInPlace(p, batches, AxpyRowsFor(isa), pool);
     return;
   }
   const Plan plan = PlanFor(isa);

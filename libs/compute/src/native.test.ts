@@ -29,9 +29,11 @@ const shapes: Array<[number, number, number, number, number]> = [
   // Few rows: B is read in place, with a packed partial last panel.
   [1, 1, 5, 100, 300],
   [3, 1, 7, 64, 33],
-  // Few rows against a transposed B: dot products of rows, in blocks of 64 B rows.
+  // Few rows against a transposed B: dot products of rows, in blocks of 64 B
+  // rows; at most 3 rows against an untransposed B: rows of B scaled and summed.
   [1, 3, 5, 70, 40],
   [2, 2, 1, 130, 64],
+  [3, 3, 3, 67, 130],
 ];
 
 describe('native gemm', () => {
@@ -114,13 +116,20 @@ describe('native gemm', () => {
   for (const activation of activations) {
     it(`applies bias and ${activation} in the epilogue`, () => {
       const random = seededUniform(3);
-      const shape: GemmShape = { batchA: 2, batchB: 1, m: 17, n: 33, k: 9 };
-      const a = randomFloats(2 * 17 * 9, random).map((v) => v * 4);
-      const b = randomFloats(9 * 33, random);
-      for (const bias of [randomFloats(33, random), Float32Array.of(0.5)]) {
-        const got = gemm(a, b, shape, { bias, activation, leakyAlpha: 0.1 });
-        const want = referenceGemm(a, b, shape, { bias, activation, leakyAlpha: 0.1 });
-        expect(relativeError(got, want)).toBeLessThan(1e-5);
+      // Packed, few rows against a transposed B (dot products), one row (axpy).
+      const shapes: GemmShape[] = [
+        { batchA: 2, batchB: 1, m: 17, n: 33, k: 9 },
+        { batchA: 2, batchB: 2, m: 5, n: 33, k: 9, transposeB: true },
+        { batchA: 2, batchB: 2, m: 1, n: 33, k: 9 },
+      ];
+      for (const shape of shapes) {
+        const a = randomFloats(shape.batchA * shape.m * shape.k, random).map((v) => v * 4);
+        const b = randomFloats(shape.batchB * shape.k * shape.n, random);
+        for (const bias of [randomFloats(33, random), Float32Array.of(0.5)]) {
+          const got = gemm(a, b, shape, { bias, activation, leakyAlpha: 0.1 });
+          const want = referenceGemm(a, b, shape, { bias, activation, leakyAlpha: 0.1 });
+          expect(relativeError(got, want), JSON.stringify(shape)).toBeLessThan(1e-5);
+        }
       }
     });
   }
