@@ -88,7 +88,9 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
     const scores = tf.reshape(tf.matMul(qGrouped, k, false, true), [B, nHeads, T, S]) as tf.Tensor4D; // [B, Hq, T, S]
     const probs = tf.reshape(maskedSoftmax(scores, maskBias, 1 / Math.sqrt(headDim)), [B, nKvHeads, groups * T, S]); // [B, Hkv, groups*T, S]
     const out = tf.reshape(tf.matMul(probs, v), [B, nHeads, T, headDim]); // [B, Hq, T, Dh]
-    return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nHeads * headDim]) as tf.Tensor3D; // [B, T, Hq*Dh]
+    // One token (a decoding step): heads-first and tokens-first are the same layout.
+    const tokensFirst = T === 1 ? out : tf.transpose(out, [0, 2, 1, 3]); // [B, T, Hq, Dh]
+    return tf.reshape(tokensFirst, [B, T, nHeads * headDim]) as tf.Tensor3D; // [B, T, Hq*Dh]
   });
 }
 

@@ -172,7 +172,8 @@ export function selfAttention(
   // Rotated and moved to heads-first in one step each.
   const qRotated = rotaryHeads(q as tf.Tensor4D, angles.cos, angles.sin); // [B, nHeads, T, headDim]
   const kRotated = rotaryHeads(k as tf.Tensor4D, angles.cos, angles.sin); // [B, nKvHeads, T, headDim]
-  const vHeads = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, nKvHeads, T, headDim]
+  // With one token (a decoding step) the move of heads first is a reshape.
+  const vHeads = (T === 1 ? tf.reshape(v, [B, nKvHeads, 1, headDim]) : tf.transpose(v, [0, 2, 1, 3])) as tf.Tensor4D; // [B, nKvHeads, T, headDim]
   const [keys, values] = store === undefined ? [kRotated, vHeads] : store(kRotated, vHeads); // [B, nKvHeads, S, headDim]
   // Grouped-query heads: query head h reads kv head floor(h / (nHeads / nKvHeads)), as HF's repeat_kv.
   const out = causalAttention(qRotated, keys, values, maskBias); // [B, T, nHeads*headDim]
