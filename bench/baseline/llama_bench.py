@@ -238,8 +238,9 @@ def loaded_blas():
 
 def describe(torch):
     coretype = os.environ.get("OPENBLAS_CORETYPE")
+    threads = torch.get_num_threads()
     return (
-        f"PyTorch {torch.__version__} CPU fp32 ({torch.get_num_threads()} threads, BLAS {loaded_blas()}, "
+        f"PyTorch {torch.__version__} CPU fp32 ({threads} thread{'' if threads == 1 else 's'}, BLAS {loaded_blas()}, "
         f"OPENBLAS_CORETYPE {'unset' if coretype is None else '=' + coretype})"
     )
 

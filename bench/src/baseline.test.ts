@@ -1,6 +1,9 @@
 // The PyTorch baseline script's argument handling (when python3 exists), its
 // fair environment, the torch probe, and a micro run when torch is importable.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BASELINE_SCRIPT, DEFAULT_PYTHONS, baselineEnv, findTorch, probeTorch, runBaseline } from './baseline';
 import { microCase } from './cases';
@@ -34,8 +37,14 @@ describe.runIf(hasPython)('bench/baseline/llama_bench.py arguments', () => {
 
 describe('baselineEnv', () => {
   it('unsets OPENBLAS_CORETYPE and sets every thread pool to ours', () => {
-    const env = baselineEnv({ OPENBLAS_CORETYPE: 'Haswell', PATH: '/usr/bin', UNSET: undefined }, 2);
+    const env = baselineEnv({ OPENBLAS_CORETYPE: 'Haswell', PATH: '/usr/bin', UNSET: undefined }, 2, '/nonexistent/openblas-openmp');
     expect(env).toEqual({ PATH: '/usr/bin', OMP_NUM_THREADS: '2', OPENBLAS_NUM_THREADS: '2', MKL_NUM_THREADS: '2' });
+  });
+
+  it('puts the OpenMP OpenBLAS first on the library path when it is installed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'openblas-openmp-'));
+    expect(baselineEnv({ LD_LIBRARY_PATH: '/opt/lib' }, 1, dir).LD_LIBRARY_PATH).toBe(`${dir}:/opt/lib`);
+    expect(baselineEnv({}, 1, dir).LD_LIBRARY_PATH).toBe(dir);
   });
 });
 
@@ -55,7 +64,7 @@ describe.runIf(torch.probe.ok)('the baseline on the micro case', () => {
     const result = await runBaseline(torch.python, micro, 1, { ...process.env, OPENBLAS_CORETYPE: 'Haswell' });
     expect(result.implementation).toBe('pytorch');
     expect(result.threads).toBe(1);
-    expect(result.backend).toMatch(/^PyTorch .* CPU fp32 \(1 threads, .*OPENBLAS_CORETYPE unset\)$/);
+    expect(result.backend).toMatch(/^PyTorch .* CPU fp32 \(1 thread, BLAS .*, OPENBLAS_CORETYPE unset\)$/);
     for (const metric of ['train_step_ms', 'score_tokens_per_s', 'generate_b2_tokens_per_s', 'generate_b4_tokens_per_s', 'prefill_ms', 'peak_rss_bytes']) {
       expect(result.metrics[metric]?.median, metric).toBeGreaterThan(0);
     }

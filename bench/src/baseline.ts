@@ -3,7 +3,7 @@
 // OPENBLAS_CORETYPE removed from its environment (these machines set it to
 // Haswell, which halves OpenBLAS on AVX-512 cores).
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, realpathSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { BenchCase } from './cases';
 import type { ImplementationResult } from './results';
@@ -17,13 +17,24 @@ export const TORCH_HINT = '`apt-get install python3-torch` provides it';
 /** Whether the baseline can run: torch's version, or why not. */
 export type TorchProbe = { ok: true; version: string } | { ok: false; reason: string };
 
-/** The baseline's environment: OPENBLAS_CORETYPE unset, every thread pool at `threads`. */
-export function baselineEnv(env: Record<string, string | undefined>, threads: number): Record<string, string> {
+/**
+ * Debian's OpenMP build of OpenBLAS (libopenblas0-openmp). Torch runs its own
+ * OpenMP threads; the pthread build starts another pool inside them, and with
+ * both spinning on 2 cores a multi-threaded step runs several times slower.
+ */
+export const OPENBLAS_OPENMP_DIR = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
+
+/**
+ * The baseline's environment: OPENBLAS_CORETYPE unset, every thread pool at
+ * `threads`, and the OpenMP OpenBLAS first on the library path when `openmpBlasDir` exists.
+ */
+export function baselineEnv(env: Record<string, string | undefined>, threads: number, openmpBlasDir = OPENBLAS_OPENMP_DIR): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) {
     if (value !== undefined && key !== 'OPENBLAS_CORETYPE') out[key] = value;
   }
   for (const key of ['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS']) out[key] = String(threads);
+  if (existsSync(openmpBlasDir)) out.LD_LIBRARY_PATH = [openmpBlasDir, ...(out.LD_LIBRARY_PATH ?? '').split(':').filter((dir) => dir !== '')].join(':');
   return out;
 }
 

@@ -27,6 +27,8 @@ export interface BenchOptions {
   readonly warmup?: number;
   /** The python of the baseline; by default the first of DEFAULT_PYTHONS that imports torch. */
   readonly python?: string;
+  /** Torch threads of the baseline; by default as many as our backend's (issue 6's fair setting). */
+  readonly torchThreads?: number;
   /** FP32 peak the training step is compared with, GFLOP/s. */
   readonly peakGflops?: number;
   /** Environment of the worker and the baseline (CREAM_BACKEND, the thread variables). */
@@ -104,8 +106,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     const ours = await runOurs(benchCase, env);
     let pytorch: ImplementationResult | null = null;
     if (torch.ok) {
-      progress(`${benchCase.name}: PyTorch ${torch.version}, ${ours.threads} thread${ours.threads === 1 ? '' : 's'}`);
-      pytorch = await runBaseline(python, benchCase, ours.threads, env);
+      const threads = options.torchThreads ?? ours.threads;
+      progress(`${benchCase.name}: PyTorch ${torch.version}, ${threads} thread${threads === 1 ? '' : 's'}`);
+      pytorch = await runBaseline(python, benchCase, threads, env);
     }
     const { batch, seq } = benchCase.workload.train;
     reports.push({ case: benchCase, trainingStepFlops: trainingStepFlops(benchCase.shape, batch, seq), ours, pytorch });

@@ -15,6 +15,7 @@ const benchOptions = {
   repeats: option.int({ flag: 'repeats', description: 'timed runs per metric, after the warm-up (default 5, 2 with --quick)', min: 1, max: 1000, default: 0 }),
   warmup: option.int({ flag: 'warmup', description: 'untimed runs first (default 2, 1 with --quick)', min: 0, max: 100, default: -1 }),
   python: option.string({ flag: 'python', env: 'CREAM_BENCH_PYTHON', description: 'python of the PyTorch baseline (default: python3, else /usr/bin/python3, whichever imports torch)', default: '' }),
+  torchThreads: option.int({ flag: 'torch-threads', description: 'torch threads of the baseline (default 0: as many as our backend uses)', min: 0, max: 1024, default: 0 }),
   peakGflops: option.number({ flag: 'peak-gflops', description: 'FP32 peak the training step is compared with, GFLOP/s', min: 1, default: DEFAULT_PEAK_GFLOPS }),
   help: option.bool({ flag: 'help', description: 'print this help and exit', default: false }),
 };
@@ -61,6 +62,7 @@ export async function bench(argv: readonly string[], env: Record<string, string 
     repeats: config.repeats === 0 ? undefined : config.repeats,
     warmup: config.warmup === -1 ? undefined : config.warmup,
     python: config.python === '' ? undefined : config.python,
+    torchThreads: config.torchThreads === 0 ? undefined : config.torchThreads,
     peakGflops: config.peakGflops,
     env,
     onProgress: (line) => process.stderr.write(`bench: ${line}\n`),
