@@ -2,9 +2,11 @@
 // starts every service as its own process on loopback around a temporary
 // CREAM_HOME that holds a random tiny M0, on small data files of the user's
 // own (8 SFT examples, 8 prompts, a 6-item ARC set), one iteration of N = 3:
-// - `cream run` prints the results table (M0, M1, M2) and the time per stage,
-//   and the run folder holds results.json, report.html and trace.jsonl;
-//   the services are stopped when it ends;
+// - `cream run` interrupted by Ctrl-C during training exits 130 naming the
+//   run to resume, with every service stopped; `cream run --resume` restores
+//   the finished stages, runs the rest, prints the results table (M0, M1,
+//   M2) and the time per stage, and the run folder holds results.json,
+//   report.html and trace.jsonl;
 // - a bad flag or a base version the registry lacks fails before any service
 //   starts, naming the flag;
 // - `cream compare --methods cream,oracle,srlm-dpo` runs cream and srlm-dpo,
@@ -47,13 +49,23 @@ async function freeOffset(): Promise<number> {
   }
 }
 
-/** Runs the CLI to its end; resolves with its exit code and output. */
-function cream(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs the CLI to its end; resolves with its exit code and output. `interruptOn`:
+ * send SIGINT (Ctrl-C) once a line of stdout matches it.
+ */
+function cream(args: string[], interruptOn?: RegExp): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [creamBin, ...args], { env: { ...process.env, CREAM_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    let interrupted = false;
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      if (interruptOn && !interrupted && interruptOn.test(stdout)) {
+        interrupted = true;
+        child.kill('SIGINT');
+      }
+    });
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
@@ -68,7 +80,8 @@ function specFile(): string {
       name: 'tiny',
       sampling: { temperature: 1, top_p: 1, max_new_tokens: 24 },
       sft: { learning_rate: 0.01, epochs: 1, batch_size: 4, warmup_ratio: 0 },
-      dpo: { learning_rate: 0.001, epochs: 2, batch_size: 2, warmup_ratio: 0 },
+      // 40 DPO steps: long enough that Ctrl-C lands during training.
+      dpo: { learning_rate: 0.001, epochs: 20, batch_size: 2, warmup_ratio: 0 },
       evaluate: true,
     }),
   );
@@ -112,18 +125,26 @@ describe('cream run', () => {
     expect(missing.stdout).not.toContain('starting the services');
   });
 
-  it('runs one iteration end to end: prints the table and the run folder files, then stops the services', async () => {
+  it('runs one iteration end to end, Ctrl-C during training cancels it, --resume finishes it: the table and the run folder files', async () => {
     const offset = await freeOffset();
-    const result = await cream(['run', ...dataFlags(), '--iterations', '1', '--samples', '3', '--seed', '5', '--port-offset', String(offset)]);
+    const cancelled = await cream(['run', ...dataFlags(), '--iterations', '1', '--samples', '3', '--seed', '5', '--port-offset', String(offset)], /^iter-1\/train: started$/m);
+    expect(cancelled.code, cancelled.stderr + cancelled.stdout).toBe(130);
+    const runId = /resume it with: cream run --resume (\S+)/.exec(cancelled.stderr)?.[1];
+    expect(runId, cancelled.stderr).toBeDefined();
+    expect(cancelled.stderr).toMatch(/CANCELLED/);
+    for (let i = 0; i < 5; i++) expect(await portFree(50051 + offset + i)).toBe(true);
+    const result = await cream(['run', '--resume', runId!, '--port-offset', String(offset)]);
     expect(result.code, result.stderr + result.stdout).toBe(0);
     const lines = result.stdout.split('\n');
     expect(lines.find((l) => l.startsWith('model'))?.split(/\s+/)).toEqual(['model', 'version', 'colors', 'mean', 'consistency', 'margin', 'pairs']);
     for (const model of ['M0', 'M1', 'M2']) expect(lines.some((l) => l.startsWith(`${model} `)), model).toBe(true);
     expect(lines.find((l) => l.startsWith('M2 '))).toMatch(/^M2\s+\S+-m2\s+\d+\.\d\s+\d+\.\d\s+\d\.\d{3}\s+-?\d+\.\d{3}\s+\d+$/);
     expect(result.stdout).toContain('Time per stage');
-    for (const stage of ['data', 'eval/m0', 'sft', 'eval/m1', 'iter-1/sample', 'iter-1/consistency', 'iter-1/train', 'eval/m2']) {
-      expect(lines.some((l) => l.startsWith(`${stage} `) && /\bDONE\b/.test(l)), stage).toBe(true);
+    // Stages finished before Ctrl-C are restored, never recomputed; the rest ran after the resume.
+    for (const stage of ['data', 'eval/m0', 'sft', 'eval/m1', 'iter-1/sample', 'iter-1/consistency']) {
+      expect(lines.some((l) => l.startsWith(`${stage} `) && /\bRESTORED\b/.test(l)), stage).toBe(true);
     }
+    for (const stage of ['iter-1/train', 'eval/m2']) expect(lines.some((l) => l.startsWith(`${stage} `) && /\bDONE\b/.test(l)), stage).toBe(true);
     const path = (name: string) => lines.find((l) => l.startsWith(name))!.split(/\s+/)[1];
     const report = JSON.parse(readFileSync(path('results.json'), 'utf8'));
     expect(report.state).toBe('SUCCEEDED');
