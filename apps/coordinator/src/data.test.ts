@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseRubricScore } from '@cream/cream';
 import { DataSpec, EvalFormat } from '@cream/proto';
 import { InvalidArgumentError } from '@cream/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,13 +26,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const files = (fields: Partial<DataSpec> = {}) => DataSpec.fromPartial({ sftPath: path('sft.jsonl'), promptsPath: path('prompts.jsonl'), ...fields });
 
 describe('loadRunData', () => {
-  it('draws the built-in suite from its own seed: capped SFT over every task, keyed prompts per iteration, test sets', async () => {
+  it('draws the built-in suite from its own seed: capped SFT over every task with its EFT examples, keyed prompts per iteration, test sets', async () => {
     const data = await loadRunData(DataSpec.fromPartial({ builtinSuite: true, maxSftExamples: 8, promptsPerIteration: 12 }), 2);
     expect(data.source).toBe('builtin');
-    expect(data.sft).toHaveLength(8);
-    expect(new Set(data.sft.map((example) => example.id.split('/')[1])).size).toBe(4);
-    expect(data.sft[0].messages.at(-1)?.role).toBe('user');
-    expect(data.sft[0].response).toMatch(/Answer: /);
+    // 8 seed items (instruction data), then their 3 x 8 judging examples (evaluation fine-tuning).
+    expect(data.sft).toHaveLength(32);
+    const [ift, eft] = [data.sft.slice(0, 8), data.sft.slice(8)];
+    expect(new Set(ift.map((example) => example.id.split('/')[1])).size).toBe(4);
+    expect(ift[0].messages.at(-1)?.role).toBe('user');
+    expect(ift[0].response).toMatch(/Answer: /);
+    const seedIds = new Set(ift.map((example) => example.id.split('/').slice(1).join('/')));
+    for (const example of eft) {
+      expect(example.id).toMatch(/^eft\/\w+\/\d{4}\/(correct|bad-format|wrong)$/);
+      expect(seedIds.has(example.id.split('/').slice(1, 3).join('/'))).toBe(true);
+      expect(example.messages.map((message) => message.role)).toEqual(['user']);
+      expect(example.messages[0].content).toMatch(/^Add 1 point each if/);
+      expect(parseRubricScore(example.response)).toBe({ correct: 5, 'bad-format': 3, wrong: 1 }[example.id.split('/')[3]]);
+    }
     expect(data.iterations.map((subset) => subset.length)).toEqual([12, 12]);
     expect(data.iterations[0].every((prompt) => prompt.item?.answer !== undefined && prompt.id.startsWith('iter-1/'))).toBe(true);
     expect(data.iterations[1][0].id.startsWith('iter-2/')).toBe(true);

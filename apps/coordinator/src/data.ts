@@ -4,7 +4,10 @@
 // files with @cream/tasks' loaders. It is loaded once at StartRun (to reject a
 // bad file before the run exists) and again by the data stage, whose stored
 // copy is what every later stage and every resumed attempt reads, so a run
-// never sees a file that changed after it started.
+// never sees a file that changed after it started. On the built-in suite the
+// SFT set is the seed items (instruction data) AND their evaluation
+// fine-tuning examples (judging with the compact rubric, "Score: 5 / 3 / 1"),
+// as the Self-Rewarding LM paper trains M1, for every method alike.
 import { BUILTIN_SUITE_SEED, buildSuite, DEFAULT_SUITE_SIZES, isTasksError, loadEvalFile, loadPromptFile, loadSftFile, toPromptRecord, toSftExample, type ChatMessage, type TaskItem } from '@cream/tasks';
 import { EvalFormat, type DataSpec } from '@cream/proto';
 import { InvalidArgumentError } from '@cream/service-kit';
@@ -101,7 +104,13 @@ export async function loadRunData(data: DataSpec, iterations: number): Promise<R
     // the corpus itself is not needed here.
     const suite = buildSuite({ seed: BUILTIN_SUITE_SEED, sizes: { pretrainPerTask: 0, iterations: Math.max(iterations, DEFAULT_SUITE_SIZES.iterations) } });
     const cap = data.maxSftExamples === 0 ? suite.seedSft.length : data.maxSftExamples;
-    const sft = interleaveByTask(suite.seedSft, cap).map((item) => sftRecord(item.id, toSftExample(item).messages));
+    const seed = interleaveByTask(suite.seedSft, cap);
+    // max_sft_examples caps the seed items; each kept item brings its EFT examples.
+    const kept = new Set(seed.map((item) => item.id));
+    const sft = [
+      ...seed.map((item) => sftRecord(item.id, toSftExample(item).messages)),
+      ...suite.eft.filter((example) => kept.has(example.sourceId)).map((example) => sftRecord(example.id, example.messages)),
+    ];
     const subsets = suite.iterations.slice(0, iterations).map((subset) => {
       const chosen = data.promptsPerIteration === 0 ? subset : interleaveByTask(subset, data.promptsPerIteration);
       return chosen.map((item) => ({ ...toPromptRecord(item), task: item.task, item }));

@@ -1,5 +1,5 @@
 // Spec validation: every rejected field is named, and defaults are resolved once.
-import { ConsistencyMethod, ConsistencyRate, EvalFormat, Method, RankingMode, RunSpec } from '@cream/proto';
+import { ConsistencyMethod, ConsistencyRate, DataSpec, EvalFormat, Method, RankingMode, RubricSpec, RubricStyle, RunSpec } from '@cream/proto';
 import { InvalidArgumentError } from '@cream/service-kit';
 import { describe, expect, it } from 'vitest';
 import { deriveSeed, resolveEndpoints, resolveSpec, splitEndpoints } from './spec';
@@ -35,6 +35,7 @@ describe('resolveSpec', () => {
     expect(spec.ranking).toBe(RankingMode.RANKING_MODE_ORDINAL);
     expect(spec.sampling).toMatchObject({ temperature: 0.8, topP: 0.95, maxNewTokens: 256, seed: 0 });
     expect(spec.rubric?.numJudgments).toBe(3);
+    expect(spec.rubric?.style).toBe(RubricStyle.RUBRIC_STYLE_FULL);
     expect(spec.name).toBe('cream seed 7');
     // Resolving twice changes nothing: what is stored is what resumes.
     expect(RunSpec.toJSON(resolveSpec(RunSpec.fromJSON(RunSpec.toJSON(spec))))).toEqual(RunSpec.toJSON(spec));
@@ -49,6 +50,17 @@ describe('resolveSpec', () => {
     expect(resolved.numSamples).toBe(3);
     expect(resolved.rate).toBe(ConsistencyRate.CONSISTENCY_RATE_DYN);
     expect(resolved.sampling).toMatchObject({ temperature: 0, topP: 1, maxNewTokens: 12, seed: 0 });
+  });
+
+  it('resolves the rubric style: compact on the built-in suite, full on users\' data, a given style kept', () => {
+    const builtin = valid();
+    builtin.data = DataSpec.fromPartial({ builtinSuite: true });
+    expect(resolveSpec(builtin).rubric?.style).toBe(RubricStyle.RUBRIC_STYLE_COMPACT);
+    builtin.rubric = RubricSpec.fromPartial({ style: RubricStyle.RUBRIC_STYLE_FULL });
+    expect(resolveSpec(builtin).rubric?.style).toBe(RubricStyle.RUBRIC_STYLE_FULL);
+    const files = valid();
+    files.rubric = RubricSpec.fromPartial({ style: RubricStyle.RUBRIC_STYLE_COMPACT });
+    expect(resolveSpec(files).rubric?.style).toBe(RubricStyle.RUBRIC_STYLE_COMPACT);
   });
 
   it.each([
@@ -69,7 +81,8 @@ describe('resolveSpec', () => {
     ['oracle without keys', (s: RunSpec) => (s.method = Method.METHOD_ORACLE), 'spec.method', /answer keys/],
     ['unknown consistency', (s: RunSpec) => (s.consistency = 9 as ConsistencyMethod), 'spec.consistency', /not a known value/],
     ['top_p 0', (s: RunSpec) => (s.sampling = { topP: 0, topK: 0, maxNewTokens: 0, stop: [], seed: 0 }), 'spec.sampling.top_p', /outside/],
-    ['17 judgments', (s: RunSpec) => (s.rubric = { numJudgments: 17, sampling: undefined }), 'spec.rubric.num_judgments', /1 to 16/],
+    ['17 judgments', (s: RunSpec) => (s.rubric = RubricSpec.fromPartial({ numJudgments: 17 })), 'spec.rubric.num_judgments', /1 to 16/],
+    ['unknown rubric style', (s: RunSpec) => (s.rubric = RubricSpec.fromPartial({ style: 7 as RubricStyle })), 'spec.rubric.style', /not a known value/],
   ])('rejects %s naming the field', (_, change, field, message) => {
     const error = rejection(change);
     expect(error.field).toBe(field);

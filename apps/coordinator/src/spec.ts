@@ -10,6 +10,7 @@ import {
   EvalFormat,
   Method,
   RankingMode,
+  RubricStyle,
   RunSpec,
   type Endpoints,
   type SamplingParams,
@@ -81,7 +82,8 @@ function checkSampling(sampling: SamplingParams | undefined, field: string, defa
 /**
  * Checks a spec's structure and returns it with every default resolved
  * (consistency KENDALL, rate AVG, ranking ORDINAL, N = 5, temperature 0.8,
- * top-p 0.95, 256 new tokens, 3 rubric judgments). Throws
+ * top-p 0.95, 256 new tokens, 3 rubric judgments, the compact rubric on the
+ * built-in suite and the full one otherwise). Throws
  * InvalidArgumentError naming the first bad field.
  */
 export function resolveSpec(input: RunSpec | undefined): RunSpec {
@@ -129,6 +131,8 @@ export function resolveSpec(input: RunSpec | undefined): RunSpec {
   const rubric = spec.rubric;
   const numJudgments = rubric?.numJudgments || SPEC_LIMITS.defaultJudgments;
   if (numJudgments > SPEC_LIMITS.maxJudgments) fail('spec.rubric.num_judgments', `${numJudgments}; 1 to ${SPEC_LIMITS.maxJudgments}, or 0 for ${SPEC_LIMITS.defaultJudgments}`);
+  // The built-in suite's base model has a 256-token context, which the paper's rubric (about 1K tokens) overflows.
+  const style = checkEnum(RubricStyle, rubric?.style ?? RubricStyle.RUBRIC_STYLE_UNSPECIFIED, 'spec.rubric.style', data.builtinSuite ? RubricStyle.RUBRIC_STYLE_COMPACT : RubricStyle.RUBRIC_STYLE_FULL);
 
   return RunSpec.fromPartial({
     ...spec,
@@ -138,7 +142,7 @@ export function resolveSpec(input: RunSpec | undefined): RunSpec {
     ranking: checkEnum(RankingMode, spec.ranking, 'spec.ranking', RankingMode.RANKING_MODE_ORDINAL),
     numSamples,
     sampling: checkSampling(spec.sampling, 'spec.sampling', { temperature: 0.8, topP: 0.95 }),
-    rubric: { numJudgments, sampling: checkSampling(rubric?.sampling, 'spec.rubric.sampling', { temperature: 0.8, topP: 0.95 }) },
+    rubric: { numJudgments, sampling: checkSampling(rubric?.sampling, 'spec.rubric.sampling', { temperature: 0.8, topP: 0.95 }), style },
     sft: spec.sft ?? {},
     dpo: spec.dpo ?? {},
     endpoints: spec.endpoints ?? { generators: [], judges: [], consistencyScorer: '', trainer: '' },

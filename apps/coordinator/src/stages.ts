@@ -415,7 +415,7 @@ async function judgeStage(ctx: StageContext, stage: PlannedStage): Promise<Stage
   const { results } = await overResponses(ctx, stage, SHARD_SIZES.judgeItems, (client, shard) =>
     judgeAll(
       client,
-      { modelVersion: version, items: shard.map(({ id, prompt, response }) => ({ id, item: { prompt, response } })), numJudgments: rubric.numJudgments, sampling: { ...rubric.sampling!, seed } },
+      { modelVersion: version, items: shard.map(({ id, prompt, response }) => ({ id, item: { prompt, response } })), numJudgments: rubric.numJudgments, sampling: { ...rubric.sampling!, seed }, style: rubric.style },
       ctx.signal,
     ),
   );

@@ -2,15 +2,18 @@
 // this process (test/e2e/judge.test.ts drives the rest over gRPC, rubric
 // judgments included: their ~1200-token prompt is slow on the CPU backend):
 // a cancelled scoring call stops between windows and releases its version,
-// UnloadModel frees a resident version and is NOT_FOUND otherwise, and a
-// tampered version is refused before it is loaded.
+// UnloadModel frees a resident version and is NOT_FOUND otherwise, a
+// tampered version is refused before it is loaded, and the request's rubric
+// style is honoured (the shipped M0 judges with the compact rubric and refuses
+// the full one, which does not fit its 256-token context).
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initCompute, silentLogger } from '@cream/compute';
+import { parseRubricScore } from '@cream/cream';
 import { initCheckpoint } from '@cream/model';
-import type { ScoreLogProbsResponse } from '@cream/proto';
-import { createLogger, NotFoundError } from '@cream/service-kit';
+import { RubricStyle, type JudgeWithRubricRequest, type JudgeWithRubricResponse, type ScoreLogProbsResponse } from '@cream/proto';
+import { createLogger, InvalidArgumentError, NotFoundError } from '@cream/service-kit';
 import { ManifestMismatchError, ModelRegistry } from '@cream/store';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Judge, type JudgeOptions } from './judge';
@@ -42,6 +45,7 @@ beforeAll(async () => {
   await initCompute({ env: { CREAM_BACKEND: process.env.CREAM_BACKEND ?? 'cpu' }, logger: silentLogger });
   registry = await ModelRegistry.open(join(mkdtempSync(join(tmpdir(), 'cream-judge-registry-')), 'registry'));
   await publish('m1', 1);
+  await registry.publish({ version: 'shipped-m0', recipe: { method: 'import' }, fromDirectory: join(__dirname, '..', '..', '..', 'models', 'm0') });
   const bad = await publish('bad', 2);
   // A flipped byte in the weights: the manifest no longer matches.
   const file = join(bad, 'model.safetensors');
@@ -78,5 +82,28 @@ describe('Judge', () => {
     const loaded = await judge.loadModel({ version: 'm1' });
     expect(loaded.model?.info).toMatchObject({ version: 'm1', architecture: 'LlamaForCausalLM', vocabSize: 320, contextLength: 64, parentVersion: '' });
     expect((await judge.unloadModel({ version: 'm1' })).freedBytes).toBe(loaded.model?.weightBytes);
+  });
+
+  it('judges with the rubric style of the request: compact fits the shipped M0, the full text is refused naming its length', async () => {
+    const judge = new Judge(registry, options, logger);
+    const question = 'Which tool is used to cut paper?\n(A) a spoon\n(B) scissors\n(C) a cup\n(D) a pillow\nThink step by step, then end with "Answer: X".';
+    const request = (style: RubricStyle): JudgeWithRubricRequest => ({
+      modelVersion: 'shipped-m0',
+      items: [{ id: 'a', item: { prompt: { id: 'a', content: { $case: 'text', value: question } }, response: 'Scissors cut paper.\nAnswer: B' } }],
+      numJudgments: 2,
+      sampling: { temperature: 0.8, topP: 0.95, topK: 0, maxNewTokens: 24, stop: [], seed: 7 },
+      style,
+    });
+    const written: JudgeWithRubricResponse[] = [];
+    await judge.judgeWithRubric(request(RubricStyle.RUBRIC_STYLE_COMPACT), async (message) => void written.push(message), new AbortController().signal);
+    expect(written).toHaveLength(1);
+    expect(written[0].judgments).toHaveLength(2);
+    for (const judgment of written[0].judgments) expect(judgment.score).toBe(parseRubricScore(judgment.text));
+    expect(written[0].numParsed + written[0].numUnparsed).toBe(2);
+    for (const style of [RubricStyle.RUBRIC_STYLE_UNSPECIFIED, RubricStyle.RUBRIC_STYLE_FULL]) {
+      const call = judge.judgeWithRubric(request(style), async () => undefined, new AbortController().signal);
+      await expect(call).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(judge.judgeWithRubric(request(style), async () => undefined, new AbortController().signal)).rejects.toThrow(/the full rubric prompt .* has \d+ tokens; the model's context length is 256/);
+    }
   });
 });

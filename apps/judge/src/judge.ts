@@ -145,7 +145,7 @@ export class Judge {
 
   /** JudgeWithRubric: k rubric judgments per item, parsed, written in request order. */
   async judgeWithRubric(request: JudgeWithRubricRequest, write: (message: JudgeWithRubricResponse) => Promise<void>, signal: AbortSignal): Promise<void> {
-    const { version, items, numJudgments, sampling } = checkJudgeRequest(request, this.options.maxNewTokensLimit);
+    const { version, items, numJudgments, sampling, style } = checkJudgeRequest(request, this.options.maxNewTokensLimit);
     const { lease } = await this.acquire(version, 'model_version');
     try {
       const resident = lease.model;
@@ -153,11 +153,11 @@ export class Judge {
       checkTopK(sampling.topK, resident.limits.vocabSize);
       // The rubric is the judge's user turn, rendered with the model's chat template.
       const prompts = items.map((item, i): PromptInput => {
-        const prompt: PromptInput = { messages: [{ role: 'user', content: rubricPrompt(item.question, item.response) }] };
+        const prompt: PromptInput = { messages: [{ role: 'user', content: rubricPrompt(item.question, item.response, style) }] };
         const length = model.promptIds(prompt).length;
         if (length >= resident.limits.contextLength) {
           throw new InvalidArgumentError(
-            `items[${i}].item: the rubric prompt with this question and response has ${length} tokens; the model's context length is ${resident.limits.contextLength}, leaving no room to judge`,
+            `items[${i}].item: the ${style} rubric prompt with this question and response has ${length} tokens; the model's context length is ${resident.limits.contextLength}, leaving no room to judge`,
             `items[${i}].item`,
             { limit: resident.limits.contextLength },
           );

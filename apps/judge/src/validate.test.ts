@@ -3,7 +3,7 @@
 // documented defaults applied (k = 3, temperature 0.8, top-p 0.95, 256 new
 // tokens), and the token checks against a model's vocabulary and context.
 import { describe, expect, it } from 'vitest';
-import type { JudgeWithRubricRequest, ScoreItem, ScoreLogProbsRequest } from '@cream/proto';
+import { RubricStyle, type JudgeWithRubricRequest, type ScoreItem, type ScoreLogProbsRequest } from '@cream/proto';
 import { InvalidArgumentError } from '@cream/service-kit';
 import { checkJudgeRequest, checkScoreRequest, checkTokenizedItem, checkTopK, decodeSampling } from './validate';
 
@@ -173,6 +173,7 @@ describe('checkJudgeRequest', () => {
     ],
     numJudgments: 0,
     sampling: undefined,
+    style: RubricStyle.RUBRIC_STYLE_UNSPECIFIED,
     ...overrides,
   });
 
@@ -199,5 +200,12 @@ describe('checkJudgeRequest', () => {
       'sampling.temperature',
     );
     expect(fieldOf(() => checkJudgeRequest(judgeRequest({ modelVersion: '' }), 1024))).toBe('model_version');
+  });
+
+  it('takes the rubric style: unspecified and full are the paper text, compact the short one; an unknown value is refused', () => {
+    expect(checkJudgeRequest(judgeRequest(), 1024).style).toBe('full');
+    expect(checkJudgeRequest(judgeRequest({ style: RubricStyle.RUBRIC_STYLE_FULL }), 1024).style).toBe('full');
+    expect(checkJudgeRequest(judgeRequest({ style: RubricStyle.RUBRIC_STYLE_COMPACT }), 1024).style).toBe('compact');
+    expect(fieldOf(() => checkJudgeRequest(judgeRequest({ style: 9 as RubricStyle }), 1024))).toBe('style');
   });
 });

@@ -3,8 +3,9 @@
 // version is loaded; the vocabulary and context checks take the model's sizes.
 // Every failure is an InvalidArgumentError naming the proto field path
 // (e.g. `items[3].tokens.prompt_ids[7]`), so a caller can fix the exact field.
+import type { RubricStyle as RubricPromptStyle } from '@cream/cream';
 import type { PromptInput } from '@cream/model';
-import type { JudgeWithRubricRequest, Prompt, PromptResponse, SamplingParams, ScoreLogProbsRequest } from '@cream/proto';
+import { RubricStyle, type JudgeWithRubricRequest, type Prompt, type PromptResponse, type SamplingParams, type ScoreLogProbsRequest } from '@cream/proto';
 import { InvalidArgumentError } from '@cream/service-kit';
 
 /** Items per ScoreLogProbs call (judge.proto). */
@@ -226,11 +227,24 @@ export interface JudgeInput {
   response: string;
 }
 
+/** The rubric wording of a request's style field (unspecified: the paper's full text). */
+export function decodeRubricStyle(style: RubricStyle): RubricPromptStyle {
+  switch (style) {
+    case RubricStyle.RUBRIC_STYLE_UNSPECIFIED:
+    case RubricStyle.RUBRIC_STYLE_FULL:
+      return 'full';
+    case RubricStyle.RUBRIC_STYLE_COMPACT:
+      return 'compact';
+    default:
+      throw new InvalidArgumentError(`style = ${String(style)}; use RUBRIC_STYLE_FULL or RUBRIC_STYLE_COMPACT`, 'style');
+  }
+}
+
 /** Checks a JudgeWithRubric request up to what needs the model; applies the defaults. */
 export function checkJudgeRequest(
   request: JudgeWithRubricRequest,
   maxNewTokensLimit: number,
-): { version: string; items: JudgeInput[]; numJudgments: number; sampling: JudgeSampling } {
+): { version: string; items: JudgeInput[]; numJudgments: number; sampling: JudgeSampling; style: RubricPromptStyle } {
   const version = requireVersion(request.modelVersion, 'model_version');
   checkItemCount(request.items.length, MAX_JUDGE_ITEMS);
   checkIds(request.items.map((item) => item.id));
@@ -239,11 +253,12 @@ export function checkJudgeRequest(
     throw new InvalidArgumentError(`num_judgments = ${numJudgments}; at most ${MAX_JUDGMENTS} judgments per response`, 'num_judgments', { limit: MAX_JUDGMENTS });
   }
   const sampling = decodeSampling(request.sampling, maxNewTokensLimit);
+  const style = decodeRubricStyle(request.style);
   const items = request.items.map((item, i): JudgeInput => {
     const { prompt, response } = decodePromptResponse(item.item, `items[${i}].item`);
     // The last turn is the one the response answers (common.proto Conversation).
     const question = 'text' in prompt ? prompt.text : prompt.messages[prompt.messages.length - 1].content;
     return { id: item.id, question, response };
   });
-  return { version, items, numJudgments, sampling };
+  return { version, items, numJudgments, sampling, style };
 }

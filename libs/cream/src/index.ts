@@ -43,4 +43,4 @@ export { dpoImplicitReward, lengthNormalizedLogLikelihood } from './rewards';
 /** InvalidScoresError (a bad score set, with the proto field path) and its guard. */
 export { InvalidScoresError, isInvalidScoresError } from './errors';
 /** The Self-Rewarding LM judge: the additive 5-point rubric prompt and its "Score: n" parser (SRLM baseline). */
-export { rubricPrompt, parseRubricScore, aggregateJudgments, RUBRIC_MIN_SCORE, RUBRIC_MAX_SCORE } from './rubric';
+export { rubricPrompt, parseRubricScore, aggregateJudgments, RUBRIC_MIN_SCORE, RUBRIC_MAX_SCORE, RUBRIC_STYLES, type RubricStyle } from './rubric';

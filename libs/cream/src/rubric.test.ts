@@ -10,6 +10,17 @@ describe('rubricPrompt', () => {
     expect(prompt).toContain('additive 5-point scoring system');
     expect(prompt).toContain('Conclude with the score using the format: "Score: <total points>"');
     expect(prompt.match(/^- (Add|Award|Grant|Bestow)/gm)).toHaveLength(5);
+    expect(rubricPrompt('What is 2+3?', 'It is 5.\nAnswer: 5', 'full')).toBe(prompt);
+  });
+
+  it('compact: the five additive criteria in one line, the question, the response and the verdict format, far shorter', () => {
+    const prompt = rubricPrompt('What is 2+3?', 'It is 5.\nAnswer: 5', 'compact');
+    const lines = prompt.split('\n');
+    expect(lines[0]).toMatch(/^Add 1 point each if/);
+    expect(lines[0].split(';')).toHaveLength(5);
+    expect(prompt).toContain('\nQuestion: What is 2+3?\nResponse: It is 5.\nAnswer: 5\n');
+    expect(lines[lines.length - 1]).toContain('Score: n');
+    expect(prompt.length * 5).toBeLessThan(rubricPrompt('What is 2+3?', 'It is 5.\nAnswer: 5').length);
   });
 });
 

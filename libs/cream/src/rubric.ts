@@ -2,10 +2,24 @@
 // Models", figure 2): the additive 5-point rubric prompt that asks the model
 // to judge a response, and the parser of its "Score: <n>" verdict. This is the
 // reward of the SRLM baseline (CREAM.md, "Baselines"); a judgment without a
-// parsable score is reported as unparsed, never guessed.
+// parsable score is reported as unparsed, never guessed. Two styles: 'full',
+// the paper's text (about 1K tokens of a 7B model's tokenizer), and 'compact',
+// the same five additive criteria in a few short lines, for small models with
+// short contexts (the shipped M0 has 256 tokens).
 
-/** The rubric prompt for one (question, response) pair, as the judge model's user turn. */
-export function rubricPrompt(question: string, response: string): string {
+/** How the rubric prompt is worded: the paper's text, or its criteria in a few short lines. */
+export type RubricStyle = 'full' | 'compact';
+
+/** Every rubric style. */
+export const RUBRIC_STYLES: readonly RubricStyle[] = Object.freeze(['full', 'compact']);
+
+/** The rubric prompt for one (question, response) pair, as the judge model's user turn ('full' by default). */
+export function rubricPrompt(question: string, response: string, style: RubricStyle = 'full'): string {
+  return style === 'compact' ? compactRubricPrompt(question, response) : fullRubricPrompt(question, response);
+}
+
+// The paper's prompt (Yuan et al. 2024, figure 2), unchanged.
+function fullRubricPrompt(question: string, response: string): string {
   return [
     "Review the user's question and the corresponding response using the additive 5-point scoring system described below. " +
       'Points are accumulated based on the satisfaction of each criterion:',
@@ -23,6 +37,21 @@ export function rubricPrompt(question: string, response: string): string {
     '- Conclude with the score using the format: "Score: <total points>"',
     'Remember to assess from the AI Assistant perspective, utilizing web search knowledge as necessary. ' +
       "To evaluate the response in alignment with this additive scoring model, we'll systematically attribute points based on the outlined criteria.",
+  ].join('\n');
+}
+
+// The paper's five additive criteria (relevant; addresses a substantial part;
+// answers the basic elements usefully; clear and direct; nothing extraneous)
+// and its verdict format, in three short lines around the question and the
+// response: about 90 tokens of M0's 768-token BPE, so the judge's prompt for
+// the longest built-in test item with its solution takes 212 of M0's 256
+// positions (the full text alone takes about 970).
+function compactRubricPrompt(question: string, response: string): string {
+  return [
+    'Add 1 point each if the response: is on topic; answers most of it; answers it well; is clear; has nothing extra.',
+    `Question: ${question}`,
+    `Response: ${response}`,
+    'Give a reason, then Score: n.',
   ].join('\n');
 }
 

@@ -51,6 +51,16 @@ export {
   type PretrainQuality,
   type SuiteSummary,
 } from './suite';
+/** Evaluation fine-tuning examples: the compact rubric prompt on responses of known quality, answered "Score: 5 / 3 / 1". */
+export {
+  eftExamples,
+  eftVerdict,
+  EFT_QUALITIES,
+  EFT_SCORES,
+  EFT_JUSTIFICATIONS,
+  type EftExample,
+  type EftQuality,
+} from './eft';
 /** Loaders for users' SFT sets (chat-messages JSONL) and prompt lists (JSONL or plain text). */
 export { loadSftFile, parseSftJsonl, loadPromptFile, parsePromptList } from './chat-data';
 /** Evaluation sets in the published ARC / OpenBookQA and GSM8K JSONL formats, read and written. */

@@ -4,16 +4,22 @@
 //   line), so that M0 knows the tasks imperfectly and SFT and the iterations
 //   have room to improve it;
 // - seedSft: a small clean set for M1 = SFT(M0, seed set) (CREAM.md);
+// - eft: evaluation fine-tuning examples of the seed items (eft.ts): the
+//   compact rubric prompt with a correct, a badly formatted and a wrong
+//   response, answered with a justification and "Score: 5 / 3 / 1", so that M1
+//   can judge (the SRLM baseline's reward);
 // - iterations: unlabeled prompts in disjoint per-iteration subsets (their keys
 //   are kept on the items, for the oracle baseline and for analysis only);
 // - test: held-out evaluation items per task.
 // Each task draws from its own stream ("<seed>/<task>"), so a task's items do
 // not depend on which other tasks are in the suite, and the splits are drawn
 // in the order test, seed, iterations, pretrain, so that asking for a bigger
-// corpus leaves the test sets as they were. A prompt is never drawn twice: the
+// corpus leaves the test sets as they were; the EFT corruptions draw from their
+// own stream ("<seed>/<task>/eft"), so they move nothing else. A prompt is never drawn twice: the
 // splits are disjoint by normalized prompt text, across tasks too.
 import { InvalidOptionsError, SuiteCapacityError } from './errors';
 import { chatTurns, type AnswerKind, type ChatExample, type TaskItem } from './item';
+import { eftExamples, type EftExample } from './eft';
 import { evaluationPrompt, normalizePrompt } from './prompt';
 import { createRng, type Rng } from './rng';
 import { BUILTIN_TASK_NAMES, BUILTIN_TASKS, isBuiltinTask, type BuiltinTaskName } from './tasks/registry';
@@ -84,6 +90,8 @@ export interface Suite {
   pretrain: PretrainExample[];
   /** The clean SFT seed set (use toSftExample), task by task. */
   seedSft: TaskItem[];
+  /** Judging examples of the seed items, three per item (eft.ts), task by task in seedSft's order. */
+  eft: EftExample[];
   /** One list of unlabeled prompts per iteration (use toPromptRecord), disjoint. */
   iterations: TaskItem[][];
   /** Held-out test items by task. */
@@ -131,13 +139,15 @@ export function buildSuite(options: SuiteOptions): Suite {
   const tasks = checkTasks(options.tasks ?? BUILTIN_TASK_NAMES);
 
   const seen = new Set<string>();
-  const suite: Suite = { seed, tasks, sizes, corruption, pretrain: [], seedSft: [], iterations: [], test: {} };
+  const suite: Suite = { seed, tasks, sizes, corruption, pretrain: [], seedSft: [], eft: [], iterations: [], test: {} };
   for (let i = 0; i < sizes.iterations; i++) suite.iterations.push([]);
   for (const task of tasks) {
     const needed = sizes.testPerTask + sizes.seedPerTask + sizes.iterations * sizes.promptsPerIterationPerTask + sizes.pretrainPerTask;
     const draw = createDrawer(BUILTIN_TASKS[task], createRng(`${seed}/${task}`), needed, seen);
     suite.test[task] = draw('test', sizes.testPerTask).map(({ item }) => item);
-    suite.seedSft.push(...draw('seed', sizes.seedPerTask).map(({ item }) => item));
+    const seedDrawn = draw('seed', sizes.seedPerTask);
+    suite.seedSft.push(...seedDrawn.map(({ item }) => item));
+    suite.eft.push(...eftExamples(seedDrawn, createRng(`${seed}/${task}/eft`)));
     suite.iterations.forEach((subset, i) => subset.push(...draw(`iter-${i + 1}`, sizes.promptsPerIterationPerTask).map(({ item }) => item)));
     suite.pretrain.push(...pretrainExamples(task, seed, corruption, draw('pretrain', sizes.pretrainPerTask)));
   }

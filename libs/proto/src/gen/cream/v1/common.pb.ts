@@ -275,6 +275,55 @@ export function methodToJSON(object: Method): string {
   }
 }
 
+/**
+ * How the judge's rubric prompt is worded (the additive 5-point rubric of the
+ * Self-Rewarding LM paper either way).
+ */
+export enum RubricStyle {
+  /** RUBRIC_STYLE_UNSPECIFIED - Not set: the paper's full text. */
+  RUBRIC_STYLE_UNSPECIFIED = 0,
+  /** RUBRIC_STYLE_FULL - The paper's full text (about 1K tokens of a 7B model's tokenizer). */
+  RUBRIC_STYLE_FULL = 1,
+  /**
+   * RUBRIC_STYLE_COMPACT - The same five criteria in a few short lines, for models with short
+   * contexts (the shipped M0 has 256 tokens).
+   */
+  RUBRIC_STYLE_COMPACT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function rubricStyleFromJSON(object: any): RubricStyle {
+  switch (object) {
+    case 0:
+    case "RUBRIC_STYLE_UNSPECIFIED":
+      return RubricStyle.RUBRIC_STYLE_UNSPECIFIED;
+    case 1:
+    case "RUBRIC_STYLE_FULL":
+      return RubricStyle.RUBRIC_STYLE_FULL;
+    case 2:
+    case "RUBRIC_STYLE_COMPACT":
+      return RubricStyle.RUBRIC_STYLE_COMPACT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RubricStyle.UNRECOGNIZED;
+  }
+}
+
+export function rubricStyleToJSON(object: RubricStyle): string {
+  switch (object) {
+    case RubricStyle.RUBRIC_STYLE_UNSPECIFIED:
+      return "RUBRIC_STYLE_UNSPECIFIED";
+    case RubricStyle.RUBRIC_STYLE_FULL:
+      return "RUBRIC_STYLE_FULL";
+    case RubricStyle.RUBRIC_STYLE_COMPACT:
+      return "RUBRIC_STYLE_COMPACT";
+    case RubricStyle.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** One turn of a chat conversation. */
 export interface ChatMessage {
   /**

@@ -34,6 +34,9 @@ import {
   RankingMode,
   rankingModeFromJSON,
   rankingModeToJSON,
+  RubricStyle,
+  rubricStyleFromJSON,
+  rubricStyleToJSON,
   SamplingParams,
 } from "./common.pb";
 import { TrainHyperparameters } from "./trainer.pb";
@@ -260,7 +263,15 @@ export interface RubricSpec {
   /** Judgments averaged per response (k), 1 to 16; 0 means 3. */
   numJudgments: number;
   /** Sampling of the judgments. */
-  sampling: SamplingParams | undefined;
+  sampling:
+    | SamplingParams
+    | undefined;
+  /**
+   * Wording of the rubric prompt. Unspecified: compact on the built-in suite
+   * (its base model M0 has a 256-token context), full otherwise; the resolved
+   * value is stored in the run's spec.
+   */
+  style: RubricStyle;
 }
 
 /** A whole experiment. */
@@ -919,7 +930,7 @@ export const Endpoints: MessageFns<Endpoints> = {
 };
 
 function createBaseRubricSpec(): RubricSpec {
-  return { numJudgments: 0, sampling: undefined };
+  return { numJudgments: 0, sampling: undefined, style: 0 };
 }
 
 export const RubricSpec: MessageFns<RubricSpec> = {
@@ -929,6 +940,9 @@ export const RubricSpec: MessageFns<RubricSpec> = {
     }
     if (message.sampling !== undefined) {
       SamplingParams.encode(message.sampling, writer.uint32(18).fork()).join();
+    }
+    if (message.style !== 0) {
+      writer.uint32(24).int32(message.style);
     }
     return writer;
   },
@@ -962,6 +976,14 @@ export const RubricSpec: MessageFns<RubricSpec> = {
             message.sampling = SamplingParams.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.style = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -982,6 +1004,7 @@ export const RubricSpec: MessageFns<RubricSpec> = {
         ? globalThis.Number(object.num_judgments)
         : 0,
       sampling: isSet(object.sampling) ? SamplingParams.fromJSON(object.sampling) : undefined,
+      style: isSet(object.style) ? rubricStyleFromJSON(object.style) : 0,
     };
   },
 
@@ -992,6 +1015,9 @@ export const RubricSpec: MessageFns<RubricSpec> = {
     }
     if (message.sampling !== undefined) {
       obj.sampling = SamplingParams.toJSON(message.sampling);
+    }
+    if (message.style !== 0) {
+      obj.style = rubricStyleToJSON(message.style);
     }
     return obj;
   },
@@ -1005,6 +1031,7 @@ export const RubricSpec: MessageFns<RubricSpec> = {
     message.sampling = (object.sampling !== undefined && object.sampling !== null)
       ? SamplingParams.fromPartial(object.sampling)
       : undefined;
+    message.style = object.style ?? 0;
     return message;
   },
 };

@@ -20,7 +20,16 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { ComputeInfo, LoadedModel, Prompt, SamplingParams, TokenizedPair } from "./common.pb";
+import {
+  ComputeInfo,
+  LoadedModel,
+  Prompt,
+  RubricStyle,
+  rubricStyleFromJSON,
+  rubricStyleToJSON,
+  SamplingParams,
+  TokenizedPair,
+} from "./common.pb";
 
 /**
  * The judge: scores responses by their log-probability under named model
@@ -92,7 +101,11 @@ export interface JudgeWithRubricRequest {
   /** Judgments per response (k), 1 to 16. 0 means 3. */
   numJudgments: number;
   /** Sampling of the judgments; unset fields take the documented defaults. */
-  sampling: SamplingParams | undefined;
+  sampling:
+    | SamplingParams
+    | undefined;
+  /** Wording of the rubric prompt; unspecified is the paper's full text. */
+  style: RubricStyle;
 }
 
 /** One judgment. */
@@ -693,7 +706,7 @@ export const JudgeItem: MessageFns<JudgeItem> = {
 };
 
 function createBaseJudgeWithRubricRequest(): JudgeWithRubricRequest {
-  return { modelVersion: "", items: [], numJudgments: 0, sampling: undefined };
+  return { modelVersion: "", items: [], numJudgments: 0, sampling: undefined, style: 0 };
 }
 
 export const JudgeWithRubricRequest: MessageFns<JudgeWithRubricRequest> = {
@@ -709,6 +722,9 @@ export const JudgeWithRubricRequest: MessageFns<JudgeWithRubricRequest> = {
     }
     if (message.sampling !== undefined) {
       SamplingParams.encode(message.sampling, writer.uint32(34).fork()).join();
+    }
+    if (message.style !== 0) {
+      writer.uint32(40).int32(message.style);
     }
     return writer;
   },
@@ -758,6 +774,14 @@ export const JudgeWithRubricRequest: MessageFns<JudgeWithRubricRequest> = {
             message.sampling = SamplingParams.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.style = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -784,6 +808,7 @@ export const JudgeWithRubricRequest: MessageFns<JudgeWithRubricRequest> = {
         ? globalThis.Number(object.num_judgments)
         : 0,
       sampling: isSet(object.sampling) ? SamplingParams.fromJSON(object.sampling) : undefined,
+      style: isSet(object.style) ? rubricStyleFromJSON(object.style) : 0,
     };
   },
 
@@ -801,6 +826,9 @@ export const JudgeWithRubricRequest: MessageFns<JudgeWithRubricRequest> = {
     if (message.sampling !== undefined) {
       obj.sampling = SamplingParams.toJSON(message.sampling);
     }
+    if (message.style !== 0) {
+      obj.style = rubricStyleToJSON(message.style);
+    }
     return obj;
   },
 
@@ -815,6 +843,7 @@ export const JudgeWithRubricRequest: MessageFns<JudgeWithRubricRequest> = {
     message.sampling = (object.sampling !== undefined && object.sampling !== null)
       ? SamplingParams.fromPartial(object.sampling)
       : undefined;
+    message.style = object.style ?? 0;
     return message;
   },
 };
