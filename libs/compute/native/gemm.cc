@@ -40,6 +40,10 @@ constexpr size_t kAxpyMaxRows = 3;
 // shared, instead of once per task, when the packed copy stays this small.
 constexpr size_t kMaxSharedPackedB = size_t{8} << 20;  // floats (32 MiB)
 
+// A single-threaded product packs its whole op(B) up front (see RunTask) only
+// when the packed copy stays in L2: it is read once per MC block of rows.
+constexpr size_t kMaxDeepPackedB = size_t{256} << 10;  // floats (1 MiB)
+
 // Below this many flops one thread is faster than waking another.
 constexpr double kParallelFlops = 2.0 * 64 * 64 * 64;
 
@@ -366,6 +370,34 @@ void PackA(const float* a, size_t m, size_t k, bool trans, size_t i0, size_t mc,
   for (size_t ip = 0; ip < mc; ip += mr) {
     const size_t rows = std::min(mr, mc - ip);
     float* panel = out + ip * kc;
+#if CREAM_X86
+    if (!trans && rows == mr && mr % 4 == 0) {
+      // A is [M, K] and the panel is full: 4 x 4 blocks transposed in SSE
+      // registers (the scalar loop below stores one float at a time with a
+      // stride of mr, about a tenth of a product's time).
+      size_t p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        for (size_t r = 0; r < mr; r += 4) {
+          const float* src = a + (i0 + ip + r) * k + p0 + p;
+          __m128 r0 = _mm_loadu_ps(src);
+          __m128 r1 = _mm_loadu_ps(src + k);
+          __m128 r2 = _mm_loadu_ps(src + 2 * k);
+          __m128 r3 = _mm_loadu_ps(src + 3 * k);
+          _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+          float* dst = panel + p * mr + r;
+          _mm_storeu_ps(dst, r0);
+          _mm_storeu_ps(dst + mr, r1);
+          _mm_storeu_ps(dst + 2 * mr, r2);
+          _mm_storeu_ps(dst + 3 * mr, r3);
+        }
+      }
+      for (size_t r = 0; r < mr; ++r) {
+        const float* src = a + (i0 + ip + r) * k + p0;
+        for (size_t q = p; q < kc; ++q) panel[q * mr + r] = src[q];
+      }
+      continue;
+    }
+#endif
     if (!trans) {
       // A is [M, K]: walk each row contiguously.
       for (size_t r = 0; r < rows; ++r) {
@@ -490,8 +522,46 @@ void PrePackB(const GemmProblem& p, const Plan& plan, ThreadPool& pool, size_t p
   });
 }
 
+// The macro-kernel: one packed MC x KC block of A against a KC x NC block of
+// B (packed NR-wide panels from `b_block`, or, for the first `in_place_cols`
+// columns, read in place from `b_in_place` with row stride ldb), into the C
+// block at `c_block` (row stride ldc).
+void MacroKernel(const Plan& plan, size_t mc, size_t nc, size_t kc, const float* pack_a, const float* b_block,
+                 const float* b_in_place, size_t ldb, size_t in_place_cols, float* c_block, size_t ldc,
+                 bool accumulate) {
+  alignas(64) float edge[kMaxMr * kMaxNr];
+  for (size_t jr = 0; jr < nc; jr += plan.nr) {
+    const size_t nr = std::min(plan.nr, nc - jr);
+    const bool in_place = jr < in_place_cols;
+    const float* b_panel = in_place ? b_in_place + jr : b_block + jr * kc;
+    const size_t panel_ld = in_place ? ldb : plan.nr;
+    for (size_t ir = 0; ir < mc; ir += plan.mr) {
+      const size_t mr = std::min(plan.mr, mc - ir);
+      const float* a_panel = pack_a + ir * kc;
+      float* tile = c_block + ir * ldc + jr;
+      if (mr == plan.mr && nr == plan.nr) {
+        plan.kernel(kc, a_panel, b_panel, panel_ld, tile, ldc, accumulate);
+      } else {
+        // Edge tile: compute the full tile aside, keep the valid part.
+        plan.kernel(kc, a_panel, b_panel, panel_ld, edge, plan.nr, false);
+        for (size_t r = 0; r < mr; ++r) {
+          float* dst = tile + r * ldc;
+          const float* src = edge + r * plan.nr;
+          if (accumulate) {
+            for (size_t j = 0; j < nr; ++j) dst[j] += src[j];
+          } else {
+            std::memcpy(dst, src, nr * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+}
+
 // `packed_b`, when given, holds all of op(B) packed by PrePackB; the task then
-// packs only A.
+// packs only A, and walks its rows block by block through every depth block,
+// so that an MC x NC block of C stays in cache while it accumulates (walking
+// depth outside rows would stream all of C through memory once per KC).
 void RunTask(const GemmProblem& p, const Plan& plan, const Task& t, float* pack_a, float* pack_b,
              const float* packed_b) {
   const float* a = p.a + (p.batch_a == 1 ? 0 : t.batch) * p.m * p.k;
@@ -503,52 +573,39 @@ void RunTask(const GemmProblem& p, const Plan& plan, const Task& t, float* pack_
     Epilogue(p, c, t.m0, t.m1, t.n0, t.n1);
     return;
   }
-  alignas(64) float edge[kMaxMr * kMaxNr];
+  if (packed_b != nullptr) {
+    for (size_t ic = t.m0; ic < t.m1; ic += plan.mc) {
+      const size_t mc = std::min(plan.mc, t.m1 - ic);
+      for (size_t jc = t.n0; jc < t.n1; jc += plan.nc) {
+        const size_t nc = std::min(plan.nc, t.n1 - jc);
+        for (size_t pc = 0; pc < p.k; pc += plan.kc) {
+          const size_t kc = std::min(plan.kc, p.k - pc);
+          PackA(a, p.m, p.k, p.trans_a, ic, mc, pc, kc, plan.mr, pack_a);
+          MacroKernel(plan, mc, nc, kc, pack_a, packed_b + SharedBlockOffset(p, plan, jc, nc, pc), nullptr, 0, 0,
+                      c + ic * ldc + jc, ldc, pc > 0);
+        }
+        Epilogue(p, c, ic, ic + mc, jc, jc + nc);
+      }
+    }
+    return;
+  }
   const bool direct_b = !p.trans_b && p.m <= kDirectBMaxRows;
   for (size_t jc = t.n0; jc < t.n1; jc += plan.nc) {
     const size_t nc = std::min(plan.nc, t.n1 - jc);
     for (size_t pc = 0; pc < p.k; pc += plan.kc) {
       const size_t kc = std::min(plan.kc, p.k - pc);
-      const bool accumulate = pc > 0;
       // Full-width panels are read in place on the direct path; only a
       // partial last panel is packed (reading it in place would run past
       // the row, and past the array on the last row).
       const size_t full_cols = direct_b ? (nc / plan.nr) * plan.nr : 0;
-      const float* b_block = pack_b;
-      if (packed_b != nullptr) {
-        b_block = packed_b + SharedBlockOffset(p, plan, jc, nc, pc);
-      } else if (full_cols < nc) {
+      if (full_cols < nc) {
         PackB(b, p.n, p.k, p.trans_b, jc + full_cols, nc - full_cols, pc, kc, plan.nr, pack_b + full_cols * kc);
       }
       for (size_t ic = t.m0; ic < t.m1; ic += plan.mc) {
         const size_t mc = std::min(plan.mc, t.m1 - ic);
         PackA(a, p.m, p.k, p.trans_a, ic, mc, pc, kc, plan.mr, pack_a);
-        for (size_t jr = 0; jr < nc; jr += plan.nr) {
-          const size_t nr = std::min(plan.nr, nc - jr);
-          const bool in_place = jr < full_cols;
-          const float* b_panel = in_place ? b + pc * p.n + jc + jr : b_block + jr * kc;
-          const size_t ldb = in_place ? p.n : plan.nr;
-          for (size_t ir = 0; ir < mc; ir += plan.mr) {
-            const size_t mr = std::min(plan.mr, mc - ir);
-            const float* a_panel = pack_a + ir * kc;
-            float* tile = c + (ic + ir) * ldc + jc + jr;
-            if (mr == plan.mr && nr == plan.nr) {
-              plan.kernel(kc, a_panel, b_panel, ldb, tile, ldc, accumulate);
-            } else {
-              // Edge tile: compute the full tile aside, keep the valid part.
-              plan.kernel(kc, a_panel, b_panel, ldb, edge, plan.nr, false);
-              for (size_t r = 0; r < mr; ++r) {
-                float* dst = tile + r * ldc;
-                const float* src = edge + r * plan.nr;
-                if (accumulate) {
-                  for (size_t j = 0; j < nr; ++j) dst[j] += src[j];
-                } else {
-                  std::memcpy(dst, src, nr * sizeof(float));
-                }
-              }
-            }
-          }
-        }
+        MacroKernel(plan, mc, nc, kc, pack_a, pack_b, b + pc * p.n + jc, p.n, full_cols, c + ic * ldc + jc, ldc,
+                    pc > 0);
       }
     }
     Epilogue(p, c, t.m0, t.m1, jc, jc + nc);
@@ -673,8 +730,12 @@ void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
   float* packed_b = nullptr;
   const bool direct_b = !p.trans_b && p.m <= kDirectBMaxRows;
   const size_t shared_floats = RoundUp(p.n, plan.nr) * p.k;
-  if (batches == 1 && participants > 1 && tasks.size() > 1 && p.m >= p.n && !direct_b && p.k > 0 &&
-      shared_floats <= kMaxSharedPackedB) {
+  // One thread packs it whole too when the depth spans several KC blocks and
+  // the rows several MC blocks: RunTask then keeps each block of C in cache
+  // across the depth blocks.
+  const bool shared_split = participants > 1 && tasks.size() > 1 && p.m >= p.n;
+  const bool deep = p.k > plan.kc && p.m > plan.mc && shared_floats <= kMaxDeepPackedB;
+  if (batches == 1 && (shared_split || deep) && !direct_b && p.k > 0 && shared_floats <= kMaxSharedPackedB) {
     packed_b = pool.Scratch(pool.size(), shared_floats);
     PrePackB(p, plan, pool, participants, packed_b);
   }

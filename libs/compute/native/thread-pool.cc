@@ -20,16 +20,11 @@ namespace {
 // futex wake-up costs more than that.
 constexpr auto kSpinFor = std::chrono::microseconds(100);
 
-// Waits for a flag with a short busy spin, then yielding: on a loaded machine
-// the thread being waited for may need this core to finish.
-template <typename Done>
-void SpinThenYield(Done done) {
-  for (int i = 0; i < 4096; ++i) {
-    if (done()) return;
-    CREAM_CPU_RELAX();
-  }
-  while (!done()) std::this_thread::yield();
-}
+// How many pause instructions the caller spins through, waiting for the
+// workers, before it sleeps: about 10 us, enough for the usual imbalance
+// between two halves of a product; longer means the other thread is not
+// running (a loaded machine) and spinning would only take its core.
+constexpr int kCallerSpins = 4096;
 }  // namespace
 
 ThreadPool::ThreadPool(size_t threads) : scratch_((threads == 0 ? 1 : threads) + 1) {
@@ -85,7 +80,12 @@ void ThreadPool::Run(size_t participants, const std::function<void(size_t)>& job
   }
   wake_.notify_all();
   job(0);
-  SpinThenYield([this] { return remaining_.load(std::memory_order_acquire) == 0; });
+  const auto finished = [this] { return remaining_.load(std::memory_order_acquire) == 0; };
+  for (int i = 0; i < kCallerSpins && !finished(); ++i) CREAM_CPU_RELAX();
+  if (!finished()) {
+    std::unique_lock<std::mutex> lock(done_mutex_);
+    done_.wait(lock, finished);
+  }
   job_ = nullptr;
 }
 
@@ -109,7 +109,12 @@ void ThreadPool::WorkerLoop(size_t index) {
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
     if (index < participants_.load(std::memory_order_relaxed)) (*job_)(index);
-    remaining_.fetch_sub(1, std::memory_order_acq_rel);
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Under the mutex, so the wake-up cannot fall between the caller's
+      // check and its wait.
+      std::lock_guard<std::mutex> lock(done_mutex_);
+      done_.notify_one();
+    }
   }
 }
 

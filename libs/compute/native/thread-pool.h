@@ -41,6 +41,9 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_;
+  // The caller sleeps here, after a short spin, until the last worker is done.
+  std::mutex done_mutex_;
+  std::condition_variable done_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<size_t> remaining_{0};
   std::atomic<size_t> participants_{0};

@@ -94,6 +94,34 @@ describe('native gemm', () => {
     }
   });
 
+  it('keeps blocks of C in cache through the depth on one thread (all of B packed first)', () => {
+    // More rows than one 144-row block and more depth than one 256-deep
+    // block, none a multiple of a tile: the order that packs B whole.
+    const random = seededUniform(13);
+    const threads = native.info().threads;
+    native.configure({ threads: 1 });
+    try {
+      for (const [batchA, m, n, k] of [
+        [1, 301, 45, 517],
+        [2, 150, 77, 259],
+      ]) {
+        for (const transposeA of [false, true]) {
+          for (const transposeB of [false, true]) {
+            const shape: GemmShape = { batchA, batchB: 1, m, n, k, transposeA, transposeB };
+            const a = randomFloats(batchA * m * k, random);
+            const b = randomFloats(k * n, random);
+            const bias = randomFloats(n, random);
+            const got = gemm(a, b, shape, { bias, activation: 'relu' });
+            const want = referenceGemm(a, b, shape, { bias, activation: 'relu' });
+            expect(relativeError(got, want), JSON.stringify(shape)).toBeLessThan(1e-5);
+          }
+        }
+      }
+    } finally {
+      native.configure({ threads });
+    }
+  });
+
   it('rebuilds its pool and runs at once without hanging', () => {
     // Regression: a worker that started after the first Run() or the pool's
     // destructor slept through it, and the call never returned.
