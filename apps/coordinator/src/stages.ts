@@ -422,7 +422,11 @@ async function judgeStage(ctx: StageContext, stage: PlannedStage): Promise<Stage
   const items: JudgeRecord[] = results.map((r) => ({ id: r.id, meanScore: r.meanScore ?? null, numParsed: r.numParsed, numUnparsed: r.numUnparsed }));
   const parsed = items.reduce((sum, item) => sum + item.numParsed, 0);
   const unparsed = items.reduce((sum, item) => sum + item.numUnparsed, 0);
-  return { summary: { version }, items, metrics: { items: items.length, judgments_parsed: parsed, judgments_unparsed: unparsed } };
+  // How informative the judge is: responses left without a score, and the mean of the others (a judge that saturates shows it here).
+  const scores = items.flatMap((item) => (item.meanScore === null ? [] : [item.meanScore]));
+  const metrics: Record<string, number> = { items: items.length, judgments_parsed: parsed, judgments_unparsed: unparsed, items_unscored: items.length - scores.length };
+  if (scores.length > 0) metrics.mean_score = scores.reduce((a, b) => a + b, 0) / scores.length;
+  return { summary: { version }, items, metrics };
 }
 
 async function consistencyStage(ctx: StageContext, stage: PlannedStage): Promise<StageOutput<ConsistencySummary>> {
