@@ -26,6 +26,48 @@ const cases: Case[] = [
   { name: '[16,64,128]^Tx[16,64,128]', a: [16, 64, 128], b: [16, 64, 128], transposeA: true, transposeB: false },
 ];
 
+// The reference training step's products (libs/model/scripts/measure-step.ts,
+// d 256, SwiGLU 768, 16 x 128 tokens), by the transposes they run with:
+// forward x.W, backward dY.W^T and X^T.dY, attention per head.
+const trainingCases: Case[] = [
+  { name: '[2048,256]x[256,256]', a: [2048, 256], b: [256, 256], transposeA: false, transposeB: false },
+  { name: '[2048,256]x[256,768]', a: [2048, 256], b: [256, 768], transposeA: false, transposeB: false },
+  { name: '[2048,768]x[768,256]', a: [2048, 768], b: [768, 256], transposeA: false, transposeB: false },
+  { name: '[2048,256]x[768,256]^T', a: [2048, 256], b: [768, 256], transposeA: false, transposeB: true },
+  { name: '[2048,768]x[256,768]^T', a: [2048, 768], b: [256, 768], transposeA: false, transposeB: true },
+  { name: '[2048,256]^Tx[2048,256]', a: [2048, 256], b: [2048, 256], transposeA: true, transposeB: false },
+  { name: '[2048,768]^Tx[2048,256]', a: [2048, 768], b: [2048, 256], transposeA: true, transposeB: false },
+  { name: '[64,128,128]x[64,128,64]', a: [64, 128, 128], b: [64, 128, 64], transposeA: false, transposeB: false },
+  { name: '[64,128,64]x[64,128,64]^T', a: [64, 128, 64], b: [64, 128, 64], transposeA: false, transposeB: true },
+  { name: '[64,128,128]^Tx[64,128,64]', a: [64, 128, 128], b: [64, 128, 64], transposeA: true, transposeB: false },
+];
+
+function shapeOf(c: Case): GemmShape {
+  return {
+    batchA: c.a.length > 2 ? c.a[0] : 1,
+    batchB: c.b.length > 2 ? c.b[0] : 1,
+    m: c.transposeA ? c.a[c.a.length - 1] : c.a[c.a.length - 2],
+    n: c.transposeB ? c.b[c.b.length - 2] : c.b[c.b.length - 1],
+    k: c.transposeA ? c.a[c.a.length - 2] : c.a[c.a.length - 1],
+    transposeA: c.transposeA,
+    transposeB: c.transposeB,
+  };
+}
+
+// Fastest process CPU seconds per call (other processes inflate wall time on
+// a loaded machine, and CPU time less so): warm up, then 30 calls.
+function cpuSecondsPerCall(run: () => void): number {
+  for (let i = 0; i < 3; i++) run();
+  let best = Infinity;
+  for (let i = 0; i < 30; i++) {
+    const before = process.cpuUsage();
+    run();
+    const used = process.cpuUsage(before);
+    best = Math.min(best, (used.user + used.system) / 1e6);
+  }
+  return best;
+}
+
 function flops(c: Case): number {
   const m = c.transposeA ? c.a[c.a.length - 1] : c.a[c.a.length - 2];
   const k = c.transposeA ? c.a[c.a.length - 2] : c.a[c.a.length - 1];
@@ -73,15 +115,7 @@ async function main(): Promise<void> {
       row.push((flops(c) / seconds / 1e9).toFixed(1));
     }
     if (native.ok) {
-      const shape: GemmShape = {
-        batchA: c.a.length > 2 ? c.a[0] : 1,
-        batchB: c.b.length > 2 ? c.b[0] : 1,
-        m: c.transposeA ? c.a[c.a.length - 1] : c.a[c.a.length - 2],
-        n: c.transposeB ? c.b[c.b.length - 2] : c.b[c.b.length - 1],
-        k: c.transposeA ? c.a[c.a.length - 2] : c.a[c.a.length - 1],
-        transposeA: c.transposeA,
-        transposeB: c.transposeB,
-      };
+      const shape = shapeOf(c);
       const aValues = a.dataSync() as Float32Array;
       const bValues = b.dataSync() as Float32Array;
       const out = new Float32Array(Math.max(shape.batchA, shape.batchB) * shape.m * shape.n);
@@ -97,6 +131,21 @@ async function main(): Promise<void> {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
   console.log('GFLOP/s, medians. The fast path equals stock for the first case: it is already on XNNPACK.');
+  if (native.ok) {
+    // The training step's products on one thread of the native GEMM.
+    const threads = native.native.info().threads;
+    native.native.configure({ threads: 1 });
+    console.log('\ntraining-step products, native direct, one thread: GFLOP/s by process CPU time (best of 30)');
+    for (const c of trainingCases) {
+      const shape = shapeOf(c);
+      const a = new Float32Array(c.a.reduce((x, y) => x * y)).map(() => Math.random() - 0.5);
+      const b = new Float32Array(c.b.reduce((x, y) => x * y)).map(() => Math.random() - 0.5);
+      const out = new Float32Array(Math.max(shape.batchA, shape.batchB) * shape.m * shape.n);
+      const seconds = cpuSecondsPerCall(() => native.native.gemm({ a, b, c: out }, shape));
+      console.log(`${c.name.padEnd(28)} ${(seconds * 1e3).toFixed(3).padStart(7)} ms  ${(flops(c) / seconds / 1e9).toFixed(1).padStart(6)}`);
+    }
+    native.native.configure({ threads });
+  }
 }
 
 main().catch((error: unknown) => {
