@@ -230,7 +230,11 @@ export interface DataSpec {
   evalSets: EvalSetSpec[];
   /** Prompts per iteration (disjoint subsets); 0 means split evenly. */
   promptsPerIteration: number;
-  /** Cap on SFT examples; 0 means all. */
+  /**
+   * Cap on SFT examples; 0 means all. On the built-in suite it caps the seed
+   * items, each of which also brings its three evaluation fine-tuning (judging)
+   * examples.
+   */
   maxSftExamples: number;
 }
 
