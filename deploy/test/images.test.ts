@@ -173,7 +173,7 @@ describe('the build context (deploy/docker/Dockerfile.dockerignore)', () => {
 
   it('leaves out installed and built files, tests, version control and deploy/', () => {
     const unwanted = context.files.filter((f) =>
-      /(^|\/)node_modules\/|^\.git\/|^libs\/compute\/build\/|\.test\.ts$|^bench\/|^deploy\/|^\.nx\/|^\.cream\/|^test\/(?!package\.json$)/.test(f),
+      /(^|\/)node_modules\/|^\.git\/|^libs\/compute\/build\/|\.test\.ts$|^bench\/(?!package\.json$)|^deploy\/|^\.nx\/|^\.cream\/|^test\/(?!package\.json$)/.test(f),
     );
     expect(unwanted).toEqual([]);
   });

@@ -3,7 +3,7 @@
 // the trainer's bidirectional stream, and a health probe with a short
 // deadline. Every call takes the attempt's AbortSignal and cancels itself
 // when it fires.
-import { credentials, Metadata, type ClientOptions, type ClientReadableStream, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type ClientOptions, type ClientReadableStream, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import {
   ConsistencyScorerServiceClient,
   GeneratorServiceClient,
@@ -98,6 +98,47 @@ export function scoreAll(client: JudgeServiceClient, request: ScoreLogProbsReque
 /** Every result of a JudgeWithRubric call, in request order. */
 export function judgeAll(client: JudgeServiceClient, request: JudgeWithRubricRequest, signal: AbortSignal): Promise<JudgeWithRubricResponse[]> {
   return collect(client.judgeWithRubric(request), (message) => message, signal);
+}
+
+/** JudgeWithRubric's answers, and the items the judge could not fit in its context. */
+export interface JudgedShard {
+  /** One answer per judged item, in request order. */
+  judged: JudgeWithRubricResponse[];
+  /** Ids of items whose rubric prompt alone fills the judge model's context: left unscored. */
+  tooLong: string[];
+}
+
+/**
+ * JudgeWithRubric over a shard, leaving out the items the judge refuses
+ * because their rubric prompt does not fit its model's context. The judge
+ * names such an item in the `cream-field` trailer (`items[i].item`) of an
+ * INVALID_ARGUMENT; the item is dropped and the call repeated for the rest, so
+ * one long response costs the baseline one unscored response, not the run.
+ * Any other error is thrown as it is.
+ */
+export async function judgeWithinContext(client: JudgeServiceClient, request: JudgeWithRubricRequest, signal: AbortSignal): Promise<JudgedShard> {
+  let items = request.items;
+  const tooLong: string[] = [];
+  while (items.length > 0) {
+    try {
+      return { judged: await judgeAll(client, { ...request, items }, signal), tooLong };
+    } catch (error) {
+      const index = contextOverflowIndex(error);
+      if (index === undefined || index >= items.length) throw error;
+      tooLong.push(items[index].id);
+      items = items.filter((_, i) => i !== index);
+    }
+  }
+  return { judged: [], tooLong };
+}
+
+/** The item index of the judge's "rubric prompt longer than the context" refusal, else undefined. */
+export function contextOverflowIndex(error: unknown): number | undefined {
+  const e = error as Partial<ServiceError> | undefined;
+  if (e?.code !== status.INVALID_ARGUMENT || !/context length/.test(String(e.details ?? e.message))) return undefined;
+  const field = e.metadata?.get('cream-field')[0];
+  const match = typeof field === 'string' ? /^items\[(\d+)\]\.item$/.exec(field) : null;
+  return match ? Number(match[1]) : undefined;
 }
 
 /** The consistency scorer's Compare. */

@@ -40,7 +40,7 @@ import {
   type SampleRecord,
   type TrainingPair,
 } from './rewards';
-import { compare, ensureGeneratorVersion, generateAll, judgeAll, runTrainJob, scoreAll } from './rpc';
+import { compare, ensureGeneratorVersion, generateAll, judgeWithinContext, runTrainJob, scoreAll } from './rpc';
 import { deriveSeed, methodName } from './spec';
 
 /** A stage's output: a JSON summary, its numeric metrics, and its item records (stored as JSONL). */
@@ -412,19 +412,21 @@ async function judgeStage(ctx: StageContext, stage: PlannedStage): Promise<Stage
   const version = await modelVersion(ctx, stage.iteration);
   const rubric = ctx.spec.rubric!;
   const seed = deriveSeed(ctx.spec.seed, stage.name);
-  const { results } = await overResponses(ctx, stage, SHARD_SIZES.judgeItems, (client, shard) =>
-    judgeAll(
-      client,
-      { modelVersion: version, items: shard.map(({ id, prompt, response }) => ({ id, item: { prompt, response } })), numJudgments: rubric.numJudgments, sampling: { ...rubric.sampling!, seed }, style: rubric.style },
-      ctx.signal,
-    ),
-  );
+  const tooLong = new Set<string>();
+  const { results } = await overResponses(ctx, stage, SHARD_SIZES.judgeItems, async (client, shard) => {
+    const request = { modelVersion: version, items: shard.map(({ id, prompt, response }) => ({ id, item: { prompt, response } })), numJudgments: rubric.numJudgments, sampling: { ...rubric.sampling!, seed }, style: rubric.style };
+    const { judged, tooLong: left } = await judgeWithinContext(client, request, ctx.signal);
+    for (const id of left) tooLong.add(id);
+    // One record per item, in shard order: an item the judge could not fit is unscored.
+    const byId = new Map(judged.map((r) => [r.id, r]));
+    return shard.map(({ id }) => byId.get(id) ?? { id, judgments: [], meanScore: undefined, numParsed: 0, numUnparsed: 0, modelVersion: version });
+  });
   const items: JudgeRecord[] = results.map((r) => ({ id: r.id, meanScore: r.meanScore ?? null, numParsed: r.numParsed, numUnparsed: r.numUnparsed }));
   const parsed = items.reduce((sum, item) => sum + item.numParsed, 0);
   const unparsed = items.reduce((sum, item) => sum + item.numUnparsed, 0);
   // How informative the judge is: responses left without a score, and the mean of the others (a judge that saturates shows it here).
   const scores = items.flatMap((item) => (item.meanScore === null ? [] : [item.meanScore]));
-  const metrics: Record<string, number> = { items: items.length, judgments_parsed: parsed, judgments_unparsed: unparsed, items_unscored: items.length - scores.length };
+  const metrics: Record<string, number> = { items: items.length, judgments_parsed: parsed, judgments_unparsed: unparsed, items_unscored: items.length - scores.length, items_too_long: tooLong.size };
   if (scores.length > 0) metrics.mean_score = scores.reduce((a, b) => a + b, 0) / scores.length;
   return { summary: { version }, items, metrics };
 }
