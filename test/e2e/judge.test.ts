@@ -189,9 +189,21 @@ describe('cream serve judge', () => {
     const inOrder = await stream<ScoreResult>('ScoreLogProbs', { model_version: 'm1', items: allIds.map(wireItem) });
     const reversed = await stream<ScoreResult>('ScoreLogProbs', { model_version: 'm1', items: [...allIds].reverse().map(wireItem) });
     const oneByOne = (await Promise.all(allIds.map((id) => stream<ScoreResult>('ScoreLogProbs', { model_version: 'm1', items: [wireItem(id)] })))).flat();
+    // Same items, same token counts and the same log-probs up to float32 rounding: on
+    // wasm+native the fused kernels and the GEMM block their loops by the batch's
+    // shape, so a sum may differ in its last bits with the batch (bit-exact only on cpu).
     const byId = (results: ScoreResult[]) => new Map(results.map((r) => [r.id, r]));
-    expect(byId(reversed)).toEqual(byId(inOrder));
-    expect(byId(oneByOne)).toEqual(byId(inOrder));
+    for (const other of [reversed, oneByOne]) {
+      const got = byId(other);
+      expect([...got.keys()].sort()).toEqual([...byId(inOrder).keys()].sort());
+      for (const expected of inOrder) {
+        const result = got.get(expected.id)!;
+        expect(result.num_tokens, expected.id).toBe(expected.num_tokens);
+        expect(result.model_version).toBe(expected.model_version);
+        expectClose(result.logprob_sum, expected.logprob_sum, `${expected.id} sum in another batch`);
+        expectClose(result.logprob_mean, expected.logprob_mean, `${expected.id} mean in another batch`);
+      }
+    }
     const latest = await stream<ScoreResult>('ScoreLogProbs', { model_version: 'latest', items: [wireItem('raw-short')] });
     expect(latest[0].model_version).toBe('m3');
     expect(latest[0].logprob_sum).not.toBe(inOrder[0].logprob_sum);
