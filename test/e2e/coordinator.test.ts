@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ModelRegistry } from '@cream/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, startService, type ServiceProcess } from '../support/processes';
+import { killAll, startModelServices, startService, type ServiceProcess } from '../support/processes';
 import { creamProto, serviceClient, unary } from '../support/proto-client';
 import { runModelConfig, writeRunData, type RunDataFiles } from '../support/run-data';
 import { publishTinyVersions } from '../support/tiny-models';
@@ -197,12 +197,7 @@ beforeAll(async () => {
   files = writeRunData(dataDir);
   await publishTinyVersions(registryDir, [{ version: 'm0', seed: 17 }], runModelConfig);
   const env = { CREAM_HOME: home };
-  const [generator, judge, scorer, trainer] = await Promise.all([
-    startService('generator', ['--registry', registryDir], env),
-    startService('judge', ['--registry', registryDir], env),
-    startService('consistency-scorer', [], env),
-    startService('trainer', ['--registry', registryDir, '--jobs', join(home, 'jobs')], env),
-  ]);
+  const [generator, judge, scorer, trainer] = await startModelServices(registryDir, home, env);
   coordinatorArgs = [
     '--registry',
     registryDir,

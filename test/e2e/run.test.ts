@@ -19,17 +19,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { creamBin } from '../support/processes';
-import { publishTinyVersions, tinyLlamaConfig } from '../support/tiny-models';
+import { writeRunData, runModelConfig, type RunDataFiles } from '../support/run-data';
+import { publishTinyVersions } from '../support/tiny-models';
 
 let home: string;
 let dataDir: string;
-const words = ['red', 'blue', 'green', 'gold', 'gray', 'pink', 'teal', 'navy'];
-
-function writeJsonl(name: string, records: unknown[]): string {
-  const path = join(dataDir, name);
-  writeFileSync(path, records.map((record) => JSON.stringify(record)).join('\n') + '\n');
-  return path;
-}
+let data: RunDataFiles;
 
 /** Is this loopback port free? */
 function portFree(port: number): Promise<boolean> {
@@ -89,24 +84,14 @@ function specFile(): string {
 }
 
 function dataFlags(): string[] {
-  return ['--spec', specFile(), '--sft', join(dataDir, 'sft.jsonl'), '--prompts', join(dataDir, 'prompts.jsonl'), '--eval', `colors=arc:${join(dataDir, 'colors-arc.jsonl')}`];
+  return ['--spec', specFile(), '--sft', data.sft, '--prompts', data.prompts, '--eval', `colors=arc:${data.arc}`];
 }
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'cream-run-home-'));
   dataDir = mkdtempSync(join(tmpdir(), 'cream-run-data-'));
-  writeJsonl('sft.jsonl', words.map((word, i) => ({ messages: [{ role: 'user', content: `Name color ${i}.` }, { role: 'assistant', content: `It is ${word}.\nAnswer: ${word}` }] })));
-  writeJsonl('prompts.jsonl', words.map((word, i) => ({ id: `p${i}`, prompt: `Which color rhymes with ${word}?` })));
-  writeJsonl(
-    'colors-arc.jsonl',
-    words.slice(0, 6).map((word, i) => ({
-      id: `c${i}`,
-      question: { stem: `Pick ${word}.`, choices: [{ text: word, label: 'A' }, { text: words[(i + 1) % 8], label: 'B' }] },
-      answerKey: 'A',
-    })),
-  );
-  // Room for an ARC prompt (byte-level tokens) and the sampled response after it.
-  await publishTinyVersions(join(home, 'registry'), [{ version: 'm0', seed: 17 }], { ...tinyLlamaConfig, max_position_embeddings: 384 });
+  data = writeRunData(dataDir);
+  await publishTinyVersions(join(home, 'registry'), [{ version: 'm0', seed: 17 }], runModelConfig);
 }, 60_000);
 
 afterAll(() => {

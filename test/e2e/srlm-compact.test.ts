@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ModelRegistry } from '@cream/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, startService, workspaceRoot } from '../support/processes';
+import { killAll, startModelServices, startService, workspaceRoot } from '../support/processes';
 import { creamProto, serviceClient, unary } from '../support/proto-client';
 
 interface RunView {
@@ -34,12 +34,7 @@ beforeAll(async () => {
   const registry = await ModelRegistry.open(registryDir);
   await registry.publish({ version: 'm0', recipe: { method: 'import' }, fromDirectory: join(workspaceRoot, 'models', 'm0') });
   const env = { CREAM_HOME: home };
-  const [generator, judge, scorer, trainer] = await Promise.all([
-    startService('generator', ['--registry', registryDir], env),
-    startService('judge', ['--registry', registryDir], env),
-    startService('consistency-scorer', [], env),
-    startService('trainer', ['--registry', registryDir, '--jobs', join(home, 'jobs')], env),
-  ]);
+  const [generator, judge, scorer, trainer] = await startModelServices(registryDir, home, env);
   const coordinator = await startService(
     'coordinator',
     ['--registry', registryDir, '--runs', join(home, 'runs'), '--generators', generator.address, '--judges', judge.address, '--consistency-scorer', scorer.address, '--trainer', trainer.address],

@@ -90,3 +90,16 @@ export async function killAll(): Promise<void> {
   for (const child of running) child.kill('SIGKILL');
   await Promise.all(waits);
 }
+
+/**
+ * Starts the four services a coordinator drives (generator, judge, consistency
+ * scorer, trainer) on one registry, the trainer's jobs under `home`.
+ */
+export function startModelServices(registryDir: string, home: string, env: Record<string, string> = {}): Promise<ServiceProcess[]> {
+  return Promise.all([
+    startService('generator', ['--registry', registryDir], env),
+    startService('judge', ['--registry', registryDir], env),
+    startService('consistency-scorer', [], env),
+    startService('trainer', ['--registry', registryDir, '--jobs', join(home, 'jobs')], env),
+  ]);
+}
