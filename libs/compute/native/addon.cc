@@ -207,10 +207,11 @@ enum class FusedOp {
   kLogSoftmaxGather = 9,
   kLogSoftmaxGatherGrad = 10,
   kAdamW = 11,
+  kDecodeAttention = 12,
 };
-constexpr size_t kFusedOps = 12;
+constexpr size_t kFusedOps = 13;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 14};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 14, 11};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
   constexpr size_t kMaxArgs = 16;
@@ -395,9 +396,94 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         cream::AdamWUpdate(a, b, c, d, e, f, g, n, step, pool);
         break;
       }
+      case FusedOp::kDecodeAttention: {  // q, keys, values, mask (-1: none), out, b, hq, hkv, s, dh, scale
+        size_t nb = 0, hq = 0, hkv = 0, ns = 0, dh = 0, q_total = 0, kv_total = 0, mask_total = 0;
+        if (!size(5, &nb) || !size(6, &hq) || !size(7, &hkv) || !size(8, &ns) || !size(9, &dh) ||
+            !product({nb, hq, dh}, &q_total) || !product({nb, hkv, ns, dh}, &kv_total) ||
+            !product({nb, ns}, &mask_total)) {
+          return nullptr;
+        }
+        if (hkv == 0 || hq % hkv != 0) {
+          Fail(env, "query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" + std::to_string(hkv) +
+                        ")", true);
+          return nullptr;
+        }
+        if (!span(0, q_total, "q", &a) || !span(1, kv_total, "keys", &b) || !span(2, kv_total, "values", &c) ||
+            (num[3] != -1 && !span(3, mask_total, "mask", &d)) || !span(4, q_total, "out", &e)) {
+          return nullptr;
+        }
+        cream::DecodeAttention(a, b, c, num[3] == -1 ? nullptr : d, e, nb, hq, hkv, ns, dh, static_cast<float>(num[10]),
+                               pool);
+        break;
+      }
     }
   } catch (const std::exception& error) {
     napi_throw_error(env, "ERR_CREAM_FUSED", (std::string("native fused op failed: ") + error.what()).c_str());
+  }
+  return nullptr;
+}
+
+// packPanels(w, wOffset, n, k, out): packs W [n, k] at w[wOffset..] into
+// `out` (PackedPanelsSize(n, k) floats, see gemm.h) for gemmPacked.
+napi_value PackPanelsCall(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *w = nullptr, *out = nullptr;
+  size_t w_len = 0, out_len = 0, w_off = 0, n = 0, k = 0, count = 0;
+  if (argc != 5) {
+    Fail(env, "packPanels expects 5 arguments");
+    return nullptr;
+  }
+  if (!GetFloats(env, argv[0], "w", &w, &w_len) || !GetSize(env, argv[1], "wOffset", &w_off) ||
+      !GetSize(env, argv[2], "n", &n) || !GetSize(env, argv[3], "k", &k) ||
+      !GetFloats(env, argv[4], "out", &out, &out_len)) {
+    return nullptr;
+  }
+  if (!MulFits(n, k, &count) || n > SIZE_MAX / 2) {
+    Fail(env, "packPanels sizes overflow", true);
+    return nullptr;
+  }
+  if (!CheckExtent(env, "w", w_off, count, w_len) ||
+      !CheckExtent(env, "out", 0, cream::PackedPanelsSize(n, k), out_len)) {
+    return nullptr;
+  }
+  cream::PackPanels(w + w_off, n, k, out);
+  return nullptr;
+}
+
+// gemmPacked(a, aOffset, packed, c, cOffset, m, n, k): C [m, n] = A [m, k] . W^T
+// with W packed by packPanels.
+napi_value GemmPackedCall(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 8) {
+    Fail(env, "gemmPacked expects 8 arguments");
+    return nullptr;
+  }
+  Instance* instance = GetInstance(env);
+  float *a = nullptr, *packed = nullptr, *c = nullptr;
+  size_t a_len = 0, packed_len = 0, c_len = 0, a_off = 0, c_off = 0, m = 0, n = 0, k = 0, mk = 0, mn = 0;
+  if (!GetFloats(env, argv[0], "a", &a, &a_len) || !GetSize(env, argv[1], "aOffset", &a_off) ||
+      !GetFloats(env, argv[2], "packed", &packed, &packed_len) || !GetFloats(env, argv[3], "c", &c, &c_len) ||
+      !GetSize(env, argv[4], "cOffset", &c_off) || !GetSize(env, argv[5], "m", &m) || !GetSize(env, argv[6], "n", &n) ||
+      !GetSize(env, argv[7], "k", &k)) {
+    return nullptr;
+  }
+  size_t nk = 0;
+  if (!MulFits(m, k, &mk) || !MulFits(m, n, &mn) || !MulFits(n, k, &nk) || n > SIZE_MAX / 2) {
+    Fail(env, "gemmPacked sizes overflow", true);
+    return nullptr;
+  }
+  if (!CheckExtent(env, "a", a_off, mk, a_len) || !CheckExtent(env, "packed", 0, cream::PackedPanelsSize(n, k), packed_len) ||
+      !CheckExtent(env, "c", c_off, mn, c_len)) {
+    return nullptr;
+  }
+  try {
+    cream::GemmPacked(a + a_off, packed, c + c_off, m, n, k, instance->isa, *instance->pool);
+  } catch (const std::exception& error) {
+    napi_throw_error(env, "ERR_CREAM_GEMM", (std::string("native gemmPacked failed: ") + error.what()).c_str());
   }
   return nullptr;
 }
@@ -490,6 +576,8 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"gemm", nullptr, GemmCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"fused", nullptr, FusedCall, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"packPanels", nullptr, PackPanelsCall, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gemmPacked", nullptr, GemmPackedCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, InfoCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"configure", nullptr, ConfigureCall, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -209,6 +209,51 @@ CREAM_CLONES void SoftmaxRows(const float* scores, const float* mask, float* out
   }
 }
 
+// One query token per (sequence, head) over its cache: rows r0..r1 of the
+// b * hq (sequence, query head) pairs. scores = q . k * scale + mask, softmax
+// (the same Exp and order of sums as SoftmaxRows), out = sum p . v. Slots the
+// mask sets at or below kSkipBias get probability exactly 0 in SoftmaxRows
+// too (Exp flushes them), so they are skipped, keys and values unread.
+constexpr float kSkipBias = -1e8f;
+CREAM_CLONES void DecodeAttentionRows(const float* q, const float* keys, const float* values, const float* mask,
+                                      float* out, float* scratch, size_t r0, size_t r1, size_t hq, size_t hkv,
+                                      size_t s, size_t dh, float scale) {
+  const size_t groups = hq / hkv;
+  for (size_t r = r0; r < r1; ++r) {
+    const size_t bi = r / hq;
+    const size_t kv = (r % hq) / groups;
+    const float* query = q + r * dh;
+    const float* k = keys + (bi * hkv + kv) * s * dh;
+    const float* v = values + (bi * hkv + kv) * s * dh;
+    const float* bias = mask == nullptr ? nullptr : mask + bi * s;
+    float top = -INFINITY;
+    for (size_t j = 0; j < s; ++j) {
+      if (bias != nullptr && bias[j] <= kSkipBias) {
+        scratch[j] = -INFINITY;
+        continue;
+      }
+      const float score = Dot(query, k + j * dh, dh) * scale + (bias == nullptr ? 0.0f : bias[j]);
+      scratch[j] = score;
+      top = std::max(top, score);
+    }
+    float total = 0.0f;
+    for (size_t j = 0; j < s; ++j) {
+      const float e = scratch[j] == -INFINITY ? 0.0f : Exp(scratch[j] - top);
+      scratch[j] = e;
+      total += e;
+    }
+    const float inv = 1.0f / total;
+    float* dst = out + r * dh;
+    for (size_t d = 0; d < dh; ++d) dst[d] = 0.0f;
+    for (size_t j = 0; j < s; ++j) {
+      if (scratch[j] == 0.0f) continue;
+      const float p = scratch[j] * inv;
+      const float* row = v + j * dh;
+      for (size_t d = 0; d < dh; ++d) dst[d] += p * row[d];
+    }
+  }
+}
+
 CREAM_CLONES void SoftmaxGradRows(const float* probs, const float* dy, float* dx, size_t r0, size_t r1, size_t s,
                                   float scale) {
   for (size_t r = r0; r < r1; ++r) {
@@ -344,6 +389,14 @@ void LogSoftmaxGatherGrad(const float* logits, const int32_t* targets, const flo
 void AdamWUpdate(const float* p, const float* m, const float* v, const float* g, float* p_out, float* m_out,
                  float* v_out, size_t n, const AdamWStep& step, ThreadPool& pool) {
   ForRows(pool, n, 1, [&](size_t i0, size_t i1) { AdamWRange(p, m, v, g, p_out, m_out, v_out, i0, i1, step); });
+}
+
+void DecodeAttention(const float* q, const float* keys, const float* values, const float* mask, float* out, size_t b,
+                     size_t hq, size_t hkv, size_t s, size_t dh, float scale, ThreadPool& pool) {
+  ForRows(pool, b * hq, s * dh, [&](size_t r0, size_t r1) {
+    std::vector<float> scratch(s);
+    DecodeAttentionRows(q, keys, values, mask, out, scratch.data(), r0, r1, hq, hkv, s, dh, scale);
+  });
 }
 
 }  // namespace cream

@@ -40,6 +40,13 @@ void RotaryHeads(const float* x, const float* cos, const float* sin, float* out,
 // s keys; mask may be null.
 void MaskedSoftmax(const float* scores, const float* mask, float* out, size_t b, size_t h, size_t t, size_t s,
                    float scale, ThreadPool& pool);
+// Attention of one query token per sequence over its cached keys and values
+// (a decoding step): q [b, hq, dh], keys and values [b, hkv, s, dh] (query
+// head h reads kv head h / (hq / hkv)), mask [b, s] added to the scaled
+// scores (nullptr: none); out [b, hq * dh]. Slots masked with -1e8 or less
+// are skipped: their probability is 0, as in MaskedSoftmax.
+void DecodeAttention(const float* q, const float* keys, const float* values, const float* mask, float* out, size_t b,
+                     size_t hq, size_t hkv, size_t s, size_t dh, float scale, ThreadPool& pool);
 // dscores = scale * p * (dy - sum(dy * p)) per row of s, from the softmax output p.
 void MaskedSoftmaxGrad(const float* probs, const float* dy, float* dx, size_t rows, size_t s, float scale,
                        ThreadPool& pool);

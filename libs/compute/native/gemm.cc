@@ -657,7 +657,131 @@ void GemmRowsInPlace(const GemmProblem& p, size_t batches, DotRowsKernel kernel,
   });
 }
 
+// Rows of A per pass of GemmPacked's kernels: 8 rows x 2 panels is 16 zmm
+// accumulators fed by 2 panel loads and 8 broadcasts per depth step.
+constexpr size_t kPackedRows = 8;
+
+#if CREAM_X86
+// C rows [0, R) x panels [p, p + P) of A . W^T: R <= 8 rows of A (row stride
+// k), P <= 2 panels (kPanelWidth columns each, the last possibly partial:
+// `cols` valid columns in all), C with row stride ldc.
+template <int R, int P>
+__attribute__((target("avx512f"))) void PackedTileAvx512(const float* a, const float* panels, float* c, size_t k,
+                                                         size_t ldc, size_t cols) {
+  __m512 acc[R][P];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < P; ++q) acc[r][q] = _mm512_setzero_ps();
+  const size_t panel_stride = k * kPanelWidth;
+  for (size_t i = 0; i < k; ++i) {
+    __m512 w[P];
+    for (int q = 0; q < P; ++q) w[q] = _mm512_loadu_ps(panels + q * panel_stride + i * kPanelWidth);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 x = _mm512_set1_ps(a[r * k + i]);
+      for (int q = 0; q < P; ++q) acc[r][q] = _mm512_fmadd_ps(x, w[q], acc[r][q]);
+    }
+  }
+  for (int q = 0; q < P; ++q) {
+    const size_t left = cols - q * kPanelWidth;
+    const __mmask16 mask = left >= kPanelWidth ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+    for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(c + r * ldc + q * kPanelWidth, mask, acc[r][q]);
+  }
+}
+
+template <int P>
+__attribute__((target("avx512f"))) void PackedRowsAvx512(const float* a, const float* panels, float* c, size_t rows,
+                                                         size_t k, size_t ldc, size_t cols) {
+  switch (rows) {
+    case 1: return PackedTileAvx512<1, P>(a, panels, c, k, ldc, cols);
+    case 2: return PackedTileAvx512<2, P>(a, panels, c, k, ldc, cols);
+    case 3: return PackedTileAvx512<3, P>(a, panels, c, k, ldc, cols);
+    case 4: return PackedTileAvx512<4, P>(a, panels, c, k, ldc, cols);
+    case 5: return PackedTileAvx512<5, P>(a, panels, c, k, ldc, cols);
+    case 6: return PackedTileAvx512<6, P>(a, panels, c, k, ldc, cols);
+    case 7: return PackedTileAvx512<7, P>(a, panels, c, k, ldc, cols);
+    default: return PackedTileAvx512<8, P>(a, panels, c, k, ldc, cols);
+  }
+}
+#endif
+
+// Any ISA: the same walk in plain C++ over one panel at a time.
+void PackedRowsGeneric(const float* a, const float* panel, float* c, size_t rows, size_t k, size_t ldc, size_t cols) {
+  for (size_t r = 0; r < rows; ++r) {
+    float acc[kPanelWidth] = {};
+    const float* x = a + r * k;
+    for (size_t i = 0; i < k; ++i) {
+      const float* w = panel + i * kPanelWidth;
+      for (size_t j = 0; j < kPanelWidth; ++j) acc[j] += x[i] * w[j];
+    }
+    for (size_t j = 0; j < cols; ++j) c[r * ldc + j] = acc[j];
+  }
+}
+
 }  // namespace
+
+size_t PackedPanelsSize(size_t n, size_t k) { return (n + kPanelWidth - 1) / kPanelWidth * kPanelWidth * k; }
+
+void PackPanels(const float* w, size_t n, size_t k, float* out) {
+  const size_t panels = (n + kPanelWidth - 1) / kPanelWidth;
+  for (size_t p = 0; p < panels; ++p) {
+    float* panel = out + p * k * kPanelWidth;
+    for (size_t j = 0; j < kPanelWidth; ++j) {
+      const size_t row = p * kPanelWidth + j;
+      if (row < n) {
+        const float* src = w + row * k;
+        for (size_t i = 0; i < k; ++i) panel[i * kPanelWidth + j] = src[i];
+      } else {
+        for (size_t i = 0; i < k; ++i) panel[i * kPanelWidth + j] = 0.0f;
+      }
+    }
+  }
+}
+
+void GemmPacked(const float* a, const float* packed, float* c, size_t m, size_t n, size_t k, Isa isa, ThreadPool& pool) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    std::fill(c, c + m * n, 0.0f);
+    return;
+  }
+  // Tasks are blocks of 4 panels (64 columns) over every row: a block's
+  // panels (64 x k values) are read from memory once and then stay in cache
+  // for each group of rows.
+  constexpr size_t kBlockPanels = 4;
+  const size_t panels = (n + kPanelWidth - 1) / kPanelWidth;
+  const size_t blocks = (panels + kBlockPanels - 1) / kBlockPanels;
+  const double flops = 2.0 * static_cast<double>(m) * n * k;
+  const size_t participants = flops < kParallelFlops ? 1 : std::min(pool.size(), blocks);
+  std::atomic<size_t> next{0};
+  pool.Run(participants, [&](size_t) {
+    for (size_t block = next.fetch_add(1); block < blocks; block = next.fetch_add(1)) {
+      const size_t p0 = block * kBlockPanels;
+      const size_t p1 = std::min(panels, p0 + kBlockPanels);
+      for (size_t r0 = 0; r0 < m; r0 += kPackedRows) {
+        const size_t rows = std::min(kPackedRows, m - r0);
+        const float* x = a + r0 * k;
+        for (size_t p = p0; p < p1;) {
+          const size_t col = p * kPanelWidth;
+          float* out = c + r0 * n + col;
+          const float* panel = packed + p * k * kPanelWidth;
+#if CREAM_X86
+          if (isa == Isa::kAvx512) {
+            if (p + 2 <= p1) {
+              PackedRowsAvx512<2>(x, panel, out, rows, k, n, std::min(2 * kPanelWidth, n - col));
+              p += 2;
+            } else {
+              PackedRowsAvx512<1>(x, panel, out, rows, k, n, std::min(kPanelWidth, n - col));
+              p += 1;
+            }
+            continue;
+          }
+#endif
+          PackedRowsGeneric(x, panel, out, rows, k, n, std::min(kPanelWidth, n - col));
+          p += 1;
+        }
+      }
+    }
+  });
+}
 
 Isa DetectIsa() {
 #if CREAM_X86

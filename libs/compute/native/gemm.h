@@ -44,6 +44,18 @@ const char* IsaName(Isa isa);
 // Computes the problem with the given kernel on up to pool.size() threads.
 void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool);
 
+// Weights packed for products with few rows (decoding): W [n, k] (a Linear
+// layer's [out, in]) as column panels of kPanelWidth output features, panel p
+// holding k rows of kPanelWidth values, W[p * kPanelWidth + j][i] at
+// [p][i][j], zeros past n. Made once per weight; x . W^T then broadcasts x's
+// values against whole panel rows (no per-output horizontal sums).
+constexpr size_t kPanelWidth = 16;
+size_t PackedPanelsSize(size_t n, size_t k);  // floats
+void PackPanels(const float* w, size_t n, size_t k, float* out);
+
+// C [m, n] = A [m, k] . W^T from PackPanels' layout, on up to pool.size() threads.
+void GemmPacked(const float* a, const float* packed, float* c, size_t m, size_t n, size_t k, Isa isa, ThreadPool& pool);
+
 }  // namespace cream
 
 #endif  // CREAM_COMPUTE_GEMM_H_

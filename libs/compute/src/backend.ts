@@ -18,7 +18,7 @@ import { registerGradients } from './gradients';
 import { silentLogger, type ComputeLogger } from './logger';
 import { loadNativeGemm } from './native';
 import { registerFusedGradients } from './ops';
-import { useFastGather, useMatMulKernels, useSharedIdentity } from './wasm-kernels';
+import { useFastGather, useFastSlice, useMatMulKernels, useSharedIdentity } from './wasm-kernels';
 
 /** The variants, in the proto's ComputeInfo.variant vocabulary. */
 export type ComputeVariant = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm+native' | 'wasm' | 'cpu';
@@ -186,6 +186,7 @@ async function tryVariant(variant: ComputeVariant, threads: number, addonPath: s
         registerFusedKernels(loaded.native);
         useSharedIdentity();
         useFastGather();
+        useFastSlice();
         await switchTo('wasm');
         selfCheck();
         const native = loaded.native.info();
@@ -196,6 +197,7 @@ async function tryVariant(variant: ComputeVariant, threads: number, addonPath: s
         useMatMulKernels('fast-path');
         useSharedIdentity();
         useFastGather();
+        useFastSlice();
         await switchTo('wasm');
         selfCheck();
         // tfjs-backend-wasm answers WASM_HAS_MULTITHREAD_SUPPORT=false under

@@ -23,6 +23,7 @@ export const FusedKernel = {
   logSoftmaxGather: 'CreamLogSoftmaxGather',
   logSoftmaxGatherGrad: 'CreamLogSoftmaxGatherGrad',
   adamw: 'CreamAdamW',
+  decodeAttention: 'CreamDecodeAttention',
 } as const;
 
 // Op codes of addon.cc's FusedCall.
@@ -39,6 +40,7 @@ const Op = {
   logSoftmaxGather: 9,
   logSoftmaxGatherGrad: 10,
   adamw: 11,
+  decodeAttention: 12,
 } as const;
 
 const backendName = 'wasm';
@@ -151,6 +153,25 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       const [logits, targets, dy] = [input(a, 'logits'), input(a, 'targets'), input(a, 'dy')];
       const [N, V] = logits.shape;
       return launch(native, a.backend, Op.logSoftmaxGatherGrad, { logits, targets, dy }, [{ shape: logits.shape }], (i, o) => [i.logits, i.targets, i.dy, o[0], N, V])[0];
+    }),
+    [FusedKernel.decodeAttention]: k((a) => {
+      const [q, keys, values] = [input(a, 'q'), input(a, 'keys'), input(a, 'values')];
+      const mask = a.inputs.mask ?? null;
+      const [B, Hq, , Dh] = q.shape;
+      const [, Hkv, S] = keys.shape;
+      return launch(native, a.backend, Op.decodeAttention, { q, keys, values, mask }, [{ shape: [B, 1, Hq * Dh] }], (i, o) => [
+        i.q,
+        i.keys,
+        i.values,
+        i.mask,
+        o[0],
+        B,
+        Hq,
+        Hkv,
+        S,
+        Dh,
+        Number(a.attrs.scale),
+      ])[0];
     }),
     [FusedKernel.adamw]: k((a) => {
       const [p, m, v, g] = [input(a, 'p'), input(a, 'm'), input(a, 'v'), input(a, 'g')];

@@ -45,6 +45,8 @@ interface RawAddon {
     leakyAlpha: number,
   ): void;
   fused(op: number, heap: Float32Array, ...numbers: number[]): void;
+  packPanels(w: Float32Array, wOffset: number, n: number, k: number, out: Float32Array): void;
+  gemmPacked(a: Float32Array, aOffset: number, packed: Float32Array, c: Float32Array, cOffset: number, m: number, n: number, k: number): void;
   info(): NativeInfo;
   configure(options: { isa?: NativeIsa; threads?: number }): void;
 }
@@ -72,6 +74,11 @@ const activationCodes: Record<GemmActivation, number> = {
   elu: 5,
 };
 
+/** Floats of W [n, k] packed by NativeGemm.packPanels: n rounded up to whole 16-wide panels, times k. */
+export function packedPanelsSize(n: number, k: number): number {
+  return Math.ceil(n / 16) * 16 * k;
+}
+
 /** The loaded native GEMM addon. */
 export class NativeGemm {
   constructor(private readonly addon: RawAddon) {}
@@ -83,6 +90,21 @@ export class NativeGemm {
    */
   fused(op: number, heap: Float32Array, numbers: readonly number[]): void {
     this.addon.fused(op, heap, ...numbers);
+  }
+
+  /**
+   * W [n, k] at w[wOffset..] packed in 16-wide column panels (native/gemm.h)
+   * for gemmPacked: a new array of packedPanelsSize(n, k) floats.
+   */
+  packPanels(w: Float32Array, wOffset: number, n: number, k: number): Float32Array {
+    const out = new Float32Array(packedPanelsSize(n, k));
+    this.addon.packPanels(w, wOffset, n, k, out);
+    return out;
+  }
+
+  /** C [m, n] = A [m, k] . W^T, W packed by packPanels; A and C at offsets into their arrays. */
+  gemmPacked(a: Float32Array, aOffset: number, packed: Float32Array, c: Float32Array, cOffset: number, m: number, n: number, k: number): void {
+    this.addon.gemmPacked(a, aOffset, packed, c, cOffset, m, n, k);
   }
 
   /** Kernel, supported kernels and thread count. */

@@ -24,6 +24,14 @@ function causalMask(B: number, T: number, S: number): tf.Tensor3D {
   return tf.tensor3d(bias, [B, T, S]);
 }
 
+// The additive mask [B, 1, S] of one decoding step over a cache whose row b
+// holds lengths[b] tokens: later slots (unused capacity) masked.
+function decodeMask(lengths: number[], S: number): tf.Tensor3D {
+  const bias = new Float32Array(lengths.length * S);
+  lengths.forEach((length, b) => bias.fill(-1e9, b * S + length, (b + 1) * S));
+  return tf.tensor3d(bias, [lengths.length, 1, S]);
+}
+
 // Each case: inputs, the op on them, and which inputs to differentiate.
 interface Case {
   name: string;
@@ -66,6 +74,13 @@ const cases: Case[] = [
     differentiable: [0, 1, 2],
   },
   {
+    // Values by the fused decode kernel (gradients compose: it is never trained through).
+    name: 'causalAttention (decoding step, grouped heads, unused slots masked)',
+    inputs: () => [uniform([3, 4, 1, 8], 2), uniform([3, 2, 13, 8]), uniform([3, 2, 13, 8]), decodeMask([13, 5, 1], 13)],
+    op: (q, k, v, m) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m),
+    differentiable: [0, 1, 2],
+  },
+  {
     name: 'logSoftmaxGather',
     inputs: () => [uniform([13, 67], 5), tf.tensor1d(Array.from({ length: 13 }, (_, i) => (i * 29) % 67), 'int32')],
     op: (l, t) => logSoftmaxGather(l as tf.Tensor2D, t as tf.Tensor1D),
@@ -84,6 +99,12 @@ const cases: Case[] = [
     name: 'maskedSoftmax (threaded)',
     inputs: () => [uniform([2, 4, 33, 131], 3), causalMask(2, 33, 131)],
     op: (s, m) => maskedSoftmax(s as tf.Tensor4D, m, 0.125),
+    differentiable: [0],
+  },
+  {
+    name: 'causalAttention (decoding step, threaded)',
+    inputs: () => [uniform([9, 6, 1, 64], 2), uniform([9, 3, 131, 64]), uniform([9, 3, 131, 64]), decodeMask([131, 64, 100, 7, 1, 131, 30, 2, 90], 131)],
+    op: (q, k, v, m) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m),
     differentiable: [0],
   },
   {

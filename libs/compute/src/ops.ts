@@ -81,6 +81,11 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   const [B, nHeads, T, headDim] = q.shape;
   const [, nKvHeads, S] = k.shape;
   const groups = nHeads / nKvHeads;
+  if (T === 1 && fusedKernelsActive() && !tf.engine().state.gradientDepth) {
+    // A decoding step: one kernel for scores, softmax and the weighted sum
+    // (no gradient: it is never trained through).
+    return tf.tidy(() => run(FusedKernel.decodeAttention, { q, keys: k, values: v, mask: tf.reshape(maskBias, [B, S]) }, { scale: 1 / Math.sqrt(headDim) }) as tf.Tensor3D);
+  }
   return tf.tidy(() => {
     // The query heads sharing a kv head are adjacent: they are the rows of one
     // product per kv head, with no copy of keys and values.

@@ -10,7 +10,7 @@ import { initCompute } from './backend';
 import { loadNativeGemm, nativeAddonPath, NativeGemm } from './native';
 import { referenceGemm } from './reference-gemm';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
-import { useMatMulKernels, type MatMulKernelMode } from './wasm-kernels';
+import { PACKED_B_MAX_ROWS, useMatMulKernels, writeSlotsInPlace, type MatMulKernelMode } from './wasm-kernels';
 
 // [aShape, bShape, transposeA, transposeB]: batched, broadcast both ways, rank 4.
 const cases: Array<[number[], number[], boolean, boolean]> = [
@@ -272,5 +272,104 @@ describe('wasm matmul kernels', () => {
     expect(() => tf.gather(x, bad, 1)).toThrow(/index value 11 is not in \[0, 10\]/);
     expect(backendDataIds()).toBe(before); // no output left behind
     tf.dispose([x, byAxis1, ints, rows, bad]);
+  });
+
+  it('Slice by heap copies equals an element-by-element slice, on every rank and axis pattern', () => {
+    const random = seededUniform(37);
+    const shape = [3, 4, 5, 6];
+    const values = randomFloats(3 * 4 * 5 * 6, random);
+    const x = tf.tensor4d(values, shape as [number, number, number, number]);
+    const at = (i: number[]) => values[((i[0] * 4 + i[1]) * 5 + i[2]) * 6 + i[3]];
+    const slices: Array<[number[], number[]]> = [
+      [[0, 0, 0, 0], [3, 4, 5, 6]], // whole
+      [[1, 0, 0, 0], [2, 4, 5, 6]], // leading rows: one run
+      [[0, 1, 0, 0], [3, 2, 5, 6]], // a run per outer index
+      [[0, 0, 2, 1], [3, 4, 2, 4]], // innermost partial: many short runs
+      [[2, 3, 4, 5], [1, 1, 1, 1]], // one value
+      [[0, 0, 0, 0], [3, 4, 5, 0]], // empty
+    ];
+    for (const [begin, size] of slices) {
+      const got = tf.slice(x, begin, size);
+      const want: number[] = [];
+      for (let a = 0; a < size[0]; a++)
+        for (let b = 0; b < size[1]; b++)
+          for (let c = 0; c < size[2]; c++)
+            for (let d = 0; d < size[3]; d++) want.push(at([begin[0] + a, begin[1] + b, begin[2] + c, begin[3] + d]));
+      expect(got.shape).toEqual(size);
+      expect(Array.from(got.dataSync())).toEqual(Array.from(Float32Array.from(want)));
+      got.dispose();
+    }
+    const ints = tf.tensor2d(Array.from({ length: 20 }, (_, i) => i - 7), [4, 5], 'int32');
+    const cut = tf.slice(ints, [1, 2], [2, -1]);
+    expect(cut.dtype).toBe('int32');
+    expect(Array.from(cut.dataSync())).toEqual([0, 1, 2, 5, 6, 7]);
+    const [left, right] = tf.split(ints, [2, 3], 1); // tf.split runs Slice on wasm
+    expect(Array.from(left.dataSync())).toEqual([-7, -6, -2, -1, 3, 4, 8, 9]);
+    expect(Array.from(right.dataSync())).toEqual([-5, -4, -3, 0, 1, 2, 5, 6, 7, 10, 11, 12]);
+    const scalar = tf.slice(tf.tensor1d([4, 5, 6]), [1], [1]);
+    expect(Array.from(scalar.dataSync())).toEqual([5]);
+    tf.dispose([x, ints, cut, left, right, scalar]);
+  });
+
+  it('native: few-row products against a reused transposed B read a packed copy, with the same values', () => {
+    use('native');
+    const random = seededUniform(41);
+    // [rows of A (or [batch, rows]), n, k]: n not a multiple of the 16-wide panels, k odd, one row to the limit.
+    const shapes: Array<[number[], number, number]> = [
+      [[1], 5, 3],
+      [[3], 17, 9],
+      [[8], 33, 64],
+      [[9], 250, 37],
+      [[2, 3], 40, 21],
+      [[PACKED_B_MAX_ROWS], 70, 130],
+    ];
+    for (const [rows, n, k] of shapes) {
+      const w = tf.tensor2d(randomFloats(n * k, random), [n, k]);
+      const m = rows.reduce((x, y) => x * y, 1);
+      const label = `[${rows}, ${k}] x [${n}, ${k}]^T`;
+      // Three calls with fresh A: the first reads B in place, the second packs it, the third reuses the copy.
+      for (let call = 0; call < 3; call++) {
+        const aValues = randomFloats(m * k, random);
+        const a = tf.tensor(aValues, [...rows, k]);
+        const y = tf.matMul(a, w, false, true);
+        expect(y.shape, label).toEqual([...rows, n]);
+        const want = referenceGemm(aValues, w.dataSync() as Float32Array, { batchA: 1, batchB: 1, m, n, k, transposeA: false, transposeB: true });
+        expect(relativeError(y.dataSync(), want), `${label} call ${call}`).toBeLessThan(1e-5);
+        tf.dispose([a, y]);
+      }
+      w.dispose();
+    }
+    // A new weight at the same heap offset never reads the old one's packed copy.
+    for (let round = 0; round < 3; round++) {
+      const wValues = randomFloats(20 * 16, random);
+      const w = tf.tensor2d(wValues, [20, 16]);
+      const aValues = randomFloats(2 * 16, random);
+      const a = tf.tensor2d(aValues, [2, 16]);
+      for (let call = 0; call < 2; call++) {
+        const y = tf.matMul(a, w, false, true);
+        const want = referenceGemm(aValues, wValues, { batchA: 1, batchB: 1, m: 2, n: 20, k: 16, transposeA: false, transposeB: true });
+        expect(relativeError(y.dataSync(), want), `round ${round}`).toBeLessThan(1e-5);
+        y.dispose();
+      }
+      tf.dispose([a, w]);
+    }
+  });
+
+  it('writeSlotsInPlace writes rows into a sole-owner tensor, and refuses shared memory', () => {
+    const cache = tf.tidy(() => tf.add(tf.zeros([2, 2, 4, 3]), 0) as tf.Tensor4D); // [B, H, S, Dh], its own memory
+    const rows = tf.tensor4d(Array.from({ length: 2 * 2 * 1 * 3 }, (_, i) => i + 1), [2, 2, 1, 3]);
+    expect(writeSlotsInPlace(cache, rows, [1, 3])).toBe(true);
+    const got = cache.arraySync();
+    expect(got[0][0][1]).toEqual([1, 2, 3]);
+    expect(got[0][1][1]).toEqual([4, 5, 6]);
+    expect(got[1][0][3]).toEqual([7, 8, 9]);
+    expect(got[1][1][3]).toEqual([10, 11, 12]);
+    expect(got[0][0][0]).toEqual([0, 0, 0]);
+    expect(got[1][0][1]).toEqual([0, 0, 0]);
+    expect(() => writeSlotsInPlace(cache, rows, [0, 4])).toThrow(/slots 4\.\.4 are outside \[0, 4\)/);
+    const view = tf.clone(cache); // shares the memory (Identity)
+    expect(writeSlotsInPlace(cache, rows, [0, 0])).toBe(false);
+    expect(view.arraySync()[0][0][0]).toEqual([0, 0, 0]); // untouched
+    tf.dispose([cache, rows, view]);
   });
 });

@@ -132,7 +132,37 @@ const fusableActivations: Record<string, GemmActivation | undefined> = {
   elu: 'elu',
 };
 
+/**
+ * Products with at most this many rows against a transposed, unbatched B
+ * (x . W^T of a Linear layer while decoding, M = the batch) read B from a
+ * copy packed in 16-wide column panels, made on B's second such use and kept
+ * while B's data lives (a tensor's data never changes; a Variable's update
+ * gives it new data). Larger products pack B themselves.
+ */
+export const PACKED_B_MAX_ROWS = 32;
+
+interface PackedWeight {
+  uses: number;
+  packed: Float32Array | null;
+}
+
 function makeNativeKernels(native: NativeGemm, stock: { batchMatMul: tf.KernelConfig; fusedMatMul: tf.KernelConfig }) {
+  // Keyed by the data's id object: dropped with the data, so a disposed
+  // weight's packed copy goes with it and a reused heap offset never matches.
+  const packedWeights = new WeakMap<object, PackedWeight>();
+
+  // The packed copy of B for this call, or null when B is not packed (yet).
+  function packedB(backend: WasmBackend, b: tf.TensorInfo, bOffset: number, n: number, k: number): Float32Array | null {
+    let entry = packedWeights.get(b.dataId as object);
+    if (entry === undefined) {
+      entry = { uses: 0, packed: null };
+      packedWeights.set(b.dataId as object, entry);
+    }
+    entry.uses++;
+    if (entry.packed === null && entry.uses >= 2) entry.packed = native.packPanels(backend.wasm.HEAPF32, bOffset, n, k);
+    return entry.packed;
+  }
+
   function run(
     args: KernelArgs,
     fallback: tf.KernelConfig,
@@ -157,6 +187,13 @@ function makeNativeKernels(native: NativeGemm, stock: { batchMatMul: tf.KernelCo
     // Read the view after makeOutput: an allocation may grow the wasm memory,
     // which replaces HEAPF32.
     const heap = backend.wasm.HEAPF32;
+    if (transposeB && !transposeA && g.batchB === 1 && !epilogue.bias && epilogue.activation === 'linear' && g.batchA * g.m <= PACKED_B_MAX_ROWS && g.k > 0) {
+      const packed = packedB(backend, b, bOffset, g.n, g.k);
+      if (packed !== null) {
+        native.gemmPacked(heap, aOffset, packed, heap, outOffset, g.batchA * g.m, g.n, g.k);
+        return out;
+      }
+    }
     native.gemm(
       {
         a: heap,
@@ -391,4 +428,98 @@ export function useFastGather(): void {
   };
   tf.unregisterKernel(tf.GatherV2, backendName);
   tf.registerKernel({ ...stock, kernelFunc: gather });
+}
+
+let stockSlice: tf.KernelConfig | undefined;
+
+/**
+ * Registers the wasm backend's Slice (float32 or int32) as memmoves inside
+ * the heap, one per contiguous run of the output. The stock kernel first
+ * copies the whole input out of the heap (readSync: a typed-array slice,
+ * about 3 ms per call whatever the slice's size), which made taking blocks of
+ * rows (the scorer's logits, tf.split) cost more than the products between
+ * them. Strings keep the stock kernel. Idempotent.
+ */
+export function useFastSlice(): void {
+  stockSlice ??= tf.getKernel(tf.Slice, backendName);
+  const stock = stockSlice;
+  if (!stock) throw new ComputeError('tfjs-backend-wasm did not register Slice; is it the expected 4.22.0?');
+  const slice: tf.KernelFunc = (params) => {
+    const args = params as unknown as KernelArgs;
+    const x = args.inputs.x as tf.TensorInfo;
+    const xOffset = heapOffset(args.backend, x);
+    if ((x.dtype !== 'float32' && x.dtype !== 'int32') || xOffset === undefined || x.shape.length === 0) return stock.kernelFunc(params);
+    const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, args.attrs.begin as number[], args.attrs.size as number[]);
+    const out = args.backend.makeOutput(size, x.dtype);
+    const count = tf.util.sizeFromShape(size);
+    if (count === 0) return out;
+    const heap = args.backend.wasm.HEAPF32; // after makeOutput, which may grow the memory
+    const outOffset = heapOffset(args.backend, out) as number;
+    const rank = x.shape.length;
+    const strides = tf.util.computeStrides(x.shape); // rank - 1 entries
+    const stride = (d: number) => (d === rank - 1 ? 1 : strides[d]);
+    // The output is runs of `run` values that are contiguous in the input:
+    // the trailing dimensions taken whole, and the first one that is not.
+    let inner = rank - 1;
+    while (inner > 0 && begin[inner] === 0 && size[inner] === x.shape[inner]) inner--;
+    const run = size[inner] * (inner === rank - 1 ? 1 : strides[inner]);
+    let start = 0;
+    for (let d = 0; d < rank; d++) start += begin[d] * stride(d);
+    // Odometer over the dimensions before `inner`.
+    const index = new Array<number>(inner).fill(0);
+    for (let to = outOffset; to < outOffset + count; to += run) {
+      let from = xOffset + start;
+      for (let d = 0; d < inner; d++) from += index[d] * stride(d);
+      heap.copyWithin(to, from, from + run);
+      for (let d = inner - 1; d >= 0; d--) {
+        if (++index[d] < size[d]) break;
+        index[d] = 0;
+      }
+    }
+    return out;
+  };
+  tf.unregisterKernel(tf.Slice, backendName);
+  tf.registerKernel({ ...stock, kernelFunc: slice });
+}
+
+interface CountedData {
+  memoryOffset: number;
+  refCount?: number;
+}
+
+/**
+ * Writes `rows` [B, H, T, Dh] into slots starts[b] .. starts[b] + T - 1 of
+ * `target` [B, H, S, Dh] IN PLACE, for a KV cache that owns `target` alone.
+ * Only on the wasm backend, when both live in its heap as float32 and no
+ * other tensor shares target's memory (its data's reference count is 1);
+ * returns false, writing nothing, otherwise (the caller then makes a new
+ * tensor, e.g. with tf.tensorScatterUpdate). tfjs tensors are otherwise
+ * immutable: use it only on a tensor nothing else can observe.
+ */
+export function writeSlotsInPlace(target: tf.Tensor4D, rows: tf.Tensor4D, starts: readonly number[]): boolean {
+  if (tf.getBackend() !== backendName || target.dtype !== 'float32' || rows.dtype !== 'float32') return false;
+  const [B, H, S, Dh] = target.shape;
+  const [rb, rh, T, rd] = rows.shape;
+  if (rb !== B || rh !== H || rd !== Dh || starts.length !== B) {
+    throw new ComputeError(`writeSlotsInPlace: rows [${rows.shape}] do not fit target [${target.shape}] with ${starts.length} starts`);
+  }
+  for (const start of starts) {
+    if (!(Number.isInteger(start) && start >= 0 && start + T <= S)) {
+      throw new ComputeError(`writeSlotsInPlace: slots ${start}..${start + T - 1} are outside [0, ${S})`);
+    }
+  }
+  const backend = tf.engine().backend as unknown as WasmBackend;
+  const targetData = backend.dataIdMap.get(target.dataId) as CountedData | undefined;
+  const targetOffset = heapOffset(backend, target);
+  const rowsOffset = heapOffset(backend, rows);
+  if (targetData === undefined || targetData.refCount !== 1 || targetOffset === undefined || rowsOffset === undefined) return false;
+  const heap = backend.wasm.HEAPF32;
+  const block = T * Dh;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const from = rowsOffset + (b * H + h) * block;
+      heap.copyWithin(targetOffset + ((b * H + h) * S + starts[b]) * Dh, from, from + block);
+    }
+  }
+  return true;
 }

@@ -3,12 +3,14 @@
 // rotary position equals its slot: sequences of different lengths decode side by
 // side without left padding, and a sequence's attention sums run over the same
 // slots whatever else is in the batch (so results do not depend on the batch).
-// A write scatters each new token into its sequence's next slot
-// (tf.tensorScatterUpdate: one copy of the cache, not a concat and a gather);
-// capacity grows in blocks of CAPACITY_BLOCK slots. Slots at or past a
+// A write puts each new token into its sequence's next slot: in place on the
+// wasm backend (writeSlotsInPlace; the cache is the tensors' only owner), else
+// by tf.tensorScatterUpdate (one copy of the cache, not a concat and a
+// gather); capacity grows in blocks of CAPACITY_BLOCK slots. Slots at or past a
 // sequence's length hold zeros or stale values that the causal mask hides and
 // the next write overwrites.
 
+import { writeSlotsInPlace } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError } from './errors';
 import type { KeyValueStore } from './layers';
@@ -100,6 +102,8 @@ export class KvCache {
     const append = (old: tf.Tensor4D | null, fresh: tf.Tensor4D): tf.Tensor4D => {
       if (old === null) return fresh; // [B, nKvHeads, T, headDim]: every length was 0
       const [B, heads, , headDim] = old.shape;
+      // Same capacity: written in place when the backend can (old is returned).
+      if (capacity === oldCapacity && writeSlotsInPlace(old, fresh, past)) return old;
       const grown = capacity > oldCapacity ? tf.pad(old, [[0, 0], [0, 0], [0, capacity - oldCapacity], [0, 0]]) : old; // [B, nKvHeads, S, headDim]
       const rows = tf.reshape(fresh, [B * heads * newTokens, headDim]); // [B*nKvHeads*T, headDim]
       return tf.tensorScatterUpdate(grown, slotsFor(heads), rows) as tf.Tensor4D; // [B, nKvHeads, S, headDim]
@@ -107,8 +111,10 @@ export class KvCache {
     const newKeys: (tf.Tensor4D | null)[] = new Array(this.nLayers).fill(null);
     const newValues: (tf.Tensor4D | null)[] = new Array(this.nLayers).fill(null);
     let done = false;
+    // Pending tensors that are not the cache's own (an in-place write returns the cache's).
+    const current = new Set<tf.Tensor | null>([...this.keys, ...this.values]);
     const dropPending = () => {
-      for (const tensor of [...newKeys, ...newValues]) tensor?.dispose();
+      for (const tensor of [...newKeys, ...newValues]) if (!current.has(tensor)) tensor?.dispose();
     };
     return {
       capacity,
@@ -117,8 +123,8 @@ export class KvCache {
         // Kept: the new cache outlives the tidy of this forward pass.
         const keys = tf.keep(append(this.keys[layer], k)); // [B, nKvHeads, S, headDim]
         const values = tf.keep(append(this.values[layer], v)); // [B, nKvHeads, S, headDim]
-        newKeys[layer]?.dispose();
-        newValues[layer]?.dispose();
+        if (!current.has(newKeys[layer])) newKeys[layer]?.dispose();
+        if (!current.has(newValues[layer])) newValues[layer]?.dispose();
         newKeys[layer] = keys;
         newValues[layer] = values;
         return [keys, values];
@@ -130,7 +136,8 @@ export class KvCache {
           dropPending();
           throw new Error('KvCacheWrite committed before every layer wrote');
         }
-        this.disposeTensors();
+        const kept = new Set<tf.Tensor | null>([...newKeys, ...newValues]);
+        for (const tensor of current) if (!kept.has(tensor)) tensor?.dispose();
         this.keys = newKeys;
         this.values = newValues;
         this.sequenceLengths = past.map((length, b) => length + inputLengths[b]);

@@ -39,8 +39,10 @@ export interface ScoreOptions {
   readonly signal?: AbortSignal;
 }
 
-// Rows of lm_head output held at once: [rows, V] logits and their log-softmax.
-const LOGIT_ROWS_PER_BLOCK = 64;
+// Logits held at once, in values: lm_head runs on blocks of
+// max(64, LOGIT_BLOCK_VALUES / V) rows, so a small vocabulary takes every row
+// in one product and a large one bounds the [rows, V] logits (8 MiB).
+const LOGIT_BLOCK_VALUES = 1 << 21;
 
 /**
  * Scores each item; results in item order. Throws TokenIdError,
@@ -143,12 +145,13 @@ export function responseLogProbs(model: LlamaModel, items: readonly ScoreItem[])
 // log p(target) of each row: lm_head, then log-softmax and the target's pick in one op, a block of rows at a time.
 function targetLogProbs(model: LlamaModel, hidden: tf.Tensor2D, targets: readonly number[]): tf.Tensor1D {
   const [n] = hidden.shape;
+  const rowsPerBlock = Math.max(64, Math.floor(LOGIT_BLOCK_VALUES / model.config.vocabSize));
   const blocks: tf.Tensor1D[] = [];
-  for (let start = 0; start < n; start += LOGIT_ROWS_PER_BLOCK) {
-    const size = Math.min(LOGIT_ROWS_PER_BLOCK, n - start);
+  for (let start = 0; start < n; start += rowsPerBlock) {
+    const size = Math.min(rowsPerBlock, n - start);
     blocks.push(
       tf.tidy(() => {
-        const rows = tf.slice(hidden, [start, 0], [size, -1]); // [rows, D]
+        const rows = size === n ? hidden : tf.slice(hidden, [start, 0], [size, -1]); // [rows, D]
         const logits = model.logits(rows) as tf.Tensor2D; // [rows, V]
         return logSoftmaxGather(logits, tf.tensor1d(targets.slice(start, start + size), 'int32')); // [rows]
       }),
