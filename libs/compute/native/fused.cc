@@ -4,6 +4,13 @@
 // AVX-512, AVX2 and baseline versions and the loader picks one by CPUID.
 #include "fused.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CREAM_X86_FUSED 1
+#else
+#define CREAM_X86_FUSED 0
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -209,48 +216,138 @@ CREAM_CLONES void SoftmaxRows(const float* scores, const float* mask, float* out
   }
 }
 
-// One query token per (sequence, head) over its cache: rows r0..r1 of the
-// b * hq (sequence, query head) pairs. scores = q . k * scale + mask, softmax
-// (the same Exp and order of sums as SoftmaxRows), out = sum p . v. Slots the
-// mask sets at or below kSkipBias get probability exactly 0 in SoftmaxRows
-// too (Exp flushes them), so they are skipped, keys and values unread.
+// Scores of one query against slots [0, s) of its keys: out[j] = q . k[j] *
+// scale + bias[j], or kMaskedScore where bias[j] <= kSkipBias (those slots'
+// keys are not read).
 constexpr float kSkipBias = -1e8f;
-CREAM_CLONES void DecodeAttentionRows(const float* q, const float* keys, const float* values, const float* mask,
+constexpr float kMaskedScore = -INFINITY;
+CREAM_CLONES void DecodeScoresPortable(const float* query, const float* k, const float* bias, float* out, size_t s,
+                                       size_t dh, float scale) {
+  for (size_t j = 0; j < s; ++j) {
+    const float b = bias == nullptr ? 0.0f : bias[j];
+    out[j] = b <= kSkipBias ? kMaskedScore : Dot(query, k + j * dh, dh) * scale + b;
+  }
+}
+
+// out[0, dh) = sum over slots of p[j] * v[j] (slots with p[j] == 0 skipped).
+CREAM_CLONES void WeightedSumPortable(const float* p, const float* v, float* out, size_t s, size_t dh) {
+  for (size_t d = 0; d < dh; ++d) out[d] = 0.0f;
+  for (size_t j = 0; j < s; ++j) {
+    if (p[j] == 0.0f) continue;
+    const float* row = v + j * dh;
+    for (size_t d = 0; d < dh; ++d) out[d] += p[j] * row[d];
+  }
+}
+
+#if CREAM_X86_FUSED
+// AVX-512: four slots at a time, each in one zmm accumulator over the head
+// (a masked load for a head size that is not a multiple of 16), reduced
+// with the in-register sum; GCC's lane-array version of this loop stays scalar.
+__attribute__((target("avx512f"))) void DecodeScoresAvx512(const float* query, const float* k, const float* bias,
+                                                         float* out, size_t s, size_t dh, float scale) {
+  const size_t full = dh / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (dh - full)) - 1u);
+  size_t j = 0;
+  const auto live = [&](size_t slot) { return bias == nullptr || bias[slot] > kSkipBias; };
+  for (; j + 4 <= s; j += 4) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (size_t d = 0; d < full; d += 16) {
+      const __m512 x = _mm512_loadu_ps(query + d);
+      for (int q = 0; q < 4; ++q) acc[q] = _mm512_fmadd_ps(x, _mm512_loadu_ps(k + (j + q) * dh + d), acc[q]);
+    }
+    if (tail != 0) {
+      const __m512 x = _mm512_maskz_loadu_ps(tail, query + full);
+      for (int q = 0; q < 4; ++q) acc[q] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, k + (j + q) * dh + full), acc[q]);
+    }
+    for (int q = 0; q < 4; ++q) {
+      const size_t slot = j + q;
+      out[slot] = live(slot) ? _mm512_reduce_add_ps(acc[q]) * scale + (bias == nullptr ? 0.0f : bias[slot]) : kMaskedScore;
+    }
+  }
+  for (; j < s; ++j) {
+    __m512 acc = _mm512_setzero_ps();
+    for (size_t d = 0; d < full; d += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(query + d), _mm512_loadu_ps(k + j * dh + d), acc);
+    if (tail != 0) acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, query + full), _mm512_maskz_loadu_ps(tail, k + j * dh + full), acc);
+    out[j] = live(j) ? _mm512_reduce_add_ps(acc) * scale + (bias == nullptr ? 0.0f : bias[j]) : kMaskedScore;
+  }
+}
+
+__attribute__((target("avx512f"))) void WeightedSumAvx512(const float* p, const float* v, float* out, size_t s,
+                                                        size_t dh) {
+  for (size_t d0 = 0; d0 < dh; d0 += 64) {
+    // Up to 64 head values in four zmm accumulators.
+    const size_t width = std::min<size_t>(64, dh - d0);
+    __mmask16 masks[4];
+    for (int c = 0; c < 4; ++c) {
+      const size_t begin = static_cast<size_t>(c) * 16;
+      const size_t count = width > begin ? std::min<size_t>(16, width - begin) : 0;
+      masks[c] = static_cast<__mmask16>((1u << count) - 1u);
+    }
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (size_t j = 0; j < s; ++j) {
+      if (p[j] == 0.0f) continue;
+      const __m512 w = _mm512_set1_ps(p[j]);
+      const float* row = v + j * dh + d0;
+      for (int c = 0; c < 4; ++c) acc[c] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(masks[c], row + c * 16), acc[c]);
+    }
+    for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(out + d0 + c * 16, masks[c], acc[c]);
+  }
+}
+#endif
+
+// p = softmax(scores) in place, kMaskedScore slots exactly 0 (exp in 16 lanes, as SoftmaxRows).
+CREAM_CLONES void SoftmaxScores(float* scores, size_t s) {
+  const float top = Max(scores, s);
+  float acc[kLanes] = {};
+  size_t j = 0;
+  for (; j + kLanes <= s; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float x = scores[j + l];
+      const float e = x == kMaskedScore ? 0.0f : Exp(x - top);
+      scores[j + l] = e;
+      acc[l] += e;
+    }
+  }
+  float total = Fold(acc);
+  for (; j < s; ++j) {
+    const float e = scores[j] == kMaskedScore ? 0.0f : Exp(scores[j] - top);
+    scores[j] = e;
+    total += e;
+  }
+  const float inv = 1.0f / total;
+  for (size_t i = 0; i < s; ++i) scores[i] *= inv;
+}
+
+void DecodeScores(const float* query, const float* k, const float* bias, float* out, size_t s, size_t dh, float scale) {
+#if CREAM_X86_FUSED
+  if (__builtin_cpu_supports("avx512f")) return DecodeScoresAvx512(query, k, bias, out, s, dh, scale);
+#endif
+  DecodeScoresPortable(query, k, bias, out, s, dh, scale);
+}
+
+void WeightedSum(const float* p, const float* v, float* out, size_t s, size_t dh) {
+#if CREAM_X86_FUSED
+  if (__builtin_cpu_supports("avx512f")) return WeightedSumAvx512(p, v, out, s, dh);
+#endif
+  WeightedSumPortable(p, v, out, s, dh);
+}
+
+// One query token per (sequence, head) over its cache: rows r0..r1 of the
+// b * hq (sequence, query head) pairs. Scores as above, softmax (exp in 16
+// lanes as SoftmaxRows), out = sum p . v. Slots the mask sets at or below
+// kSkipBias get probability exactly 0 and their values are not read.
+void DecodeAttentionRows(const float* q, const float* keys, const float* values, const float* mask,
                                       float* out, float* scratch, size_t r0, size_t r1, size_t hq, size_t hkv,
                                       size_t s, size_t dh, float scale) {
   const size_t groups = hq / hkv;
   for (size_t r = r0; r < r1; ++r) {
     const size_t bi = r / hq;
     const size_t kv = (r % hq) / groups;
-    const float* query = q + r * dh;
-    const float* k = keys + (bi * hkv + kv) * s * dh;
     const float* v = values + (bi * hkv + kv) * s * dh;
-    const float* bias = mask == nullptr ? nullptr : mask + bi * s;
-    float top = -INFINITY;
-    for (size_t j = 0; j < s; ++j) {
-      if (bias != nullptr && bias[j] <= kSkipBias) {
-        scratch[j] = -INFINITY;
-        continue;
-      }
-      const float score = Dot(query, k + j * dh, dh) * scale + (bias == nullptr ? 0.0f : bias[j]);
-      scratch[j] = score;
-      top = std::max(top, score);
-    }
-    float total = 0.0f;
-    for (size_t j = 0; j < s; ++j) {
-      const float e = scratch[j] == -INFINITY ? 0.0f : Exp(scratch[j] - top);
-      scratch[j] = e;
-      total += e;
-    }
-    const float inv = 1.0f / total;
-    float* dst = out + r * dh;
-    for (size_t d = 0; d < dh; ++d) dst[d] = 0.0f;
-    for (size_t j = 0; j < s; ++j) {
-      if (scratch[j] == 0.0f) continue;
-      const float p = scratch[j] * inv;
-      const float* row = v + j * dh;
-      for (size_t d = 0; d < dh; ++d) dst[d] += p * row[d];
-    }
+    DecodeScores(q + r * dh, keys + (bi * hkv + kv) * s * dh, mask == nullptr ? nullptr : mask + bi * s, scratch, s, dh,
+                 scale);
+    SoftmaxScores(scratch, s);
+    WeightedSum(scratch, v, out + r * dh, s, dh);
   }
 }
 
