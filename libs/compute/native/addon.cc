@@ -208,10 +208,12 @@ enum class FusedOp {
   kLogSoftmaxGatherGrad = 10,
   kAdamW = 11,
   kDecodeAttention = 12,
+  kPermuteChunks = 13,
+  kAdd = 14,
 };
-constexpr size_t kFusedOps = 13;
+constexpr size_t kFusedOps = 15;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 14, 11};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 14, 11, 9, 4};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
   constexpr size_t kMaxArgs = 16;
@@ -414,6 +416,26 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         }
         cream::DecodeAttention(a, b, c, num[3] == -1 ? nullptr : d, e, nb, hq, hkv, ns, dh, static_cast<float>(num[10]),
                                pool);
+        break;
+      }
+      case FusedOp::kPermuteChunks: {  // x, out, d0, d1, d2, chunk, p0, p1, p2
+        size_t dims[3] = {}, perm[3] = {}, chunk = 0, total = 0;
+        if (!size(2, &dims[0]) || !size(3, &dims[1]) || !size(4, &dims[2]) || !size(5, &chunk) || !size(6, &perm[0]) ||
+            !size(7, &perm[1]) || !size(8, &perm[2]) || !product({dims[0], dims[1], dims[2], chunk}, &total)) {
+          return nullptr;
+        }
+        if (perm[0] > 2 || perm[1] > 2 || perm[2] > 2 || perm[0] == perm[1] || perm[0] == perm[2] || perm[1] == perm[2]) {
+          Fail(env, "permutation must order the axes 0, 1, 2", true);
+          return nullptr;
+        }
+        if (!span(0, total, "x", &a) || !span(1, total, "out", &b)) return nullptr;
+        cream::PermuteChunks(a, b, dims, perm, chunk, pool);
+        break;
+      }
+      case FusedOp::kAdd: {  // a, b, out, n
+        size_t n = 0;
+        if (!size(3, &n) || !span(0, n, "a", &a) || !span(1, n, "b", &b) || !span(2, n, "out", &c)) return nullptr;
+        cream::AddSame(a, b, c, n, pool);
         break;
       }
     }

@@ -351,6 +351,10 @@ void DecodeAttentionRows(const float* q, const float* keys, const float* values,
   }
 }
 
+CREAM_CLONES void AddRange(const float* a, const float* b, float* out, size_t i0, size_t i1) {
+  for (size_t i = i0; i < i1; ++i) out[i] = a[i] + b[i];
+}
+
 CREAM_CLONES void SoftmaxGradRows(const float* probs, const float* dy, float* dx, size_t r0, size_t r1, size_t s,
                                   float scale) {
   for (size_t r = r0; r < r1; ++r) {
@@ -494,6 +498,27 @@ void DecodeAttention(const float* q, const float* keys, const float* values, con
     std::vector<float> scratch(s);
     DecodeAttentionRows(q, keys, values, mask, out, scratch.data(), r0, r1, hq, hkv, s, dh, scale);
   });
+}
+
+void PermuteChunks(const float* x, float* out, const size_t dims[3], const size_t perm[3], size_t chunk,
+                   ThreadPool& pool) {
+  // Input strides of the three leading axes, in chunks.
+  const size_t stride[3] = {dims[1] * dims[2], dims[2], 1};
+  const size_t out_dims[3] = {dims[perm[0]], dims[perm[1]], dims[perm[2]]};
+  const size_t rows = out_dims[0] * out_dims[1] * out_dims[2];
+  ForRows(pool, rows, chunk, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      const size_t i2 = r % out_dims[2];
+      const size_t i1 = (r / out_dims[2]) % out_dims[1];
+      const size_t i0 = r / (out_dims[1] * out_dims[2]);
+      const size_t from = i0 * stride[perm[0]] + i1 * stride[perm[1]] + i2 * stride[perm[2]];
+      std::memcpy(out + r * chunk, x + from * chunk, chunk * sizeof(float));
+    }
+  });
+}
+
+void AddSame(const float* a, const float* b, float* out, size_t n, ThreadPool& pool) {
+  ForRows(pool, (n + 1023) / 1024, 1024, [&](size_t r0, size_t r1) { AddRange(a, b, out, r0 * 1024, std::min(n, r1 * 1024)); });
 }
 
 }  // namespace cream

@@ -47,6 +47,13 @@ void MaskedSoftmax(const float* scores, const float* mask, float* out, size_t b,
 // are skipped: their probability is 0, as in MaskedSoftmax.
 void DecodeAttention(const float* q, const float* keys, const float* values, const float* mask, float* out, size_t b,
                      size_t hq, size_t hkv, size_t s, size_t dh, float scale, ThreadPool& pool);
+// A transpose that keeps the last axis: x [dims[0], dims[1], dims[2], chunk]
+// to out with the leading axes in order perm (a permutation of 0, 1, 2), one
+// memcpy of `chunk` floats per output row.
+void PermuteChunks(const float* x, float* out, const size_t dims[3], const size_t perm[3], size_t chunk,
+                   ThreadPool& pool);
+// out = a + b elementwise, n values.
+void AddSame(const float* a, const float* b, float* out, size_t n, ThreadPool& pool);
 // dscores = scale * p * (dy - sum(dy * p)) per row of s, from the softmax output p.
 void MaskedSoftmaxGrad(const float* probs, const float* dy, float* dx, size_t rows, size_t s, float scale,
                        ThreadPool& pool);

@@ -13,7 +13,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
 
 import { BackendUnavailableError, ComputeConfigError, ComputeError } from './errors';
-import { registerFusedKernels } from './fused-kernels';
+import { registerFusedKernels, useNativeTransposeAndAdd } from './fused-kernels';
 import { registerGradients } from './gradients';
 import { silentLogger, type ComputeLogger } from './logger';
 import { loadNativeGemm } from './native';
@@ -184,6 +184,7 @@ async function tryVariant(variant: ComputeVariant, threads: number, addonPath: s
         prepareWasm();
         useMatMulKernels('native', loaded.native);
         registerFusedKernels(loaded.native);
+        useNativeTransposeAndAdd(loaded.native);
         useSharedIdentity();
         useFastGather();
         useFastSlice();

@@ -41,6 +41,8 @@ const Op = {
   logSoftmaxGatherGrad: 10,
   adamw: 11,
   decodeAttention: 12,
+  permuteChunks: 13,
+  add: 14,
 } as const;
 
 const backendName = 'wasm';
@@ -201,6 +203,52 @@ export function registerFusedKernels(native: NativeGemm): void {
     tf.registerKernel({ kernelName, backendName, kernelFunc });
   }
   installed = true;
+}
+
+let stockTranspose: tf.KernelConfig | undefined;
+let stockAdd: tf.KernelConfig | undefined;
+
+/**
+ * Registers the wasm backend's Transpose (when the last axis stays last: the
+ * moves of heads and tokens, rank <= 4, rows of at least 8 values) and Add
+ * (float32 of equal shapes: residuals, summed gradients) as native kernels
+ * on the thread pool; other cases keep the stock kernels. Gradients are
+ * tfjs-core's, registered on the kernel names. Idempotent.
+ */
+export function useNativeTransposeAndAdd(native: NativeGemm): void {
+  stockTranspose ??= tf.getKernel(tf.Transpose, backendName);
+  stockAdd ??= tf.getKernel(tf.Add, backendName);
+  const [transposeStock, addStock] = [stockTranspose, stockAdd];
+  if (!transposeStock || !addStock) throw new ComputeError('tfjs-backend-wasm did not register Transpose/Add; is it the expected 4.22.0?');
+  const transpose: tf.KernelFunc = (params) => {
+    const a = params as unknown as KernelArgs;
+    const x = a.inputs.x as tf.TensorInfo;
+    const perm = a.attrs.perm as number[];
+    const rank = x.shape.length;
+    const chunk = x.shape[rank - 1];
+    if ((x.dtype !== 'float32' && x.dtype !== 'int32') || rank < 2 || rank > 4 || perm[rank - 1] !== rank - 1 || chunk < 8 || heapOffset(a.backend, x) === undefined) {
+      return transposeStock.kernelFunc(params);
+    }
+    // The leading axes padded to three with axes of size 1 in front.
+    const pad = 4 - rank;
+    const dims = [...new Array<number>(pad).fill(1), ...x.shape.slice(0, -1)];
+    const order = [...Array.from({ length: pad }, (_, i) => i), ...perm.slice(0, -1).map((p) => p + pad)];
+    const outShape = perm.map((p) => x.shape[p]);
+    return launch(native, a.backend, Op.permuteChunks, { x }, [{ shape: outShape, dtype: x.dtype }], (i, o) => [i.x, o[0], dims[0], dims[1], dims[2], chunk, order[0], order[1], order[2]])[0];
+  };
+  const add: tf.KernelFunc = (params) => {
+    const a = params as unknown as KernelArgs;
+    const [x, y] = [a.inputs.a as tf.TensorInfo, a.inputs.b as tf.TensorInfo];
+    if (x.dtype !== 'float32' || y.dtype !== 'float32' || !tf.util.arraysEqual(x.shape, y.shape) || size(x) < 1024 ||
+      heapOffset(a.backend, x) === undefined || heapOffset(a.backend, y) === undefined) {
+      return addStock.kernelFunc(params);
+    }
+    return launch(native, a.backend, Op.add, { x, y }, [{ shape: x.shape }], (i, o) => [i.x, i.y, o[0], size(x)])[0];
+  };
+  tf.unregisterKernel(tf.Transpose, backendName);
+  tf.registerKernel({ ...transposeStock, kernelFunc: transpose });
+  tf.unregisterKernel(tf.Add, backendName);
+  tf.registerKernel({ ...addStock, kernelFunc: add });
 }
 
 /**

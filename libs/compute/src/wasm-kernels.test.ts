@@ -372,4 +372,42 @@ describe('wasm matmul kernels', () => {
     expect(view.arraySync()[0][0][0]).toEqual([0, 0, 0]); // untouched
     tf.dispose([cache, rows, view]);
   });
+
+  it('Transpose keeping the last axis and same-shape Add run natively, equal to index-by-index results, gradients included', () => {
+    const random = seededUniform(43);
+    const shape = [3, 5, 4, 9];
+    const values = randomFloats(3 * 5 * 4 * 9, random);
+    const x = tf.tensor4d(values, shape as [number, number, number, number]);
+    const strides = [5 * 4 * 9, 4 * 9, 9, 1];
+    for (const perm of [[0, 2, 1, 3], [2, 0, 1, 3], [1, 2, 0, 3], [0, 1, 2, 3], [0, 1, 3, 2]]) {
+      const y = tf.transpose(x, perm);
+      const outShape = perm.map((p) => shape[p]);
+      const want: number[] = [];
+      const index = [0, 0, 0, 0];
+      for (index[0] = 0; index[0] < outShape[0]; index[0]++)
+        for (index[1] = 0; index[1] < outShape[1]; index[1]++)
+          for (index[2] = 0; index[2] < outShape[2]; index[2]++)
+            for (index[3] = 0; index[3] < outShape[3]; index[3]++) want.push(values[index.reduce((at, i, d) => at + i * strides[perm[d]], 0)]);
+      expect(y.shape).toEqual(outShape);
+      expect(Array.from(y.dataSync()), `perm ${perm}`).toEqual(Array.from(Float32Array.from(want)));
+      y.dispose();
+    }
+    const ints = tf.tensor3d(Array.from({ length: 2 * 3 * 8 }, (_, i) => i), [2, 3, 8], 'int32');
+    const moved = tf.transpose(ints, [1, 0, 2]);
+    expect(moved.dtype).toBe('int32');
+    expect(Array.from(moved.dataSync()).slice(0, 16)).toEqual([...Array.from({ length: 8 }, (_, i) => i), ...Array.from({ length: 8 }, (_, i) => 24 + i)]);
+    // Add: native from 1,024 values (split across the pool from 32,768).
+    for (const n of [1500, 70001]) {
+      const [first, second] = [randomFloats(n, random), randomFloats(n, random)];
+      const sum = tf.tidy(() => tf.add(tf.tensor1d(first), tf.tensor1d(second)));
+      expect(Array.from(sum.dataSync()), `add ${n}`).toEqual(Array.from(Float32Array.from(first.map((v, i) => v + second[i]))));
+      sum.dispose();
+    }
+    // Gradients through both still come from tfjs-core.
+    const probe = tf.tensor4d(randomFloats(values.length, random), [3, 4, 5, 9]);
+    const gradient = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.transpose(tf.add(v, v), [0, 2, 1, 3]), probe)))(x);
+    const back = tf.transpose(probe, [0, 2, 1, 3]).dataSync();
+    expect(relativeError(gradient.dataSync(), Float32Array.from(back, (v) => 2 * v))).toBeLessThan(1e-6);
+    tf.dispose([x, ints, moved, probe, gradient]);
+  });
 });
