@@ -510,6 +510,123 @@ napi_value GemmPackedCall(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// decodeLayer(heap, offsets, packed, slots, sizes, eps): one decoder layer for
+// one new token per sequence (DecodeLayer in fused.h). offsets: x, out,
+// inputNorm, postNorm, cosTable, sinTable, keys, values (floats into heap);
+// packed: wq, wk, wv, wo, w1, w3, w2 (packPanels copies); slots: Int32Array
+// [b]; sizes: b, d, hq, hkv, dh, inter, s, tablePositions.
+napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 6) {
+    Fail(env, "decodeLayer expects 6 arguments");
+    return nullptr;
+  }
+  Instance* instance = GetInstance(env);
+  float* heap = nullptr;
+  size_t heap_len = 0;
+  if (!GetFloats(env, argv[0], "heap", &heap, &heap_len)) return nullptr;
+  auto element = [&](napi_value array, uint32_t i, napi_value* out) {
+    return napi_get_element(env, array, i, out) == napi_ok;
+  };
+  size_t offsets[8] = {}, sizes[8] = {};
+  static const char* offset_names[8] = {"x", "out", "inputNorm", "postNorm", "cosTable", "sinTable", "keys", "values"};
+  static const char* size_names[8] = {"b", "d", "hq", "hkv", "dh", "inter", "s", "tablePositions"};
+  for (uint32_t i = 0; i < 8; ++i) {
+    napi_value value;
+    if (!element(argv[1], i, &value) || !GetSize(env, value, offset_names[i], &offsets[i])) return nullptr;
+    if (!element(argv[4], i, &value) || !GetSize(env, value, size_names[i], &sizes[i])) return nullptr;
+  }
+  cream::DecodeLayerArgs a;
+  a.b = sizes[0];
+  a.d = sizes[1];
+  a.hq = sizes[2];
+  a.hkv = sizes[3];
+  a.dh = sizes[4];
+  a.inter = sizes[5];
+  a.s = sizes[6];
+  const size_t positions = sizes[7];
+  for (size_t value : {a.b, a.d, a.hq, a.hkv, a.dh, a.inter, a.s, positions}) {
+    if (value == 0 || value > (size_t{1} << 24)) {
+      Fail(env, "decodeLayer sizes must be in [1, 2^24]", true);
+      return nullptr;
+    }
+  }
+  if (a.hq % a.hkv != 0 || a.dh % 2 != 0) {
+    Fail(env, "decodeLayer needs hq a multiple of hkv and an even head size", true);
+    return nullptr;
+  }
+  double eps = 0;
+  if (napi_get_value_double(env, argv[5], &eps) != napi_ok) {
+    Fail(env, "eps must be a number");
+    return nullptr;
+  }
+  a.eps = static_cast<float>(eps);
+  const size_t qd = a.hq * a.dh, kvd = a.hkv * a.dh, half = a.dh / 2;
+  // Every extent below is a product of values <= 2^24 taken two or three at a time: no overflow in 64 bits.
+  const size_t counts[8] = {a.b * a.d, a.b * a.d, a.d, a.d, positions * half, positions * half,
+                            a.b * a.hkv * a.s * a.dh, a.b * a.hkv * a.s * a.dh};
+  float* spans[8] = {};
+  for (int i = 0; i < 8; ++i) {
+    if (!CheckExtent(env, offset_names[i], offsets[i], counts[i], heap_len)) return nullptr;
+    spans[i] = heap + offsets[i];
+  }
+  const float* packed[7] = {};
+  static const char* packed_names[7] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
+  const size_t packed_shapes[7][2] = {{qd, a.d}, {kvd, a.d}, {kvd, a.d}, {a.d, qd}, {a.inter, a.d}, {a.inter, a.d}, {a.d, a.inter}};
+  for (uint32_t i = 0; i < 7; ++i) {
+    napi_value value;
+    float* data = nullptr;
+    size_t length = 0;
+    if (!element(argv[2], i, &value) || !GetFloats(env, value, packed_names[i], &data, &length)) return nullptr;
+    if (!CheckExtent(env, packed_names[i], 0, cream::PackedPanelsSize(packed_shapes[i][0], packed_shapes[i][1]), length)) {
+      return nullptr;
+    }
+    packed[i] = data;
+  }
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t slot_count = 0;
+  void* raw = nullptr;
+  napi_is_typedarray(env, argv[3], &is_typed);
+  if (!is_typed || napi_get_typedarray_info(env, argv[3], &type, &slot_count, &raw, nullptr, nullptr) != napi_ok ||
+      type != napi_int32_array || slot_count != a.b) {
+    Fail(env, "slots must be an Int32Array of b values");
+    return nullptr;
+  }
+  const auto* slots = static_cast<const int32_t*>(raw);
+  for (size_t i = 0; i < a.b; ++i) {
+    if (slots[i] < 0 || static_cast<size_t>(slots[i]) >= a.s || static_cast<size_t>(slots[i]) >= positions) {
+      Fail(env, "slot " + std::to_string(slots[i]) + " of row " + std::to_string(i) + " is outside the cache (" +
+                    std::to_string(a.s) + ") or the rotary table (" + std::to_string(positions) + ")", true);
+      return nullptr;
+    }
+  }
+  a.x = spans[0];
+  a.out = spans[1];
+  a.input_norm = spans[2];
+  a.post_norm = spans[3];
+  a.cos_table = spans[4];
+  a.sin_table = spans[5];
+  a.keys = spans[6];
+  a.values = spans[7];
+  a.wq = packed[0];
+  a.wk = packed[1];
+  a.wv = packed[2];
+  a.wo = packed[3];
+  a.w1 = packed[4];
+  a.w3 = packed[5];
+  a.w2 = packed[6];
+  a.slots = slots;
+  try {
+    cream::DecodeLayer(a, instance->isa, *instance->pool);
+  } catch (const std::exception& error) {
+    napi_throw_error(env, "ERR_CREAM_FUSED", (std::string("native decodeLayer failed: ") + error.what()).c_str());
+  }
+  return nullptr;
+}
+
 napi_value MakeString(napi_env env, const char* text) {
   napi_value value;
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &value);
@@ -600,6 +717,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"fused", nullptr, FusedCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"packPanels", nullptr, PackPanelsCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gemmPacked", nullptr, GemmPackedCall, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"decodeLayer", nullptr, DecodeLayerCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, InfoCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"configure", nullptr, ConfigureCall, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -521,4 +521,74 @@ void AddSame(const float* a, const float* b, float* out, size_t n, ThreadPool& p
   ForRows(pool, (n + 1023) / 1024, 1024, [&](size_t r0, size_t r1) { AddRange(a, b, out, r0 * 1024, std::min(n, r1 * 1024)); });
 }
 
+void DecodeLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
+  const size_t qd = a.hq * a.dh, kvd = a.hkv * a.dh, half = a.dh / 2, groups = a.hq / a.hkv;
+  // Per-thread scratch, grown as needed: the activations of one step are small.
+  thread_local std::vector<float> scratch;
+  const size_t need = a.b * (2 * a.d + 2 * qd + 2 * kvd + 3 * a.inter + a.d) + a.s;
+  if (scratch.size() < need) scratch.resize(need);
+  float* xn = scratch.data();
+  float* q = xn + a.b * a.d;
+  float* k = q + a.b * qd;
+  float* v = k + a.b * kvd;
+  float* attn = v + a.b * kvd;
+  float* h = attn + a.b * qd;
+  float* gate = h + a.b * a.d;
+  float* up = gate + a.b * a.inter;
+  float* act = up + a.b * a.inter;
+  float* proj = act + a.b * a.inter;
+  float* scores = proj + a.b * a.d;
+
+  RmsNormRows(a.x, a.input_norm, xn, 0, a.b, a.d, a.eps);
+  GemmPacked(xn, a.wq, q, a.b, qd, a.d, isa, pool);
+  GemmPacked(xn, a.wk, k, a.b, kvd, a.d, isa, pool);
+  GemmPacked(xn, a.wv, v, a.b, kvd, a.d, isa, pool);
+  for (size_t bi = 0; bi < a.b; ++bi) {
+    const size_t slot = static_cast<size_t>(a.slots[bi]);
+    const float* c = a.cos_table + slot * half;
+    const float* sn = a.sin_table + slot * half;
+    // Rotary (RotaryRows' arithmetic) on every query and key head of this row.
+    auto rotate = [&](float* row) {
+      for (size_t i = 0; i < half; ++i) {
+        const float x1 = row[i];
+        const float x2 = row[i + half];
+        row[i] = x1 * c[i] - x2 * sn[i];
+        row[i + half] = x2 * c[i] + x1 * sn[i];
+      }
+    };
+    for (size_t hi = 0; hi < a.hq; ++hi) rotate(q + bi * qd + hi * a.dh);
+    for (size_t hi = 0; hi < a.hkv; ++hi) {
+      float* key = k + bi * kvd + hi * a.dh;
+      rotate(key);
+      const size_t at = ((bi * a.hkv + hi) * a.s + slot) * a.dh;
+      std::memcpy(a.keys + at, key, a.dh * sizeof(float));
+      std::memcpy(a.values + at, v + bi * kvd + hi * a.dh, a.dh * sizeof(float));
+    }
+  }
+  // Attention per (row, query head), split across the pool when the cache is large.
+  const float scale = 1.0f / std::sqrt(static_cast<float>(a.dh));
+  size_t attended = 0;
+  for (size_t bi = 0; bi < a.b; ++bi) attended += static_cast<size_t>(a.slots[bi]) + 1;
+  ForRows(pool, a.b * a.hq, attended * a.dh * 4 / a.b, [&](size_t r0, size_t r1) {
+    std::vector<float> local(r0 == 0 ? 0 : a.s);
+    float* row_scores = r0 == 0 ? scores : local.data();
+    for (size_t r = r0; r < r1; ++r) {
+      const size_t bi = r / a.hq, hi = r % a.hq;
+      const size_t slot = static_cast<size_t>(a.slots[bi]);
+      const size_t base = (bi * a.hkv + hi / groups) * a.s * a.dh;
+      DecodeScores(q + bi * qd + hi * a.dh, a.keys + base, nullptr, row_scores, slot + 1, a.dh, scale);
+      SoftmaxScores(row_scores, slot + 1);
+      WeightedSum(row_scores, a.values + base, attn + bi * qd + hi * a.dh, slot + 1, a.dh);
+    }
+  });
+  GemmPacked(attn, a.wo, proj, a.b, a.d, qd, isa, pool);
+  AddRange(a.x, proj, h, 0, a.b * a.d);
+  RmsNormRows(h, a.post_norm, xn, 0, a.b, a.d, a.eps);
+  GemmPacked(xn, a.w1, gate, a.b, a.inter, a.d, isa, pool);
+  GemmPacked(xn, a.w3, up, a.b, a.inter, a.d, isa, pool);
+  SwiGluRange(gate, up, act, 0, a.b * a.inter);
+  GemmPacked(act, a.w2, proj, a.b, a.d, a.inter, isa, pool);
+  AddRange(h, proj, a.out, 0, a.b * a.d);
+}
+
 }  // namespace cream

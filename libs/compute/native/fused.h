@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "gemm.h"
 #include "thread-pool.h"
 
 namespace cream {
@@ -74,6 +75,35 @@ struct AdamWStep {
 };
 void AdamWUpdate(const float* p, const float* m, const float* v, const float* g, float* p_out, float* m_out,
                  float* v_out, size_t n, const AdamWStep& step, ThreadPool& pool);
+
+// One Llama decoder layer for one new token per sequence (a decoding step),
+// start to end in one call: RMSNorm, q/k/v products, rotary at each
+// sequence's position, the new key and value written into the cache at that
+// slot, attention over slots 0..slot, the output product and residual,
+// RMSNorm, the SwiGLU MLP and residual. The same arithmetic, in the same
+// order, as the layer's separate kernels (RmsNormForward, GemmPacked,
+// RotaryHeads, DecodeAttention, SwiGlu). Weights are PackPanels copies.
+struct DecodeLayerArgs {
+  const float* x = nullptr;            // [b, d]
+  float* out = nullptr;                // [b, d]
+  const float* input_norm = nullptr;   // [d]
+  const float* post_norm = nullptr;    // [d]
+  const float* cos_table = nullptr;    // [positions, dh / 2]
+  const float* sin_table = nullptr;    // [positions, dh / 2]
+  float* keys = nullptr;               // [b, hkv, s, dh], written at each row's slot
+  float* values = nullptr;             // [b, hkv, s, dh]
+  const float* wq = nullptr;           // packed [hq * dh, d]
+  const float* wk = nullptr;           // packed [hkv * dh, d]
+  const float* wv = nullptr;           // packed [hkv * dh, d]
+  const float* wo = nullptr;           // packed [d, hq * dh]
+  const float* w1 = nullptr;           // packed [inter, d] (gate)
+  const float* w3 = nullptr;           // packed [inter, d] (up)
+  const float* w2 = nullptr;           // packed [d, inter] (down)
+  const int32_t* slots = nullptr;      // [b]: cache slot = rotary position of the new token
+  size_t b = 0, d = 0, hq = 0, hkv = 0, dh = 0, inter = 0, s = 0;
+  float eps = 1e-6f;
+};
+void DecodeLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 
 }  // namespace cream
 

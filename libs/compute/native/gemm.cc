@@ -661,6 +661,11 @@ void GemmRowsInPlace(const GemmProblem& p, size_t batches, DotRowsKernel kernel,
 // accumulators fed by 2 panel loads and 8 broadcasts per depth step.
 constexpr size_t kPackedRows = 8;
 
+// GemmPacked splits its panels across threads from this many flops: below
+// it (a decoding step at batch 8 of a 256-wide model) the product is a few
+// microseconds, and waking and waiting for another thread costs as much.
+constexpr double kPackedParallelFlops = 4.0 * 1024 * 1024;
+
 #if CREAM_X86
 // C rows [0, R) x panels [p, p + P) of A . W^T: R <= 8 rows of A (row stride
 // k), P <= 2 panels (kPanelWidth columns each, the last possibly partial:
@@ -750,7 +755,7 @@ void GemmPacked(const float* a, const float* packed, float* c, size_t m, size_t 
   const size_t panels = (n + kPanelWidth - 1) / kPanelWidth;
   const size_t blocks = (panels + kBlockPanels - 1) / kBlockPanels;
   const double flops = 2.0 * static_cast<double>(m) * n * k;
-  const size_t participants = flops < kParallelFlops ? 1 : std::min(pool.size(), blocks);
+  const size_t participants = flops < kPackedParallelFlops ? 1 : std::min(pool.size(), blocks);
   std::atomic<size_t> next{0};
   pool.Run(participants, [&](size_t) {
     for (size_t block = next.fetch_add(1); block < blocks; block = next.fetch_add(1)) {

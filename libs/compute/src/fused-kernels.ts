@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import { ComputeError } from './errors';
 import type { NativeGemm } from './native';
-import { heapOffset, type WasmBackend } from './wasm-kernels';
+import { heapOffset, packedWeight, type WasmBackend } from './wasm-kernels';
 
 /** Kernel names of the fused ops (one forward, and the pieces of its gradient). */
 export const FusedKernel = {
@@ -24,6 +24,7 @@ export const FusedKernel = {
   logSoftmaxGatherGrad: 'CreamLogSoftmaxGatherGrad',
   adamw: 'CreamAdamW',
   decodeAttention: 'CreamDecodeAttention',
+  decodeLayer: 'CreamDecodeLayer',
 } as const;
 
 // Op codes of addon.cc's FusedCall.
@@ -175,6 +176,42 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
         Number(a.attrs.scale),
       ])[0];
     }),
+    [FusedKernel.decodeLayer]: k((a) => {
+      const { backend } = a;
+      const x = input(a, 'x'); // [B, D]
+      const [B, D] = x.shape;
+      const keys = input(a, 'keys'); // [B, Hkv, S, Dh]
+      const [, Hkv, S, Dh] = keys.shape;
+      const Hq = Number(a.attrs.nHeads);
+      const inter = input(a, 'w1').shape[0];
+      const cos = input(a, 'cos'); // [L, Dh/2]
+      for (const name of ['keys', 'values']) {
+        const data = backend.dataIdMap.get(input(a, name).dataId) as { refCount?: number } | undefined;
+        if (data?.refCount !== 1) throw new ComputeError(`decode layer: the cache's ${name} share their memory; it is written in place`);
+      }
+      const shapes: Record<string, [number, number]> = {
+        wq: [Hq * Dh, D],
+        wk: [Hkv * Dh, D],
+        wv: [Hkv * Dh, D],
+        wo: [D, Hq * Dh],
+        w1: [inter, D],
+        w3: [inter, D],
+        w2: [D, inter],
+      };
+      const packed = Object.entries(shapes).map(([name, [n, kk]]) => {
+        const w = input(a, name);
+        if (w.shape[0] !== n || w.shape[1] !== kk) throw new ComputeError(`decode layer: ${name} is [${w.shape}], expected [${n}, ${kk}]`);
+        return packedWeight(native, backend, w, offsetOf(backend, w, name), n, kk);
+      });
+      const out = backend.makeOutput([B, D], 'float32');
+      const offsets = ['x', 'out', 'inputNorm', 'postNorm', 'cos', 'sin', 'keys', 'values'].map((name) =>
+        name === 'out' ? offsetOf(backend, out, 'out') : offsetOf(backend, input(a, name), name),
+      );
+      const slots = Int32Array.from(a.attrs.slots as number[]);
+      // Read the view after makeOutput (and packing), which may grow the memory.
+      native.decodeLayer(backend.wasm.HEAPF32, offsets, packed, slots, [B, D, Hq, Hkv, Dh, inter, S, cos.shape[0]], Number(a.attrs.eps));
+      return out;
+    }),
     [FusedKernel.adamw]: k((a) => {
       const [p, m, v, g] = [input(a, 'p'), input(a, 'm'), input(a, 'v'), input(a, 'g')];
       const at = a.attrs as Record<string, number>;
@@ -257,6 +294,56 @@ export function useNativeTransposeAndAdd(native: NativeGemm): void {
  */
 export function useFusedKernels(on: boolean): void {
   enabled = on;
+}
+
+/** Weights of one decoder layer, HF [out, in] layout, as the model holds them. */
+export interface DecodeLayerWeights {
+  readonly inputNorm: tf.Tensor; // [D]
+  readonly postAttentionNorm: tf.Tensor; // [D]
+  readonly wq: tf.Tensor; // [Hq*Dh, D]
+  readonly wk: tf.Tensor; // [Hkv*Dh, D]
+  readonly wv: tf.Tensor; // [Hkv*Dh, D]
+  readonly wo: tf.Tensor; // [D, Hq*Dh]
+  readonly w1: tf.Tensor; // [I, D]
+  readonly w3: tf.Tensor; // [I, D]
+  readonly w2: tf.Tensor; // [D, I]
+}
+
+/**
+ * One Llama decoder layer (no biases, no q/k norms) for one new token per
+ * sequence, as one native kernel: x [B, D] -> [B, D]. Writes this token's
+ * key and value IN PLACE into `keys` / `values` [B, Hkv, S, Dh] at slot
+ * slots[b], which is also its rotary position (rows of the tables cos / sin
+ * [L, Dh/2]), and attends slots 0..slots[b]. The cache tensors must be their
+ * memory's only owners. Only while fusedKernelsActive() and not under a
+ * gradient tape; the model otherwise runs its separate ops.
+ */
+export function decodeLayer(
+  x: tf.Tensor2D,
+  w: DecodeLayerWeights,
+  tables: { cos: tf.Tensor2D; sin: tf.Tensor2D },
+  cache: { keys: tf.Tensor4D; values: tf.Tensor4D },
+  slots: readonly number[],
+  options: { nHeads: number; eps: number },
+): tf.Tensor2D {
+  if (!fusedKernelsActive()) throw new ComputeError('decodeLayer needs the fused kernels (wasm+native)');
+  const inputs: tf.NamedTensorMap = {
+    x,
+    inputNorm: w.inputNorm,
+    postNorm: w.postAttentionNorm,
+    cos: tables.cos,
+    sin: tables.sin,
+    keys: cache.keys,
+    values: cache.values,
+    wq: w.wq,
+    wk: w.wk,
+    wv: w.wv,
+    wo: w.wo,
+    w1: w.w1,
+    w3: w.w3,
+    w2: w.w2,
+  };
+  return tf.engine().runKernel(FusedKernel.decodeLayer, inputs, { slots: [...slots], eps: options.eps, nHeads: options.nHeads } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 /** Whether the ops run the fused kernels: registered, enabled, and the wasm backend is the active one. */

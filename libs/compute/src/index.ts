@@ -26,10 +26,10 @@ export { referenceGemm, checkGemmShape } from './reference-gemm';
 /** GEMM geometry, activations and epilogue. */
 export type { GemmShape, GemmActivation, GemmEpilogue } from './reference-gemm';
 /** Switches the wasm backend's matmul kernels (native, fast-path, stock), e.g. for benchmarks. */
-export { useMatMulKernels, matMulKernelMode, writeSlotsInPlace, type MatMulKernelMode } from './wasm-kernels';
+export { useMatMulKernels, matMulKernelMode, writeSlotsInPlace, soleOwner, type MatMulKernelMode } from './wasm-kernels';
 /** Fused decoder ops: one native kernel each on wasm+native, the same math composed of tfjs ops elsewhere. */
 export { rmsNorm, swiglu, rotaryHeads, maskedSoftmax, causalAttention, logSoftmaxGather, adamwUpdate } from './ops';
 /** Hyperparameters of adamwUpdate. */
 export type { AdamWUpdateParams } from './ops';
 /** Whether the fused kernels run, and a switch to compare them with the composed ops. */
-export { fusedKernelsActive, useFusedKernels, FusedKernel } from './fused-kernels';
+export { fusedKernelsActive, useFusedKernels, FusedKernel, decodeLayer, type DecodeLayerWeights } from './fused-kernels';

@@ -48,6 +48,33 @@ describe('native gemm', () => {
   });
 
   for (const isa of isas) {
+    it(`gemmPacked on packPanels' copy matches the float64 reference with the ${isa} kernel`, () => {
+      const before = native.info();
+      native.configure({ isa });
+      try {
+        const random = seededUniform(13);
+        for (const [m, n, k] of [[1, 5, 1], [3, 16, 7], [8, 33, 64], [9, 70, 19], [20, 200, 130]]) {
+          const a = randomFloats(m * k, random);
+          const w = randomFloats(n * k, random);
+          const padded = new Float32Array(3 + n * k);
+          padded.set(w, 3); // at an offset
+          const packed = native.packPanels(padded, 3, n, k);
+          expect(packed.length).toBe(Math.ceil(n / 16) * 16 * k);
+          const c = new Float32Array(2 + m * n).fill(Number.NaN);
+          native.gemmPacked(a, 0, packed, c, 2, m, n, k);
+          const want = referenceGemm(a, w, { batchA: 1, batchB: 1, m, n, k, transposeA: false, transposeB: true });
+          expect(relativeError(c.subarray(2), want), `${isa} [${m}, ${k}] x [${n}, ${k}]^T`).toBeLessThan(1e-5);
+        }
+        expect(() => native.packPanels(new Float32Array(10), 0, 4, 3)).toThrow(/w needs 12 floats at offset 0/);
+        expect(() => native.gemmPacked(new Float32Array(6), 0, new Float32Array(16 * 3), new Float32Array(8), 0, 2, 5, 3)).toThrow(/c needs 10 floats/);
+        expect(() => native.gemmPacked(new Float32Array(6), 0, new Float32Array(15 * 3), new Float32Array(10), 0, 2, 5, 3)).toThrow(/packed needs 48 floats/);
+      } finally {
+        native.configure({ isa: before.isa });
+      }
+    });
+  }
+
+  for (const isa of isas) {
     it(`matches the float64 reference with the ${isa} kernel`, () => {
       const before = native.info();
       native.configure({ isa });

@@ -47,6 +47,7 @@ interface RawAddon {
   fused(op: number, heap: Float32Array, ...numbers: number[]): void;
   packPanels(w: Float32Array, wOffset: number, n: number, k: number, out: Float32Array): void;
   gemmPacked(a: Float32Array, aOffset: number, packed: Float32Array, c: Float32Array, cOffset: number, m: number, n: number, k: number): void;
+  decodeLayer(heap: Float32Array, offsets: number[], packed: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void;
   info(): NativeInfo;
   configure(options: { isa?: NativeIsa; threads?: number }): void;
 }
@@ -105,6 +106,17 @@ export class NativeGemm {
   /** C [m, n] = A [m, k] . W^T, W packed by packPanels; A and C at offsets into their arrays. */
   gemmPacked(a: Float32Array, aOffset: number, packed: Float32Array, c: Float32Array, cOffset: number, m: number, n: number, k: number): void {
     this.addon.gemmPacked(a, aOffset, packed, c, cOffset, m, n, k);
+  }
+
+  /**
+   * One decoder layer for one new token per sequence, on `heap` (DecodeLayer
+   * in native/fused.h). offsets: x, out, inputNorm, postNorm, cosTable,
+   * sinTable, keys, values; packed: wq, wk, wv, wo, w1, w3, w2 (packPanels
+   * copies); slots: each row's cache slot (= rotary position); sizes: b, d,
+   * hq, hkv, dh, inter, s, table positions. The addon checks every extent.
+   */
+  decodeLayer(heap: Float32Array, offsets: number[], packed: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void {
+    this.addon.decodeLayer(heap, offsets, packed, slots, sizes, eps);
   }
 
   /** Kernel, supported kernels and thread count. */

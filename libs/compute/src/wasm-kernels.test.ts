@@ -327,7 +327,7 @@ describe('wasm matmul kernels', () => {
       const w = tf.tensor2d(randomFloats(n * k, random), [n, k]);
       const m = rows.reduce((x, y) => x * y, 1);
       const label = `[${rows}, ${k}] x [${n}, ${k}]^T`;
-      // Three calls with fresh A: the first reads B in place, the second packs it, the third reuses the copy.
+      // Three calls with fresh A: the first packs B, the others reuse the copy.
       for (let call = 0; call < 3; call++) {
         const aValues = randomFloats(m * k, random);
         const a = tf.tensor(aValues, [...rows, k]);

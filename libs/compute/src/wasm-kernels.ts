@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 
 import { ComputeError } from './errors';
-import type { NativeGemm } from './native';
+import { packedPanelsSize, type NativeGemm } from './native';
 import type { GemmActivation } from './reference-gemm';
 
 /** Which matmul kernels the wasm backend runs. */
@@ -135,34 +135,33 @@ const fusableActivations: Record<string, GemmActivation | undefined> = {
 /**
  * Products with at most this many rows against a transposed, unbatched B
  * (x . W^T of a Linear layer while decoding, M = the batch) read B from a
- * copy packed in 16-wide column panels, made on B's second such use and kept
+ * copy packed in 16-wide column panels, made on B's first such use and kept
  * while B's data lives (a tensor's data never changes; a Variable's update
- * gives it new data). Larger products pack B themselves.
+ * gives it new data). Packing on the first use, not later, keeps every call
+ * on the same kernel, so results do not depend on what ran before. Larger
+ * products pack B themselves.
  */
 export const PACKED_B_MAX_ROWS = 32;
 
-interface PackedWeight {
-  uses: number;
-  packed: Float32Array | null;
+// Keyed by the data's id object: dropped with the data, so a disposed
+// weight's packed copy goes with it and a reused heap offset never matches.
+const packedWeights = new WeakMap<object, Float32Array>();
+
+/**
+ * The copy of W [n, k] (a float32 tensor in the wasm heap at float offset
+ * `offset`) packed in 16-wide column panels for NativeGemm.gemmPacked, made
+ * on the first request for this data and kept while the data lives.
+ */
+export function packedWeight(native: NativeGemm, backend: WasmBackend, w: tf.TensorInfo, offset: number, n: number, k: number): Float32Array {
+  let packed = packedWeights.get(w.dataId as object);
+  if (packed === undefined || packed.length !== packedPanelsSize(n, k)) {
+    packed = native.packPanels(backend.wasm.HEAPF32, offset, n, k);
+    packedWeights.set(w.dataId as object, packed);
+  }
+  return packed;
 }
 
 function makeNativeKernels(native: NativeGemm, stock: { batchMatMul: tf.KernelConfig; fusedMatMul: tf.KernelConfig }) {
-  // Keyed by the data's id object: dropped with the data, so a disposed
-  // weight's packed copy goes with it and a reused heap offset never matches.
-  const packedWeights = new WeakMap<object, PackedWeight>();
-
-  // The packed copy of B for this call, or null when B is not packed (yet).
-  function packedB(backend: WasmBackend, b: tf.TensorInfo, bOffset: number, n: number, k: number): Float32Array | null {
-    let entry = packedWeights.get(b.dataId as object);
-    if (entry === undefined) {
-      entry = { uses: 0, packed: null };
-      packedWeights.set(b.dataId as object, entry);
-    }
-    entry.uses++;
-    if (entry.packed === null && entry.uses >= 2) entry.packed = native.packPanels(backend.wasm.HEAPF32, bOffset, n, k);
-    return entry.packed;
-  }
-
   function run(
     args: KernelArgs,
     fallback: tf.KernelConfig,
@@ -188,11 +187,8 @@ function makeNativeKernels(native: NativeGemm, stock: { batchMatMul: tf.KernelCo
     // which replaces HEAPF32.
     const heap = backend.wasm.HEAPF32;
     if (transposeB && !transposeA && g.batchB === 1 && !epilogue.bias && epilogue.activation === 'linear' && g.batchA * g.m <= PACKED_B_MAX_ROWS && g.k > 0) {
-      const packed = packedB(backend, b, bOffset, g.n, g.k);
-      if (packed !== null) {
-        native.gemmPacked(heap, aOffset, packed, heap, outOffset, g.batchA * g.m, g.n, g.k);
-        return out;
-      }
+      native.gemmPacked(heap, aOffset, packedWeight(native, backend, b, bOffset, g.n, g.k), heap, outOffset, g.batchA * g.m, g.n, g.k);
+      return out;
     }
     native.gemm(
       {
@@ -522,4 +518,12 @@ export function writeSlotsInPlace(target: tf.Tensor4D, rows: tf.Tensor4D, starts
     }
   }
   return true;
+}
+
+/** Whether `t` lives in the wasm heap as the only tensor on its memory (so writing it in place is invisible to others). */
+export function soleOwner(t: tf.Tensor): boolean {
+  if (tf.getBackend() !== backendName) return false;
+  const backend = tf.engine().backend as unknown as WasmBackend;
+  const data = backend.dataIdMap.get(t.dataId) as CountedData | undefined;
+  return data !== undefined && data.refCount === 1 && heapOffset(backend, t) !== undefined;
 }

@@ -10,7 +10,7 @@
 // sequence's length hold zeros or stale values that the causal mask hides and
 // the next write overwrites.
 
-import { writeSlotsInPlace } from '@cream/compute';
+import { soleOwner, writeSlotsInPlace } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError } from './errors';
 import type { KeyValueStore } from './layers';
@@ -25,6 +25,13 @@ export interface KvCacheWrite {
   readonly capacity: number;
   /** The store for layer `layer`: appends its keys and values, returns the attended ones. */
   layer(layer: number): KeyValueStore;
+  /**
+   * For a kernel that writes this pass's keys and values itself: layer
+   * `layer`'s tensors [B, nKvHeads, capacity, headDim] (grown when needed),
+   * which become the cache's on commit; null when the cache is empty or a
+   * tensor shares its memory (then use layer()).
+   */
+  reserve(layer: number): [tf.Tensor4D, tf.Tensor4D] | null;
   /** Makes the writes the cache's contents and advances the lengths. */
   commit(): void;
   /** Drops the writes (after an error), leaving the cache as it was. */
@@ -123,6 +130,21 @@ export class KvCache {
         // Kept: the new cache outlives the tidy of this forward pass.
         const keys = tf.keep(append(this.keys[layer], k)); // [B, nKvHeads, S, headDim]
         const values = tf.keep(append(this.values[layer], v)); // [B, nKvHeads, S, headDim]
+        if (!current.has(newKeys[layer])) newKeys[layer]?.dispose();
+        if (!current.has(newValues[layer])) newValues[layer]?.dispose();
+        newKeys[layer] = keys;
+        newValues[layer] = values;
+        return [keys, values];
+      },
+      reserve: (layer) => {
+        if (done) throw new Error('KvCacheWrite used after commit or abort');
+        const [oldKeys, oldValues] = [this.keys[layer], this.values[layer]];
+        if (oldKeys === null || oldValues === null) return null;
+        if (capacity === oldCapacity && !(soleOwner(oldKeys) && soleOwner(oldValues))) return null;
+        const grow = (old: tf.Tensor4D) =>
+          capacity > oldCapacity ? (tf.keep(tf.pad(old, [[0, 0], [0, 0], [0, capacity - oldCapacity], [0, 0]])) as tf.Tensor4D) : old; // [B, nKvHeads, S, headDim]
+        const keys = grow(oldKeys);
+        const values = grow(oldValues);
         if (!current.has(newKeys[layer])) newKeys[layer]?.dispose();
         if (!current.has(newValues[layer])) newValues[layer]?.dispose();
         newKeys[layer] = keys;

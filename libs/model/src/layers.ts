@@ -91,6 +91,12 @@ export class RotaryEmbedding {
     return { cos, sin };
   }
 
+  /** The tables cos / sin [L, headDim/2] of positions 0..L-1, L >= `length` (owned by this object: do not dispose). */
+  tables(length: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+    this.grow(length);
+    return { cos: this.cosTable as tf.Tensor2D, sin: this.sinTable as tf.Tensor2D };
+  }
+
   /** Frees the cached tables. */
   dispose(): void {
     this.cosTable?.dispose();

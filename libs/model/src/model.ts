@@ -4,10 +4,11 @@
 // and values and appends this pass's, so prefill and each decode step are the
 // same call. Every forward runs inside tf.tidy.
 
+import { decodeLayer, fusedKernelsActive } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, validateModelConfig } from './config';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from './errors';
-import { KvCache } from './kv-cache';
+import { KvCache, type KvCacheWrite } from './kv-cache';
 import { type LayerWeights, MASKED, RotaryEmbedding, decoderLayer, linear, rmsNorm } from './layers';
 import { EMBEDDING_WEIGHT, FINAL_NORM_WEIGHT, LM_HEAD_WEIGHT, layerWeightNames, validateWeights } from './weights';
 
@@ -124,6 +125,11 @@ export class LlamaModel {
       throw new InvalidOptionError(`attentionMask must be [${B}, ${keyCount}], got [${mask.rows}, ${mask.columns}]`, 'attentionMask');
     }
 
+    if (cache !== undefined && T === 1 && options.positions === undefined && mask === undefined && inputLengths.every((n) => n === 1)) {
+      const hidden = this.decodeStep(ids.values, cache, past);
+      if (hidden !== null) return hidden;
+    }
+
     return tf.tidy(() => {
       const write = cache?.beginWrite(T, inputLengths);
       try {
@@ -145,6 +151,49 @@ export class LlamaModel {
         throw error;
       }
     });
+  }
+
+  /**
+   * A decoding step (one token per row, each at slot and position past[b]) as
+   * one native kernel per layer (decodeLayer), with the cache written in
+   * place: the final-norm hidden states [B, 1, D], or null where that kernel
+   * does not apply (another backend, biases or q/k norms, a gradient tape, a
+   * cache tensor sharing its memory), leaving the cache untouched.
+   */
+  private decodeStep(ids: ArrayLike<number>, cache: KvCache, past: readonly number[]): tf.Tensor3D | null {
+    const { config } = this;
+    const taping = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+    if (!fusedKernelsActive() || taping || config.attentionBias || config.attentionOutputBias || config.qkNorm) return null;
+    const B = past.length;
+    // The write and the tensors reserved for it; the write's own index tensor
+    // (for layer(), unused here) goes with this tidy.
+    let write: KvCacheWrite | undefined;
+    let reserved: ([tf.Tensor4D, tf.Tensor4D] | null)[] = [];
+    tf.tidy(() => {
+      write = cache.beginWrite(1, new Array<number>(B).fill(1));
+      reserved = this.layers.map((_, i) => (write as KvCacheWrite).reserve(i));
+    });
+    const pass = write as KvCacheWrite;
+    if (reserved.some((r) => r === null)) {
+      pass.abort();
+      return null;
+    }
+    try {
+      const hidden = tf.tidy(() => {
+        const tables = this.rotary.tables(Math.max(...past) + 1);
+        let x = tf.gather(this.embedding, tf.tensor1d(Int32Array.from(ids), 'int32')) as tf.Tensor2D; // [B, D]
+        for (const [i, layer] of this.layers.entries()) {
+          const [keys, values] = reserved[i] as [tf.Tensor4D, tf.Tensor4D];
+          x = decodeLayer(x, layer, tables, { keys, values }, past, { nHeads: config.nHeads, eps: config.rmsNormEps }); // [B, D]
+        }
+        return tf.reshape(rmsNorm(x, this.finalNorm, config.rmsNormEps), [B, 1, config.hiddenSize]) as tf.Tensor3D; // [B, 1, D]
+      });
+      pass.commit();
+      return hidden;
+    } catch (error) {
+      pass.abort();
+      throw error;
+    }
   }
 
   /** lm_head: logits [..., V] of hidden states [..., D]. */

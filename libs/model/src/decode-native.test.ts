@@ -1,0 +1,116 @@
+// The wasm+native decoding step (one CreamDecodeLayer kernel per layer, the
+// cache written in place) against the model's separate ops and against one
+// full pass, across a cache growth; the configs it does not cover (biases,
+// q/k norms) keep the separate ops. Runs on wasm+native whatever
+// CREAM_BACKEND says, and puts the suite's backend back after.
+import { FusedKernel, initCompute, silentLogger, useFusedKernels } from '@cream/compute';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createModelConfig, generate, type LlamaModel, type ModelConfig } from './index';
+import { TEST_CONFIGS, createTestModel, pseudoRandom } from './testing';
+
+function tokens(config: ModelConfig, length: number, seed: number): number[] {
+  return Array.from(pseudoRandom(length, seed), (v) => 1 + Math.floor(((v + 1) / 2) * (config.vocabSize - 1)));
+}
+
+function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return worst / scale;
+}
+
+// Prefills `sequences` (all of `prefill` tokens), then feeds the rest one token
+// per step; returns each row's logits of every fed token after the prefill,
+// and the kernels that ran in the steps.
+async function decodeLogits(model: LlamaModel, sequences: number[][], prefill: number): Promise<{ logits: Float32Array[]; kernels: string[] }> {
+  const V = model.config.vocabSize;
+  const cache = model.createCache(sequences.length);
+  const logits: Float32Array[] = sequences.map(() => new Float32Array(0));
+  const rows: number[][] = sequences.map(() => []);
+  const kernels: string[] = [];
+  try {
+    model.forward(sequences.map((s) => s.slice(0, prefill)), { cache }).dispose();
+    for (let t = prefill; t < sequences[0].length; t++) {
+      const profile = await tf.profile(() => {
+        const out = model.forward(sequences.map((s) => [s[t]]), { cache }); // [B, 1, V]
+        const values = out.dataSync();
+        out.dispose();
+        sequences.forEach((_, b) => rows[b].push(...values.subarray(b * V, (b + 1) * V)));
+        return [];
+      });
+      kernels.push(...profile.kernels.map((k) => k.name));
+    }
+  } finally {
+    cache.dispose();
+  }
+  rows.forEach((row, b) => (logits[b] = Float32Array.from(row)));
+  return { logits, kernels };
+}
+
+describe('decoding step on wasm+native: one kernel per layer', () => {
+  beforeAll(async () => {
+    await initCompute({ env: { CREAM_BACKEND: 'wasm-native' }, logger: silentLogger });
+  });
+  afterAll(async () => {
+    useFusedKernels(true);
+    await initCompute({ env: { CREAM_BACKEND: process.env.CREAM_BACKEND ?? 'cpu' }, logger: silentLogger });
+  });
+
+  // Grouped-query heads, tied embeddings, 80 positions: the cache grows past its first 64-slot block.
+  const config = createModelConfig({
+    vocabSize: 53, hiddenSize: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, intermediateSize: 40, tieWordEmbeddings: true, maxPositionEmbeddings: 96,
+  });
+
+  it('equals the separate ops and one full pass, token by token, across a cache growth', async () => {
+    const test = createTestModel(config, 3);
+    onTestFinished(test.dispose);
+    const sequences = [tokens(config, 80, 1), tokens(config, 80, 2), tokens(config, 80, 3)];
+    await decodeLogits(test.model, sequences, 5); // grows the model's rotary tables (kept)
+    const before = tf.memory().numTensors;
+    const fused = await decodeLogits(test.model, sequences, 5);
+    expect(fused.kernels.filter((k) => k === FusedKernel.decodeLayer)).toHaveLength(75 * config.nLayers);
+    expect(tf.memory().numTensors).toBe(before); // no leak
+    useFusedKernels(false);
+    const separate = await decodeLogits(test.model, sequences, 5);
+    useFusedKernels(true);
+    expect(separate.kernels).not.toContain(FusedKernel.decodeLayer);
+    sequences.forEach((sequence, b) => {
+      expect(relativeDifference(fused.logits[b], separate.logits[b]), `row ${b} vs separate ops`).toBeLessThan(1e-5);
+      const full = test.model.forward([sequence]);
+      const all = full.dataSync().slice(5 * config.vocabSize);
+      full.dispose();
+      expect(relativeDifference(fused.logits[b], all), `row ${b} vs one pass`).toBeLessThan(1e-4);
+    });
+  });
+
+  it('gives generate the same greedy tokens as the separate ops, alone and in a batch', async () => {
+    const test = createTestModel(config, 4);
+    onTestFinished(test.dispose);
+    const requests = [5, 1, 12].map((length, key) => ({ promptIds: tokens(config, length, 10 + key), key }));
+    const options = { maxNewTokens: 20, temperature: 0, eosTokenIds: [] };
+    const fused = await generate(test.model, requests, options);
+    const alone = await Promise.all(requests.map(async (request) => (await generate(test.model, [request], options))[0]));
+    useFusedKernels(false);
+    const separate = await generate(test.model, requests, options);
+    useFusedKernels(true);
+    fused.forEach((result, i) => {
+      expect(result.tokenIds).toEqual(separate[i].tokenIds);
+      expect(result.tokenIds).toEqual(alone[i].tokenIds);
+      expect(relativeDifference(result.tokenLogprobs, separate[i].tokenLogprobs)).toBeLessThan(1e-4);
+    });
+  });
+
+  it('keeps the separate ops for biases and q/k norms', async () => {
+    for (const name of ['qwen2', 'qwen3', 'llama3Odd'] as const) {
+      const test = createTestModel(TEST_CONFIGS[name], 5);
+      const sequences = [tokens(test.config, 8, 1)];
+      const { kernels } = await decodeLogits(test.model, sequences, 4);
+      expect(kernels, name).not.toContain(FusedKernel.decodeLayer);
+      test.dispose();
+    }
+  });
+});
