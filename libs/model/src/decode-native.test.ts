@@ -6,22 +6,11 @@
 import { FusedKernel, initCompute, silentLogger, useFusedKernels } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createModelConfig, generate, type LlamaModel, type ModelConfig } from './index';
-import { TEST_CONFIGS, createTestModel, pseudoRandom } from './testing';
+import { createModelConfig, generate, type LlamaModel } from './index';
+import { TEST_CONFIGS, createTestModel, testTokens, relativeDifference } from './testing';
 
-function tokens(config: ModelConfig, length: number, seed: number): number[] {
-  return Array.from(pseudoRandom(length, seed), (v) => 1 + Math.floor(((v + 1) / 2) * (config.vocabSize - 1)));
-}
+const tokens = testTokens;
 
-function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return worst / scale;
-}
 
 // Prefills `sequences` (all of `prefill` tokens), then feeds the rest one token
 // per step; returns each row's logits of every fed token after the prefill,

@@ -12,11 +12,9 @@ import {
   type GenerationRequest,
   type ModelConfig,
 } from './index';
-import { TEST_CONFIGS, createTestModel, pseudoRandom, referenceGreedy, referenceLogits, referenceLogSoftmax } from './testing';
+import { TEST_CONFIGS, createTestModel, referenceGreedy, referenceLogits, referenceLogSoftmax, testTokens } from './testing';
 
-function tokens(config: ModelConfig, length: number, seed: number): number[] {
-  return Array.from(pseudoRandom(length, seed), (v) => 1 + Math.floor(((v + 1) / 2) * (config.vocabSize - 1)));
-}
+const tokens = testTokens;
 
 function setup(config: ModelConfig, seed = 1) {
   const test = createTestModel(config, seed);

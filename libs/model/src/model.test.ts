@@ -12,25 +12,12 @@ import {
   TokenIdError,
   type ModelConfig,
 } from './index';
-import { TEST_CONFIGS, createTestModel, pseudoRandom, referenceLogits } from './testing';
+import { TEST_CONFIGS, createTestModel, referenceLogits, testTokens, relativeDifference } from './testing';
 
 const configs = Object.entries(TEST_CONFIGS);
 
-// Deterministic token ids in [1, vocabSize).
-function tokens(config: ModelConfig, length: number, seed: number): number[] {
-  return Array.from(pseudoRandom(length, seed), (v) => 1 + Math.floor(((v + 1) / 2) * (config.vocabSize - 1)));
-}
+const tokens = testTokens;
 
-// Largest |a - b| over all entries, relative to the largest |b|.
-function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return worst / scale;
-}
 
 function setup(config: ModelConfig, seed = 1) {
   const test = createTestModel(config, seed);

@@ -20,11 +20,10 @@ import {
   probeIndices,
   pseudoRandom,
   referenceResponseLogProbs,
+  testTokens,
 } from './testing';
 
-function tokens(config: ModelConfig, length: number, seed: number): number[] {
-  return Array.from(pseudoRandom(length, seed), (v) => 1 + Math.floor(((v + 1) / 2) * (config.vocabSize - 1)));
-}
+const tokens = testTokens;
 
 // Items of varied prompt and response lengths (one response of a single token).
 function itemsFor(config: ModelConfig): ScoreItem[] {

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, createModelConfig } from '../config';
 import { LlamaModel } from '../model';
 import { type InitWeightsOptions, type ModelWeights, disposeWeights, initWeights } from '../weights';
+import { pseudoRandom } from './gradient-check';
 import type { ReferenceWeights } from './reference-llama';
 
 /** The float64 reference implementation and its building blocks. */
@@ -79,4 +80,20 @@ export function createTestModel(
       disposeWeights(weights);
     },
   };
+}
+
+/** Deterministic token ids in [1, vocabSize): row `seed` of the test streams. */
+export function testTokens(config: ModelConfig, length: number, seed: number): number[] {
+  return Array.from(pseudoRandom(length, seed), (v) => 1 + Math.floor(((v + 1) / 2) * (config.vocabSize - 1)));
+}
+
+/** Largest |a - b| over all entries, relative to the largest |b|. */
+export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return worst / scale;
 }
