@@ -722,6 +722,41 @@ void PackedRowsGeneric(const float* a, const float* panel, float* c, size_t rows
   }
 }
 
+// A^T . B with a depth far larger than the output (weight gradients X^T . dY:
+// the depth is the batch's tokens, m and n are layer widths). Split by rows
+// of the output, every thread would read all of the depth of the other
+// operand; split by depth, each thread reads its own rows of A and B (both
+// [k, .] row-major, so a depth range is a contiguous block of each) into its
+// own partial C, and the partials are summed after.
+constexpr size_t kDeepSplitRatio = 2;
+
+void GemmSplitDepth(const GemmProblem& p, const Plan& plan, size_t parts, ThreadPool& pool) {
+  const size_t pack_floats = plan.mc * plan.kc + plan.nc * plan.kc;
+  const size_t c_floats = p.m * p.n;
+  std::vector<float*> scratch(parts);
+  for (size_t i = 0; i < parts; ++i) scratch[i] = pool.Scratch(i, pack_floats + (i == 0 ? 0 : c_floats));
+  pool.Run(parts, [&](size_t index) {
+    // Depth boundaries on whole KC blocks, so each part packs full blocks.
+    const size_t blocks = (p.k + plan.kc - 1) / plan.kc;
+    const size_t k0 = std::min(p.k, blocks * index / parts * plan.kc);
+    const size_t k1 = index + 1 == parts ? p.k : std::min(p.k, blocks * (index + 1) / parts * plan.kc);
+    GemmProblem part = p;
+    part.k = k1 - k0;
+    part.a = p.a + k0 * p.m;
+    part.b = p.b + k0 * p.n;
+    part.c = index == 0 ? p.c : scratch[index] + pack_floats;
+    float* pack_a = scratch[index];
+    RunTask(part, plan, Task{0, 0, p.m, 0, p.n}, pack_a, pack_a + plan.mc * plan.kc, nullptr);
+  });
+  pool.Run(parts, [&](size_t index) {
+    const size_t r0 = p.m * index / parts, r1 = p.m * (index + 1) / parts;
+    for (size_t i = 1; i < parts; ++i) {
+      const float* partial = scratch[i] + pack_floats;
+      for (size_t x = r0 * p.n; x < r1 * p.n; ++x) p.c[x] += partial[x];
+    }
+  });
+}
+
 }  // namespace
 
 size_t PackedPanelsSize(size_t n, size_t k) { return (n + kPanelWidth - 1) / kPanelWidth * kPanelWidth * k; }
@@ -834,6 +869,11 @@ void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
   const Plan plan = PlanFor(isa);
   const double flops = 2.0 * static_cast<double>(batches) * p.m * p.n * p.k;
   const size_t threads = flops < kParallelFlops ? 1 : pool.size();
+  if (batches == 1 && threads > 1 && p.trans_a && !p.trans_b && p.bias == nullptr &&
+      p.activation == Activation::kLinear && p.k >= kDeepSplitRatio * std::max(p.m, p.n) && p.k >= threads * plan.kc) {
+    GemmSplitDepth(p, plan, threads, pool);
+    return;
+  }
 
   // Two tasks per thread let the faster thread take up the slack.
   std::vector<Task> tasks;

@@ -247,7 +247,8 @@ let stockAdd: tf.KernelConfig | undefined;
 
 /**
  * Registers the wasm backend's Transpose (when the last axis stays last: the
- * moves of heads and tokens, rank <= 4, rows of at least 8 values) and Add
+ * moves of heads and tokens, rank <= 4, rows of at least 8 values; a second
+ * reference to the input when only axes of size 1 move) and Add
  * (float32 of equal shapes: residuals, summed gradients) as native kernels
  * on the thread pool; other cases keep the stock kernels. Gradients are
  * tfjs-core's, registered on the kernel names. Idempotent.
@@ -263,6 +264,14 @@ export function useNativeTransposeAndAdd(native: NativeGemm): void {
     const perm = a.attrs.perm as number[];
     const rank = x.shape.length;
     const chunk = x.shape[rank - 1];
+    const outShape = perm.map((p) => x.shape[p]);
+    // Only axes of size 1 move: the values keep their order, so the result is a
+    // second reference to x's memory, as Reshape makes.
+    const moved = perm.filter((p) => x.shape[p] !== 1);
+    if (x.dtype !== 'string' && moved.every((p, i) => i === 0 || moved[i - 1] < p)) {
+      (a.backend as unknown as { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
+      return { dataId: x.dataId, shape: outShape, dtype: x.dtype };
+    }
     if ((x.dtype !== 'float32' && x.dtype !== 'int32') || rank < 2 || rank > 4 || perm[rank - 1] !== rank - 1 || chunk < 8 || heapOffset(a.backend, x) === undefined) {
       return transposeStock.kernelFunc(params);
     }
@@ -270,7 +279,6 @@ export function useNativeTransposeAndAdd(native: NativeGemm): void {
     const pad = 4 - rank;
     const dims = [...new Array<number>(pad).fill(1), ...x.shape.slice(0, -1)];
     const order = [...Array.from({ length: pad }, (_, i) => i), ...perm.slice(0, -1).map((p) => p + pad)];
-    const outShape = perm.map((p) => x.shape[p]);
     return launch(native, a.backend, Op.permuteChunks, { x }, [{ shape: outShape, dtype: x.dtype }], (i, o) => [i.x, o[0], dims[0], dims[1], dims[2], chunk, order[0], order[1], order[2]])[0];
   };
   const add: tf.KernelFunc = (params) => {

@@ -34,6 +34,9 @@ const shapes: Array<[number, number, number, number, number]> = [
   [1, 3, 5, 70, 40],
   [2, 2, 1, 130, 64],
   [3, 3, 3, 67, 130],
+  // A^T . B far deeper than wide (weight gradients): split by depth across threads, partials summed.
+  [1, 1, 20, 30, 1100],
+  [1, 1, 13, 70, 2300],
 ];
 
 describe('native gemm', () => {

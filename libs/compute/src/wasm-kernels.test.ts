@@ -392,6 +392,14 @@ describe('wasm matmul kernels', () => {
       expect(Array.from(y.dataSync()), `perm ${perm}`).toEqual(Array.from(Float32Array.from(want)));
       y.dispose();
     }
+    // Moving only axes of size 1 shares the memory, like a reshape.
+    const column = tf.tensor3d(values.slice(0, 2 * 9), [1, 2, 9]);
+    const dataBefore = backendDataIds();
+    const swapped = tf.transpose(column, [1, 0, 2]);
+    expect(backendDataIds()).toBe(dataBefore);
+    expect(swapped.shape).toEqual([2, 1, 9]);
+    expect(Array.from(swapped.dataSync())).toEqual(Array.from(column.dataSync()));
+    tf.dispose([column, swapped]);
     const ints = tf.tensor3d(Array.from({ length: 2 * 3 * 8 }, (_, i) => i), [2, 3, 8], 'int32');
     const moved = tf.transpose(ints, [1, 0, 2]);
     expect(moved.dtype).toBe('int32');
