@@ -210,13 +210,15 @@ enum class FusedOp {
   kDecodeAttention = 12,
   kPermuteChunks = 13,
   kAdd = 14,
+  kAttention = 15,
+  kAttentionGrad = 16,
 };
-constexpr size_t kFusedOps = 15;
+constexpr size_t kFusedOps = 17;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 14, 11, 9, 4};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 14, 11, 9, 4, 13, 15};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
-  constexpr size_t kMaxArgs = 16;
+  constexpr size_t kMaxArgs = 18;
   size_t argc = kMaxArgs;
   napi_value argv[kMaxArgs];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
@@ -436,6 +438,44 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         size_t n = 0;
         if (!size(3, &n) || !span(0, n, "a", &a) || !span(1, n, "b", &b) || !span(2, n, "out", &c)) return nullptr;
         cream::AddSame(a, b, c, n, pool);
+        break;
+      }
+      case FusedOp::kAttention:        // q, keys, values, mask (-1: none), out, probs, b, hq, hkv, t, s, dh, scale
+      case FusedOp::kAttentionGrad: {  // dy, q, keys, values, probs, dq, dk, dv, b, hq, hkv, t, s, dh, scale
+        const bool forward = code == static_cast<size_t>(FusedOp::kAttention);
+        const size_t first = forward ? 6 : 8;
+        cream::AttentionShape shape;
+        size_t q_total = 0, kv_total = 0, p_total = 0, mask_total = 0;
+        if (!size(first, &shape.b) || !size(first + 1, &shape.hq) || !size(first + 2, &shape.hkv) ||
+            !size(first + 3, &shape.t) || !size(first + 4, &shape.s) || !size(first + 5, &shape.dh) ||
+            !product({shape.b, shape.hq, shape.t, shape.dh}, &q_total) ||
+            !product({shape.b, shape.hkv, shape.s, shape.dh}, &kv_total) ||
+            !product({shape.b, shape.hq, shape.t, shape.s}, &p_total) || !product({shape.b, shape.t, shape.s}, &mask_total)) {
+          return nullptr;
+        }
+        if (shape.hkv == 0 || shape.hq % shape.hkv != 0) {
+          Fail(env, "query heads (" + std::to_string(shape.hq) + ") must be a multiple of kv heads (" +
+                        std::to_string(shape.hkv) + ")", true);
+          return nullptr;
+        }
+        shape.scale = static_cast<float>(num[first + 6]);
+        const Isa isa = GetInstance(env)->isa;
+        if (forward) {
+          if (!span(0, q_total, "q", &a) || !span(1, kv_total, "keys", &b) || !span(2, kv_total, "values", &c) ||
+              (num[3] != -1 && !span(3, mask_total, "mask", &d)) || !span(4, q_total, "out", &e) ||
+              !span(5, p_total, "probs", &f)) {
+            return nullptr;
+          }
+          cream::Attention(a, b, c, num[3] == -1 ? nullptr : d, e, f, shape, isa, pool);
+        } else {
+          float* h = nullptr;
+          if (!span(0, q_total, "dy", &a) || !span(1, q_total, "q", &b) || !span(2, kv_total, "keys", &c) ||
+              !span(3, kv_total, "values", &d) || !span(4, p_total, "probs", &e) || !span(5, q_total, "dq", &f) ||
+              !span(6, kv_total, "dk", &g) || !span(7, kv_total, "dv", &h)) {
+            return nullptr;
+          }
+          cream::AttentionGrad(a, b, c, d, e, f, g, h, shape, isa, pool);
+        }
         break;
       }
     }

@@ -12,6 +12,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -589,6 +590,96 @@ void DecodeLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   SwiGluRange(gate, up, act, 0, a.b * a.inter);
   GemmPacked(act, a.w2, proj, a.b, a.d, a.inter, isa, pool);
   AddRange(h, proj, a.out, 0, a.b * a.d);
+}
+
+namespace {
+// A one-thread pool per thread: the attention kernels run their small
+// products inside a task of the shared pool, each on its own thread.
+ThreadPool& LocalPool() {
+  thread_local ThreadPool pool(1);
+  return pool;
+}
+
+// Runs body(item) for item in [0, items) across the pool, one item at a time.
+void ForItems(ThreadPool& pool, size_t items, size_t work_per_item, const std::function<void(size_t)>& body) {
+  const size_t parts = items * work_per_item < kParallelValues ? 1 : std::min(pool.size(), items);
+  std::atomic<size_t> next{0};
+  pool.Run(parts, [&](size_t) {
+    for (size_t item = next.fetch_add(1); item < items; item = next.fetch_add(1)) body(item);
+  });
+}
+
+// C [m, n] = op(A) . op(B) on this thread.
+void SmallGemm(const float* a, const float* b, float* c, size_t m, size_t n, size_t k, bool trans_a, bool trans_b,
+               Isa isa) {
+  GemmProblem p;
+  p.a = a;
+  p.b = b;
+  p.c = c;
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.trans_a = trans_a;
+  p.trans_b = trans_b;
+  Gemm(p, isa, LocalPool());
+}
+}  // namespace
+
+void Attention(const float* q, const float* keys, const float* values, const float* mask, float* out, float* probs,
+               const AttentionShape& a, Isa isa, ThreadPool& pool) {
+  const size_t groups = a.hq / a.hkv;
+  ForItems(pool, a.b * a.hq, a.t * a.s * a.dh, [&](size_t item) {
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < a.t * a.dh) scratch.resize(a.t * a.dh);
+    const size_t bi = item / a.hq, hi = item % a.hq;
+    const size_t kv = (bi * a.hkv + hi / groups) * a.s * a.dh;
+    float* p = probs + item * a.t * a.s;
+    SmallGemm(q + item * a.t * a.dh, keys + kv, p, a.t, a.s, a.dh, false, true, isa);  // scores [t, s]
+    // In place; SoftmaxRows numbers rows from the start of probs (and finds each row's mask by it).
+    SoftmaxRows(probs, mask, probs, item * a.t, (item + 1) * a.t, a.hq, a.t, a.s, a.scale);
+    SmallGemm(p, values + kv, scratch.data(), a.t, a.dh, a.s, false, false, isa);       // [t, dh]
+    for (size_t ti = 0; ti < a.t; ++ti) {
+      std::memcpy(out + ((bi * a.t + ti) * a.hq + hi) * a.dh, scratch.data() + ti * a.dh, a.dh * sizeof(float));
+    }
+  });
+}
+
+void AttentionGrad(const float* dy, const float* q, const float* keys, const float* values, const float* probs,
+                   float* dq, float* dk, float* dv, const AttentionShape& a, Isa isa, ThreadPool& pool) {
+  const size_t groups = a.hq / a.hkv;
+  // One task per (sequence, kv head): its query heads' dK and dV add up there.
+  ForItems(pool, a.b * a.hkv, groups * a.t * a.s * a.dh, [&](size_t item) {
+    thread_local std::vector<float> scratch;
+    const size_t td = a.t * a.dh, ts = a.t * a.s, sd = a.s * a.dh;
+    if (scratch.size() < td + 2 * ts + sd) scratch.resize(td + 2 * ts + sd);
+    float* d_out = scratch.data();
+    float* d_probs = d_out + td;
+    float* d_scores = d_probs + ts;
+    float* part = d_scores + ts;
+    const size_t bi = item / a.hkv, kvi = item % a.hkv;
+    const float* k = keys + item * sd;
+    const float* v = values + item * sd;
+    float* dk_item = dk + item * sd;
+    float* dv_item = dv + item * sd;
+    for (size_t g = 0; g < groups; ++g) {
+      const size_t hi = kvi * groups + g;
+      const size_t head = bi * a.hq + hi;
+      const float* p = probs + head * ts;
+      for (size_t ti = 0; ti < a.t; ++ti) {
+        std::memcpy(d_out + ti * a.dh, dy + ((bi * a.t + ti) * a.hq + hi) * a.dh, a.dh * sizeof(float));
+      }
+      // dV (+)= P^T dO
+      SmallGemm(p, d_out, g == 0 ? dv_item : part, a.s, a.dh, a.t, true, false, isa);
+      if (g > 0) AddRange(dv_item, part, dv_item, 0, sd);
+      // dP = dO V^T; dS = scale * P * (dP - rowsum(dP * P))
+      SmallGemm(d_out, v, d_probs, a.t, a.s, a.dh, false, true, isa);
+      SoftmaxGradRows(p, d_probs, d_scores, 0, a.t, a.s, a.scale);
+      // dQ = dS K; dK (+)= dS^T Q
+      SmallGemm(d_scores, k, dq + head * td, a.t, a.dh, a.s, false, false, isa);
+      SmallGemm(d_scores, q + head * td, g == 0 ? dk_item : part, a.s, a.dh, a.t, true, false, isa);
+      if (g > 0) AddRange(dk_item, part, dk_item, 0, sd);
+    }
+  });
 }
 
 }  // namespace cream

@@ -105,6 +105,23 @@ struct DecodeLayerArgs {
 };
 void DecodeLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 
+// Attention over whole sequences (training, prefill, scoring), one (sequence,
+// query head) at a time so that its scores stay in cache: q [b, hq, t, dh],
+// keys and values [b, hkv, s, dh], mask [b, t, s] added to the scaled scores
+// (nullptr: none); out [b, t, hq * dh] (tokens first) and probs [b, hq, t, s]
+// (kept for the gradient). The products are the GEMM's, the softmax
+// MaskedSoftmax's.
+struct AttentionShape {
+  size_t b = 0, hq = 0, hkv = 0, t = 0, s = 0, dh = 0;
+  float scale = 1.0f;
+};
+void Attention(const float* q, const float* keys, const float* values, const float* mask, float* out, float* probs,
+               const AttentionShape& shape, Isa isa, ThreadPool& pool);
+// Its gradient from dy [b, t, hq * dh] and the saved probs: dq [b, hq, t, dh],
+// dk and dv [b, hkv, s, dh] (summed over the query heads that share a kv head).
+void AttentionGrad(const float* dy, const float* q, const float* keys, const float* values, const float* probs,
+                   float* dq, float* dk, float* dv, const AttentionShape& shape, Isa isa, ThreadPool& pool);
+
 }  // namespace cream
 
 #endif  // CREAM_COMPUTE_FUSED_H_

@@ -25,6 +25,8 @@ export const FusedKernel = {
   adamw: 'CreamAdamW',
   decodeAttention: 'CreamDecodeAttention',
   decodeLayer: 'CreamDecodeLayer',
+  attention: 'CreamAttention',
+  attentionGrad: 'CreamAttentionGrad',
 } as const;
 
 // Op codes of addon.cc's FusedCall.
@@ -44,6 +46,8 @@ const Op = {
   decodeAttention: 12,
   permuteChunks: 13,
   add: 14,
+  attention: 15,
+  attentionGrad: 16,
 } as const;
 
 const backendName = 'wasm';
@@ -211,6 +215,23 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       // Read the view after makeOutput (and packing), which may grow the memory.
       native.decodeLayer(backend.wasm.HEAPF32, offsets, packed, slots, [B, D, Hq, Hkv, Dh, inter, S, cos.shape[0]], Number(a.attrs.eps));
       return out;
+    }),
+    [FusedKernel.attention]: k((a) => {
+      const [q, keys, values] = [input(a, 'q'), input(a, 'keys'), input(a, 'values')];
+      const mask = a.inputs.mask ?? null;
+      const [B, Hq, T, Dh] = q.shape;
+      const [, Hkv, S] = keys.shape;
+      return launch(native, a.backend, Op.attention, { q, keys, values, mask }, [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, S] }], (i, o) => [
+        i.q, i.keys, i.values, i.mask, o[0], o[1], B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale),
+      ]);
+    }),
+    [FusedKernel.attentionGrad]: k((a) => {
+      const [dy, q, keys, values, probs] = [input(a, 'dy'), input(a, 'q'), input(a, 'keys'), input(a, 'values'), input(a, 'probs')];
+      const [B, Hq, T, Dh] = q.shape;
+      const [, Hkv, S] = keys.shape;
+      return launch(native, a.backend, Op.attentionGrad, { dy, q, keys, values, probs }, [{ shape: q.shape }, { shape: keys.shape }, { shape: values.shape }], (i, o) => [
+        i.dy, i.q, i.keys, i.values, i.probs, o[0], o[1], o[2], B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale),
+      ]);
     }),
     [FusedKernel.adamw]: k((a) => {
       const [p, m, v, g] = [input(a, 'p'), input(a, 'm'), input(a, 'v'), input(a, 'g')];

@@ -102,6 +102,12 @@ const cases: Case[] = [
     differentiable: [0],
   },
   {
+    name: 'causalAttention (grouped heads, threaded)',
+    inputs: () => [uniform([2, 6, 33, 16]), uniform([2, 2, 33, 16]), uniform([2, 2, 33, 16]), causalMask(2, 33, 33)],
+    op: (q, k, v, m) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m),
+    differentiable: [0, 1, 2],
+  },
+  {
     name: 'causalAttention (decoding step, threaded)',
     inputs: () => [uniform([9, 6, 1, 64], 2), uniform([9, 3, 131, 64]), uniform([9, 3, 131, 64]), decodeMask([131, 64, 100, 7, 1, 131, 30, 2, 90], 131)],
     op: (q, k, v, m) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m),

@@ -86,6 +86,27 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
     // (no gradient: it is never trained through).
     return tf.tidy(() => run(FusedKernel.decodeAttention, { q, keys: k, values: v, mask: tf.reshape(maskBias, [B, S]) }, { scale: 1 / Math.sqrt(headDim) }) as tf.Tensor3D);
   }
+  if (fusedKernelsActive()) {
+    // One kernel per (sequence, query head): scores, softmax and the weighted
+    // sum while they are in cache; the probabilities are kept for the gradient.
+    const scale = 1 / Math.sqrt(headDim);
+    return tf.tidy(() => {
+      const mask = tf.reshape(maskBias, [B, T, S]); // a constant: no gradient
+      // One gradient kernel gives dq, dk and dv together.
+      const attend = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+        const [qIn, kIn, vIn] = args as tf.Tensor[];
+        const save = args[3] as tf.GradSaveFunc;
+        const [out, probs] = run(FusedKernel.attention, { q: qIn, keys: kIn, values: vIn, mask }, { scale }) as tf.Tensor[];
+        save([qIn, kIn, vIn, probs]);
+        return {
+          value: out, // [B, T, Hq*Dh]
+          gradFunc: (dy, [qSaved, kSaved, vSaved, probsSaved]) =>
+            run(FusedKernel.attentionGrad, { dy: dy as tf.Tensor, q: qSaved, keys: kSaved, values: vSaved, probs: probsSaved }, { scale }) as tf.Tensor[],
+        };
+      });
+      return attend(q, k, v) as tf.Tensor3D; // [B, T, Hq*Dh]
+    });
+  }
   return tf.tidy(() => {
     // The query heads sharing a kv head are adjacent: they are the rows of one
     // product per kv head, with no copy of keys and values.
