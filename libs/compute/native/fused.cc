@@ -628,18 +628,52 @@ void SmallGemm(const float* a, const float* b, float* c, size_t m, size_t n, siz
 void Attention(const float* q, const float* keys, const float* values, const float* mask, float* out, float* probs,
                const AttentionShape& a, Isa isa, ThreadPool& pool) {
   const size_t groups = a.hq / a.hkv;
+  // Rows of queries per block: a block's products stop at the last key any of
+  // its rows may attend (the causal mask makes later keys -1e9), which skips
+  // about a third of the work at 128 tokens. Two micro-kernel tiles high.
+  constexpr size_t kBlockRows = 24;
   ForItems(pool, a.b * a.hq, a.t * a.s * a.dh, [&](size_t item) {
     thread_local std::vector<float> scratch;
-    if (scratch.size() < a.t * a.dh) scratch.resize(a.t * a.dh);
+    if (scratch.size() < kBlockRows * (a.s + a.dh)) scratch.resize(kBlockRows * (a.s + a.dh));
+    float* scores = scratch.data();
+    float* weighted = scores + kBlockRows * a.s;
     const size_t bi = item / a.hq, hi = item % a.hq;
     const size_t kv = (bi * a.hkv + hi / groups) * a.s * a.dh;
-    float* p = probs + item * a.t * a.s;
-    SmallGemm(q + item * a.t * a.dh, keys + kv, p, a.t, a.s, a.dh, false, true, isa);  // scores [t, s]
-    // In place; SoftmaxRows numbers rows from the start of probs (and finds each row's mask by it).
-    SoftmaxRows(probs, mask, probs, item * a.t, (item + 1) * a.t, a.hq, a.t, a.s, a.scale);
-    SmallGemm(p, values + kv, scratch.data(), a.t, a.dh, a.s, false, false, isa);       // [t, dh]
-    for (size_t ti = 0; ti < a.t; ++ti) {
-      std::memcpy(out + ((bi * a.t + ti) * a.hq + hi) * a.dh, scratch.data() + ti * a.dh, a.dh * sizeof(float));
+    for (size_t r0 = 0; r0 < a.t; r0 += kBlockRows) {
+      const size_t rows = std::min(kBlockRows, a.t - r0);
+      const float* bias = mask == nullptr ? nullptr : mask + (bi * a.t + r0) * a.s;
+      // Keys past the last one any row of the block may attend are left out.
+      size_t keys_used = a.s;
+      if (bias != nullptr) {
+        keys_used = 0;
+        for (size_t r = 0; r < rows; ++r) {
+          size_t last = a.s;
+          while (last > keys_used && bias[r * a.s + last - 1] <= kSkipBias) --last;
+          keys_used = std::max(keys_used, last);
+        }
+      }
+      float* p = probs + (item * a.t + r0) * a.s;
+      if (keys_used == 0) {  // nothing to attend: uniform over every key, as the composed softmax gives
+        for (size_t r = 0; r < rows; ++r) {
+          for (size_t j = 0; j < a.s; ++j) scores[j] = bias[r * a.s + j];
+          SoftmaxScores(scores, a.s);
+          std::memcpy(p + r * a.s, scores, a.s * sizeof(float));
+        }
+        SmallGemm(p, values + kv, weighted, rows, a.dh, a.s, false, false, isa);
+      } else {
+        SmallGemm(q + (item * a.t + r0) * a.dh, keys + kv, scores, rows, keys_used, a.dh, false, true, isa);
+        for (size_t r = 0; r < rows; ++r) {
+          float* row = scores + r * keys_used;
+          for (size_t j = 0; j < keys_used; ++j) row[j] = row[j] * a.scale + (bias == nullptr ? 0.0f : bias[r * a.s + j]);
+          SoftmaxScores(row, keys_used);
+          std::memcpy(p + r * a.s, row, keys_used * sizeof(float));
+          std::fill(p + r * a.s + keys_used, p + (r + 1) * a.s, 0.0f);
+        }
+        SmallGemm(scores, values + kv, weighted, rows, a.dh, keys_used, false, false, isa);
+      }
+      for (size_t r = 0; r < rows; ++r) {
+        std::memcpy(out + ((bi * a.t + r0 + r) * a.hq + hi) * a.dh, weighted + r * a.dh, a.dh * sizeof(float));
+      }
     }
   });
 }

@@ -267,6 +267,10 @@ function attentionMaskBias(
   const B = past.length;
   const bias = new Float32Array(B * T * S);
   for (let b = 0; b < B; b++) {
+    if (b > 0 && mask === undefined && past[b] === past[0]) {
+      bias.copyWithin(b * T * S, 0, T * S); // the same rows as sequence 0's (a full pass: every past is 0)
+      continue;
+    }
     for (let t = 0; t < T; t++) {
       const row = (b * T + t) * S;
       for (let s = 0; s < S; s++) {
