@@ -212,10 +212,11 @@ enum class FusedOp {
   kAdd = 14,
   kAttention = 15,
   kAttentionGrad = 16,
+  kSumSquares = 17,
 };
-constexpr size_t kFusedOps = 17;
+constexpr size_t kFusedOps = 18;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 14, 11, 9, 4, 13, 15};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 13, 15, 3};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
   constexpr size_t kMaxArgs = 18;
@@ -388,7 +389,7 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         cream::LogSoftmaxGatherGrad(a, reinterpret_cast<const int32_t*>(b), c, d, rows, v, pool);
         break;
       }
-      case FusedOp::kAdamW: {  // p, m, v, g, pOut, mOut, vOut, n, beta1, beta2, eps, decayFactor, stepSize, bc2Sqrt
+      case FusedOp::kAdamW: {  // p, m, v, g, pOut, mOut, vOut, n, beta1, beta2, eps, decayFactor, stepSize, bc2Sqrt, gradientScale
         size_t n = 0;
         if (!size(7, &n) || !span(0, n, "p", &a) || !span(1, n, "m", &b) || !span(2, n, "v", &c) ||
             !span(3, n, "g", &d) || !span(4, n, "pOut", &e) || !span(5, n, "mOut", &f) || !span(6, n, "vOut", &g)) {
@@ -396,8 +397,15 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         }
         const cream::AdamWStep step{static_cast<float>(num[8]),  static_cast<float>(num[9]),
                                     static_cast<float>(num[10]), static_cast<float>(num[11]),
-                                    static_cast<float>(num[12]), static_cast<float>(num[13])};
+                                    static_cast<float>(num[12]), static_cast<float>(num[13]),
+                                    static_cast<float>(num[14])};
         cream::AdamWUpdate(a, b, c, d, e, f, g, n, step, pool);
+        break;
+      }
+      case FusedOp::kSumSquares: {  // x, out (one float), n
+        size_t n = 0;
+        if (!size(2, &n) || !span(0, n, "x", &a) || !span(1, 1, "out", &b)) return nullptr;
+        b[0] = static_cast<float>(cream::SumSquares(a, n, pool));
         break;
       }
       case FusedOp::kDecodeAttention: {  // q, keys, values, mask (-1: none), out, b, hq, hkv, s, dh, scale

@@ -410,8 +410,9 @@ CREAM_CLONES void AdamWRange(const float* p, const float* m, const float* v, con
   const float one_minus_beta2 = 1.0f - step.beta2;
   const float inv_bias_correction2_sqrt = 1.0f / step.bias_correction2_sqrt;
   for (size_t i = i0; i < i1; ++i) {
-    const float mi = step.beta1 * m[i] + one_minus_beta1 * g[i];
-    const float vi = step.beta2 * v[i] + one_minus_beta2 * g[i] * g[i];
+    const float gi = g[i] * step.gradient_scale;
+    const float mi = step.beta1 * m[i] + one_minus_beta1 * gi;
+    const float vi = step.beta2 * v[i] + one_minus_beta2 * gi * gi;
     const float denominator = std::sqrt(vi) * inv_bias_correction2_sqrt + step.epsilon;
     p_out[i] = p[i] * step.decay_factor - step.step_size * (mi / denominator);
     m_out[i] = mi;
@@ -714,6 +715,24 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
       if (g > 0) AddRange(dk_item, part, dk_item, 0, sd);
     }
   });
+}
+
+double SumSquares(const float* x, size_t n, ThreadPool& pool) {
+  constexpr size_t kChunk = 4096;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  const size_t parts = n < kParallelValues ? 1 : std::min(pool.size(), chunks);
+  std::vector<double> partial(parts, 0.0);
+  pool.Run(parts, [&](size_t index) {
+    const size_t i0 = std::min(n, chunks * index / parts * kChunk);
+    const size_t i1 = index + 1 == parts ? n : std::min(n, chunks * (index + 1) / parts * kChunk);
+    // 16 float lanes per chunk, the chunks summed in double.
+    double total = 0.0;
+    for (size_t c = i0; c < i1; c += kChunk) total += Dot(x + c, x + c, std::min(kChunk, i1 - c));
+    partial[index] = total;
+  });
+  double total = 0.0;
+  for (double value : partial) total += value;
+  return total;
 }
 
 }  // namespace cream

@@ -72,9 +72,13 @@ struct AdamWStep {
   float decay_factor;           // 1 - lr * weight_decay
   float step_size;              // lr / (1 - beta1^t)
   float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
+  float gradient_scale = 1.0f;  // g is used as g * gradient_scale (gradient clipping)
 };
 void AdamWUpdate(const float* p, const float* m, const float* v, const float* g, float* p_out, float* m_out,
                  float* v_out, size_t n, const AdamWStep& step, ThreadPool& pool);
+
+// sum of x[i]^2 over n values (a gradient's share of the global norm).
+double SumSquares(const float* x, size_t n, ThreadPool& pool);
 
 // One Llama decoder layer for one new token per sequence (a decoding step),
 // start to end in one call: RMSNorm, q/k/v products, rotary at each

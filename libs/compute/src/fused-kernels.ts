@@ -27,6 +27,7 @@ export const FusedKernel = {
   decodeLayer: 'CreamDecodeLayer',
   attention: 'CreamAttention',
   attentionGrad: 'CreamAttentionGrad',
+  sumSquares: 'CreamSumSquares',
 } as const;
 
 // Op codes of addon.cc's FusedCall.
@@ -48,6 +49,7 @@ const Op = {
   add: 14,
   attention: 15,
   attentionGrad: 16,
+  sumSquares: 17,
 } as const;
 
 const backendName = 'wasm';
@@ -233,6 +235,10 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
         i.dy, i.q, i.keys, i.values, i.probs, o[0], o[1], o[2], B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale),
       ]);
     }),
+    [FusedKernel.sumSquares]: k((a) => {
+      const x = input(a, 'x');
+      return launch(native, a.backend, Op.sumSquares, { x }, [{ shape: [] }], (i, o) => [i.x, o[0], size(x)])[0];
+    }),
     [FusedKernel.adamw]: k((a) => {
       const [p, m, v, g] = [input(a, 'p'), input(a, 'm'), input(a, 'v'), input(a, 'g')];
       const at = a.attrs as Record<string, number>;
@@ -249,6 +255,7 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
         at.decayFactor,
         at.stepSize,
         at.biasCorrection2Sqrt,
+        at.gradientScale ?? 1,
       ]);
     }),
   };

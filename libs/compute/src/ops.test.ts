@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { initCompute } from './backend';
 import { fusedKernelsActive, useFusedKernels } from './fused-kernels';
-import { adamwUpdate, causalAttention, logSoftmaxGather, maskedSoftmax, rmsNorm, rotaryHeads, swiglu } from './ops';
+import { adamwUpdate, causalAttention, logSoftmaxGather, maskedSoftmax, rmsNorm, rotaryHeads, sumOfSquares, swiglu } from './ops';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
 
 const random = seededUniform(21);
@@ -177,6 +177,50 @@ describe('fused ops', () => {
     useFusedKernels(true);
     start.dispose();
     trajectories[0].forEach((values, i) => expect(relativeError(values, trajectories[1][i]), ['p', 'm', 'v'][i]).toBeLessThan(1e-5));
+  });
+
+  it('adamwUpdate with a gradient scale equals the update on the scaled gradient, native and composed', () => {
+    const shape = [190, 177];
+    const [p, m, v] = [uniform(shape), uniform(shape, 0.1), tf.abs(uniform(shape, 0.1))];
+    const g = uniform(shape);
+    const params = { learningRate: 3e-3, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1, step: 4 };
+    const results = [true, false].flatMap((on) => {
+      useFusedKernels(on);
+      const scaled = tf.mul(g, 0.37);
+      const viaScale = adamwUpdate(p, m, v, g, { ...params, gradientScale: 0.37 });
+      const viaTensor = adamwUpdate(p, m, v, scaled, params);
+      const out = [viaScale, viaTensor].map((r) => [r.p, r.m, r.v].map((t) => t.dataSync() as Float32Array));
+      tf.dispose([scaled, viaScale.p, viaScale.m, viaScale.v, viaTensor.p, viaTensor.m, viaTensor.v]);
+      return out;
+    });
+    useFusedKernels(true);
+    // Native: bit for bit (the same product, rounded once); composed likewise; native against composed within rounding.
+    results[0].forEach((values, i) => expect(values).toEqual(results[1][i]));
+    results[2].forEach((values, i) => expect(values).toEqual(results[3][i]));
+    results[0].forEach((values, i) => expect(relativeError(values, results[2][i])).toBeLessThan(1e-5));
+    tf.dispose([p, m, v, g]);
+  });
+
+  it('sumOfSquares equals the float64 sum, small and split across the pool', () => {
+    for (const n of [1, 37, 70001]) {
+      const values = randomFloats(n, random);
+      const x = tf.tensor1d(values);
+      let want = 0;
+      for (const value of values) want += value * value;
+      try {
+        for (const on of [true, false]) {
+          useFusedKernels(on);
+          const got = sumOfSquares(x);
+          expect(got.shape).toEqual([]);
+          // Native: float lanes per 4,096 values, summed in float64; composed: tf.sum in float32.
+          expect(Math.abs(got.dataSync()[0] - want) / want, `n ${n} fused ${on}`).toBeLessThan(on ? 1e-6 : 1e-4);
+          got.dispose();
+        }
+      } finally {
+        useFusedKernels(true);
+        x.dispose();
+      }
+    }
   });
 
   it('leaks no tensors, forward or backward', () => {

@@ -133,6 +133,12 @@ export function logSoftmaxGather(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.
   });
 }
 
+/** sum(x^2) over every value of x, as a scalar tensor: one pass on wasm+native (a gradient's share of the global norm). */
+export function sumOfSquares(x: tf.Tensor): tf.Scalar {
+  if (fusedKernelsActive() && x.dtype === 'float32') return run(FusedKernel.sumSquares, { x }) as tf.Scalar;
+  return tf.tidy(() => tf.sum(tf.square(x)) as tf.Scalar);
+}
+
 /** Hyperparameters of one AdamW update of one weight (its own step count t). */
 export interface AdamWUpdateParams {
   readonly learningRate: number;
@@ -143,6 +149,8 @@ export interface AdamWUpdateParams {
   readonly weightDecay: number;
   /** The weight's step, 1 on its first update. */
   readonly step: number;
+  /** The gradient is used as g * gradientScale (gradient clipping's factor). Default 1. */
+  readonly gradientScale?: number;
 }
 
 /**
@@ -159,16 +167,18 @@ export function adamwUpdate(
   params: AdamWUpdateParams,
 ): { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
   const { learningRate, beta1, beta2, epsilon, weightDecay, step } = params;
+  const gradientScale = params.gradientScale ?? 1;
   const decayFactor = 1 - learningRate * weightDecay;
   const stepSize = learningRate / (1 - Math.pow(beta1, step));
   const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
   if (fusedKernelsActive()) {
-    const [pNext, mNext, vNext] = run(FusedKernel.adamw, { p, m, v, g }, { beta1, beta2, epsilon, decayFactor, stepSize, biasCorrection2Sqrt }) as tf.Tensor[];
+    const [pNext, mNext, vNext] = run(FusedKernel.adamw, { p, m, v, g }, { beta1, beta2, epsilon, decayFactor, stepSize, biasCorrection2Sqrt, gradientScale }) as tf.Tensor[];
     return { p: pNext, m: mNext, v: vNext };
   }
   const [pNext, mNext, vNext] = tf.tidy(() => {
-    const mNew = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
-    const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
+    const scaled = gradientScale === 1 ? g : tf.mul(g, gradientScale);
+    const mNew = tf.add(tf.mul(m, beta1), tf.mul(scaled, 1 - beta1));
+    const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(scaled), 1 - beta2));
     const denominator = tf.add(tf.div(tf.sqrt(vNew), biasCorrection2Sqrt), epsilon);
     const decayed = weightDecay === 0 ? p : tf.mul(p, decayFactor);
     return [tf.sub(decayed, tf.mul(tf.div(mNew, denominator), stepSize)), mNew, vNew];

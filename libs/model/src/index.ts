@@ -205,7 +205,7 @@ export {
   type LearningRateSchedule,
 } from './train/schedule';
 /** Global gradient norm and clipping as torch's clip_grad_norm_. */
-export { globalNorm, clipByGlobalNorm, type ClippedGradients } from './train/clip';
+export { globalNorm, clipByGlobalNorm, clipFactor, type ClippedGradients } from './train/clip';
 /** Training-state snapshots (weights, optimizer, position, RNG, reference log-probs): atomic save, load. */
 export {
   saveTrainingState,

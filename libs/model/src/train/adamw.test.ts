@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdamW, decayMatricesOnly } from './adamw';
-import { clipByGlobalNorm, globalNorm } from './clip';
+import { clipByGlobalNorm, clipFactor, globalNorm } from './clip';
 
 let created: tf.Variable[] = [];
 function variable(values: number[], shape: number[]): tf.Variable {
@@ -186,5 +186,36 @@ describe('clipByGlobalNorm', () => {
     tf.dispose([...kept.gradients.values()]);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([...gradients.values()]);
+  });
+});
+
+describe('clipFactor with AdamW.update', () => {
+  it('gives the factor and norm of clipByGlobalNorm, and an update with the factor equals one on the clipped gradients, bit for bit', () => {
+    const make = () => new Map([
+      ['w', tf.variable(tf.tensor([[0.5, -1], [2, 0.25]]))],
+      ['b', tf.variable(tf.tensor([0.1, -0.2]))],
+    ]);
+    const gradients = new Map([
+      ['w', tf.tensor([[3, -1], [2, 5]])],
+      ['b', tf.tensor([4, -7])],
+    ]);
+    const { scale, norm } = clipFactor(gradients, 1);
+    const clipped = clipByGlobalNorm(gradients, 1);
+    expect(norm).toBe(clipped.norm);
+    expect(scale).toBe(1 / (norm + 1e-6));
+    const [viaFactor, viaTensors] = [make(), make()];
+    const [first, second] = [new AdamW(), new AdamW()];
+    for (let step = 0; step < 2; step++) {
+      first.update(viaFactor, gradients, 1e-2, scale);
+      second.update(viaTensors, clipped.gradients, 1e-2);
+    }
+    for (const name of ['w', 'b']) {
+      expect([...(viaFactor.get(name) as tf.Variable).dataSync()]).toEqual([...(viaTensors.get(name) as tf.Variable).dataSync()]);
+    }
+    expect(() => first.update(viaFactor, gradients, 1e-2, Number.NaN)).toThrow(/gradientScale must be a finite number >= 0/);
+    expect(() => clipFactor(gradients, 0)).toThrow(/maxGradNorm must be > 0/);
+    first.dispose();
+    second.dispose();
+    tf.dispose([...viaFactor.values(), ...viaTensors.values(), ...gradients.values(), ...clipped.gradients.values()]);
   });
 });

@@ -90,15 +90,21 @@ export class AdamW {
   /**
    * One update of every weight that has a gradient (a weight without one is
    * left alone and its step does not advance, as PyTorch skips grad None).
-   * `gradients` is keyed by the same names as `weights`.
+   * `gradients` is keyed by the same names as `weights`. Each gradient is
+   * used as gradient * gradientScale (gradient clipping's factor, clipFactor):
+   * the same numbers as scaling the gradients first, without the extra pass.
    */
   update(
     weights: ReadonlyMap<string, tf.Variable>,
     gradients: ReadonlyMap<string, tf.Tensor>,
     learningRate: number,
+    gradientScale = 1,
   ): void {
     if (!(learningRate >= 0 && Number.isFinite(learningRate))) {
       throw new InvalidOptionError(`learningRate must be a finite number >= 0, got ${learningRate}`, 'learningRate');
+    }
+    if (!(gradientScale >= 0 && Number.isFinite(gradientScale))) {
+      throw new InvalidOptionError(`gradientScale must be a finite number >= 0, got ${gradientScale}`, 'gradientScale');
     }
     for (const [name, gradient] of gradients) {
       const variable = weights.get(name);
@@ -123,6 +129,7 @@ export class AdamW {
           epsilon: this.epsilon,
           weightDecay: decay,
           step,
+          gradientScale,
         });
         variable.assign(updated.p);
         return { m: updated.m, v: updated.v };

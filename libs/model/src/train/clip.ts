@@ -2,6 +2,7 @@
 // norm of all gradients taken as one vector; when it exceeds maxNorm every
 // gradient is scaled by maxNorm / (norm + 1e-6).
 
+import { sumOfSquares } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError } from '../errors';
 
@@ -9,12 +10,23 @@ import { InvalidOptionError } from '../errors';
 export function globalNorm(gradients: Iterable<tf.Tensor>): number {
   const list = [...gradients];
   if (list.length === 0) return 0;
-  const sumOfSquares = tf.tidy(() => tf.addN(list.map((gradient) => tf.sum(tf.square(gradient))))); // []
+  const total = tf.tidy(() => tf.addN(list.map((gradient) => sumOfSquares(gradient)))); // []
   try {
-    return Math.sqrt(sumOfSquares.dataSync()[0]);
+    return Math.sqrt(total.dataSync()[0]);
   } finally {
-    sumOfSquares.dispose();
+    total.dispose();
   }
+}
+
+/**
+ * The factor torch.nn.utils.clip_grad_norm_ scales every gradient by, min(1,
+ * maxNorm / (norm + 1e-6)), and the global norm it comes from, without new
+ * gradient tensors: AdamW.update applies the factor as it reads each gradient.
+ */
+export function clipFactor(gradients: ReadonlyMap<string, tf.Tensor>, maxNorm: number): { scale: number; norm: number } {
+  if (!(maxNorm > 0)) throw new InvalidOptionError(`maxGradNorm must be > 0, got ${maxNorm}`, 'maxGradNorm');
+  const norm = globalNorm(gradients.values());
+  return { scale: Math.min(1, maxNorm / (norm + 1e-6)), norm };
 }
 
 /** Gradients after clipping, and the global norm they had before. */
@@ -30,10 +42,8 @@ export interface ClippedGradients {
  * clipping off). Returns new tensors whether or not they were scaled.
  */
 export function clipByGlobalNorm(gradients: ReadonlyMap<string, tf.Tensor>, maxNorm: number): ClippedGradients {
-  if (!(maxNorm > 0)) throw new InvalidOptionError(`maxGradNorm must be > 0, got ${maxNorm}`, 'maxGradNorm');
-  const norm = globalNorm(gradients.values());
   // torch: clip_coef = max_norm / (total_norm + 1e-6), clamped to at most 1.
-  const scale = Math.min(1, maxNorm / (norm + 1e-6));
+  const { scale, norm } = clipFactor(gradients, maxNorm);
   const clipped = new Map<string, tf.Tensor>();
   for (const [name, gradient] of gradients) {
     clipped.set(name, scale < 1 ? tf.mul(gradient, scale) : tf.clone(gradient));

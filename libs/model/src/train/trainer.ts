@@ -28,7 +28,7 @@ import {
   type SftExample,
   type TokenSequence,
 } from './batching';
-import { clipByGlobalNorm } from './clip';
+import { clipFactor } from './clip';
 import { NonFiniteLossError, TrainingCancelledError, TrainingStateError } from './errors';
 import { resolveHyperparameters, type TrainHyperparameters, type TrainKind } from './hyperparameters';
 import { registerTrainingGradients } from './gather-gradient';
@@ -377,21 +377,18 @@ async function runTraining(run: Run): Promise<TrainResult> {
       const { summed, loss, tokens } = accumulateGradients(objective, items, microBatchSize, referenceLogprobs, variables, nameOfVariable);
       let gradNorm: number;
       try {
-        const clipped = clipByGlobalNorm(summed, hyper.maxGradNorm);
-        gradNorm = clipped.norm;
-        try {
-          if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-            throw new NonFiniteLossError(
-              `step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}; the weights were not updated`,
-              step + 1,
-              loss,
-              gradNorm,
-            );
-          }
-          optimizer.update(weights, clipped.gradients, learningRate);
-        } finally {
-          tf.dispose([...clipped.gradients.values()]);
+        // Clipping by global norm: AdamW applies the factor as it reads each gradient.
+        const clip = clipFactor(summed, hyper.maxGradNorm);
+        gradNorm = clip.norm;
+        if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+          throw new NonFiniteLossError(
+            `step ${step + 1}: loss ${loss}, gradient norm ${gradNorm}; the weights were not updated`,
+            step + 1,
+            loss,
+            gradNorm,
+          );
         }
+        optimizer.update(weights, summed, learningRate, clip.scale);
       } finally {
         tf.dispose([...summed.values()]);
       }
