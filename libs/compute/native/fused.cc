@@ -682,37 +682,59 @@ void Attention(const float* q, const float* keys, const float* values, const flo
 void AttentionGrad(const float* dy, const float* q, const float* keys, const float* values, const float* probs,
                    float* dq, float* dk, float* dv, const AttentionShape& a, Isa isa, ThreadPool& pool) {
   const size_t groups = a.hq / a.hkv;
+  // Blocks of query rows stop at the last key any of their rows attends (the
+  // forward pass leaves exact zeros past it), as in Attention.
+  constexpr size_t kBlockRows = 32;
   // One task per (sequence, kv head): its query heads' dK and dV add up there.
   ForItems(pool, a.b * a.hkv, groups * a.t * a.s * a.dh, [&](size_t item) {
     thread_local std::vector<float> scratch;
-    const size_t td = a.t * a.dh, ts = a.t * a.s, sd = a.s * a.dh;
-    if (scratch.size() < td + 2 * ts + sd) scratch.resize(td + 2 * ts + sd);
+    const size_t td = a.t * a.dh, sd = a.s * a.dh, bs = kBlockRows * a.s;
+    if (scratch.size() < td + 3 * bs + sd) scratch.resize(td + 3 * bs + sd);
     float* d_out = scratch.data();
-    float* d_probs = d_out + td;
-    float* d_scores = d_probs + ts;
-    float* part = d_scores + ts;
+    float* p_block = d_out + td;
+    float* d_probs = p_block + bs;
+    float* d_scores = d_probs + bs;
+    float* part = d_scores + bs;
     const size_t bi = item / a.hkv, kvi = item % a.hkv;
     const float* k = keys + item * sd;
     const float* v = values + item * sd;
     float* dk_item = dk + item * sd;
     float* dv_item = dv + item * sd;
+    std::fill(dk_item, dk_item + sd, 0.0f);
+    std::fill(dv_item, dv_item + sd, 0.0f);
     for (size_t g = 0; g < groups; ++g) {
       const size_t hi = kvi * groups + g;
       const size_t head = bi * a.hq + hi;
-      const float* p = probs + head * ts;
       for (size_t ti = 0; ti < a.t; ++ti) {
         std::memcpy(d_out + ti * a.dh, dy + ((bi * a.t + ti) * a.hq + hi) * a.dh, a.dh * sizeof(float));
       }
-      // dV (+)= P^T dO
-      SmallGemm(p, d_out, g == 0 ? dv_item : part, a.s, a.dh, a.t, true, false, isa);
-      if (g > 0) AddRange(dv_item, part, dv_item, 0, sd);
-      // dP = dO V^T; dS = scale * P * (dP - rowsum(dP * P))
-      SmallGemm(d_out, v, d_probs, a.t, a.s, a.dh, false, true, isa);
-      SoftmaxGradRows(p, d_probs, d_scores, 0, a.t, a.s, a.scale);
-      // dQ = dS K; dK (+)= dS^T Q
-      SmallGemm(d_scores, k, dq + head * td, a.t, a.dh, a.s, false, false, isa);
-      SmallGemm(d_scores, q + head * td, g == 0 ? dk_item : part, a.s, a.dh, a.t, true, false, isa);
-      if (g > 0) AddRange(dk_item, part, dk_item, 0, sd);
+      for (size_t r0 = 0; r0 < a.t; r0 += kBlockRows) {
+        const size_t rows = std::min(kBlockRows, a.t - r0);
+        const float* p = probs + (head * a.t + r0) * a.s;
+        size_t keys_used = 0;
+        for (size_t r = 0; r < rows; ++r) {
+          size_t last = a.s;
+          while (last > keys_used && p[r * a.s + last - 1] == 0.0f) --last;
+          keys_used = std::max(keys_used, last);
+        }
+        float* dq_block = dq + head * td + r0 * a.dh;
+        if (keys_used == 0) {
+          std::fill(dq_block, dq_block + rows * a.dh, 0.0f);
+          continue;
+        }
+        for (size_t r = 0; r < rows; ++r) std::memcpy(p_block + r * keys_used, p + r * a.s, keys_used * sizeof(float));
+        const float* d_out_block = d_out + r0 * a.dh;
+        // dV[:keys] += P^T dO
+        SmallGemm(p_block, d_out_block, part, keys_used, a.dh, rows, true, false, isa);
+        AddRange(dv_item, part, dv_item, 0, keys_used * a.dh);
+        // dP = dO V^T; dS = scale * P * (dP - rowsum(dP * P))
+        SmallGemm(d_out_block, v, d_probs, rows, keys_used, a.dh, false, true, isa);
+        SoftmaxGradRows(p_block, d_probs, d_scores, 0, rows, keys_used, a.scale);
+        // dQ = dS K; dK[:keys] += dS^T Q
+        SmallGemm(d_scores, k, dq_block, rows, a.dh, keys_used, false, false, isa);
+        SmallGemm(d_scores, q + head * td + r0 * a.dh, part, keys_used, a.dh, rows, true, false, isa);
+        AddRange(dk_item, part, dk_item, 0, keys_used * a.dh);
+      }
     }
   });
 }
