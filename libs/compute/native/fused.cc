@@ -18,7 +18,10 @@
 #include <functional>
 #include <vector>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// CREAM_NO_TARGET_CLONES: one baseline version (the ThreadSanitizer build of
+// scripts/check-native-sanitizers.sh: target_clones' ifunc resolvers run
+// before the TSan runtime is up and crash).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(CREAM_NO_TARGET_CLONES)
 #define CREAM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CREAM_CLONES

@@ -1,12 +1,15 @@
 // Standalone check of the native GEMM under sanitizers (see
 // scripts/check-native-sanitizers.sh): random shapes, exact-size heap buffers
 // so any overread or overwrite trips AddressSanitizer, every kernel, against a
-// float64 reference. Not part of the addon build.
+// float64 reference; then the packed few-row product, the whole-sequence
+// attention and its gradient, and the decoding layer on exact-size buffers
+// (their values are checked by the TypeScript tests). Not part of the addon build.
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
 #include <vector>
 #include <random>
+#include "fused.h"
 #include "gemm.h"
 using namespace cream;
 int main() {
@@ -23,8 +26,9 @@ int main() {
       if (trial >= 150) {
         // Single tall products: op(B) packed once and shared by the threads,
         // with ragged last column and depth blocks.
-        const size_t tall[4][3] = {{300, 100, 300}, {257, 65, 257}, {1100, 1030, 70}, {600, 33, 513}};
-        m = tall[trial % 4][0]; n = tall[trial % 4][1]; k = tall[trial % 4][2];
+        // The last: A^T . B far deeper than wide, split across the threads by depth.
+        const size_t tall[5][3] = {{300, 100, 300}, {257, 65, 257}, {1100, 1030, 70}, {600, 33, 513}, {40, 30, 1100}};
+        m = tall[trial % 5][0]; n = tall[trial % 5][1]; k = tall[trial % 5][2];
         ba = bb = 1; ta = (trial / 4) % 2; tb = (trial / 8) % 2;
       }
       size_t bt = std::max(ba, bb);
@@ -54,6 +58,55 @@ int main() {
       ++runs;
       free(a); free(b); free(c); free(bias);
     }
+  }
+  // Exact-size buffers for the fused kernels: values are the TypeScript tests' job, bounds are this one's.
+  auto buffer = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = u(rng);
+    return v;
+  };
+  for (Isa isa : {Isa::kAvx512, Isa::kGeneric}) {
+    for (size_t m : {1, 7, 8, 9, 32}) {
+      const size_t n = 37, k = 19;
+      auto w = buffer(n * k), a = buffer(m * k), c = buffer(m * n);
+      std::vector<float> packed(PackedPanelsSize(n, k));
+      PackPanels(w.data(), n, k, packed.data());
+      GemmPacked(a.data(), packed.data(), c.data(), m, n, k, isa, pool);
+    }
+    // Whole-sequence attention with grouped heads, a causal mask and a masked key, and its gradient.
+    AttentionShape shape;
+    shape.b = 2; shape.hq = 4; shape.hkv = 2; shape.t = 37; shape.s = 37; shape.dh = 10; shape.scale = 0.3f;
+    const size_t qn = shape.b * shape.hq * shape.t * shape.dh, kvn = shape.b * shape.hkv * shape.s * shape.dh;
+    const size_t pn = shape.b * shape.hq * shape.t * shape.s;
+    auto q = buffer(qn), keys = buffer(kvn), values = buffer(kvn), out = buffer(qn), probs = buffer(pn), dy = buffer(qn);
+    std::vector<float> mask(shape.b * shape.t * shape.s, 0.0f);
+    for (size_t bi = 0; bi < shape.b; ++bi)
+      for (size_t t = 0; t < shape.t; ++t)
+        for (size_t j = 0; j < shape.s; ++j) if (j > t || (bi == 1 && j == 0 && t > 0)) mask[(bi * shape.t + t) * shape.s + j] = -1e9f;
+    Attention(q.data(), keys.data(), values.data(), mask.data(), out.data(), probs.data(), shape, isa, pool);
+    auto dq = buffer(qn), dk = buffer(kvn), dv = buffer(kvn);
+    AttentionGrad(dy.data(), q.data(), keys.data(), values.data(), probs.data(), dq.data(), dk.data(), dv.data(), shape, isa, pool);
+    // One decoding step per layer: the cache written at each row's slot, the last slot included.
+    DecodeLayerArgs d;
+    d.b = 3; d.d = 24; d.hq = 4; d.hkv = 2; d.dh = 6; d.inter = 20; d.s = 9;
+    const size_t positions = 9;
+    auto x = buffer(d.b * d.d), y = buffer(d.b * d.d), n1 = buffer(d.d), n2 = buffer(d.d);
+    auto cs = buffer(positions * d.dh / 2), sn = buffer(positions * d.dh / 2);
+    auto kc = buffer(d.b * d.hkv * d.s * d.dh), vc = buffer(d.b * d.hkv * d.s * d.dh);
+    auto pack = [&](size_t n, size_t k) {
+      auto weight = buffer(n * k);
+      std::vector<float> p(PackedPanelsSize(n, k));
+      PackPanels(weight.data(), n, k, p.data());
+      return p;
+    };
+    auto wq = pack(d.hq * d.dh, d.d), wk = pack(d.hkv * d.dh, d.d), wv = pack(d.hkv * d.dh, d.d), wo = pack(d.d, d.hq * d.dh);
+    auto w1 = pack(d.inter, d.d), w3 = pack(d.inter, d.d), w2 = pack(d.d, d.inter);
+    std::vector<int32_t> slots = {0, 4, 8};
+    d.x = x.data(); d.out = y.data(); d.input_norm = n1.data(); d.post_norm = n2.data(); d.cos_table = cs.data(); d.sin_table = sn.data();
+    d.keys = kc.data(); d.values = vc.data(); d.wq = wq.data(); d.wk = wk.data(); d.wv = wv.data(); d.wo = wo.data();
+    d.w1 = w1.data(); d.w3 = w3.data(); d.w2 = w2.data(); d.slots = slots.data();
+    DecodeLayer(d, isa, pool);
+    runs += 3;
   }
   printf("%d runs, %d bad\n", runs, bad);
   return bad != 0;
