@@ -54,10 +54,10 @@ describe.each(Object.entries(images))('the %s image', (_, image) => {
     expect(copies.length).toBeGreaterThan(0);
     for (const copy of copies) expect(copy.args, `line ${copy.line}`).toMatch(/^--from=build /);
     const sources = copies.flatMap((c) => c.args.split(/\s+/).slice(1, -1));
-    expect(sources.sort()).toEqual(['/app/apps', '/app/libs', '/app/node_modules', '/app/package-lock.json', '/app/package.json', '/app/proto']);
+    expect(sources.sort()).toEqual(['/app/apps', '/app/bench', '/app/libs', '/app/node_modules', '/app/package-lock.json', '/app/package.json', '/app/proto']);
     expect(runs(runtime)).toBe('');
     expect(runs(build)).toContain('--omit=dev');
-    expect(runs(build)).toContain("find apps libs -name '*.test.ts' -delete");
+    expect(runs(build)).toContain("find apps libs bench -name '*.test.ts' -delete");
   });
 
   it('runs as the non-root user the pods run as (10001), with HOME on the writable /tmp', () => {
@@ -165,15 +165,17 @@ describe('the build context (deploy/docker/Dockerfile.dockerignore)', () => {
     for (const path of ['package.json', 'package-lock.json', ...workspaces.map((w) => `${w}/package.json`)]) expect(has(path), path).toBe(true);
   });
 
-  it('holds the sources the image runs and builds: apps, libs, the native addon, proto', () => {
-    for (const path of ['apps/cli/bin/cream.js', 'apps/cli/src/main.ts', 'libs/compute/binding.gyp', 'tsconfig.base.json']) expect(has(path), path).toBe(true);
+  it('holds the sources the image runs and builds: apps, libs, the native addon, proto, the benchmarks', () => {
+    for (const path of ['apps/cli/bin/cream.js', 'apps/cli/src/main.ts', 'libs/compute/binding.gyp', 'tsconfig.base.json', 'bench/src/run.ts', 'bench/baseline/llama_bench.py']) {
+      expect(has(path), path).toBe(true);
+    }
     expect(context.files.some((f) => /^libs\/compute\/native\/.+\.cc$/.test(f))).toBe(true);
     expect(context.files.some((f) => /^proto\/cream\/v1\/.+\.proto$/.test(f))).toBe(true);
   });
 
   it('leaves out installed and built files, tests, version control and deploy/', () => {
     const unwanted = context.files.filter((f) =>
-      /(^|\/)node_modules\/|^\.git\/|^libs\/compute\/build\/|\.test\.ts$|^bench\/(?!package\.json$)|^deploy\/|^\.nx\/|^\.cream\/|^test\/(?!package\.json$)/.test(f),
+      /(^|\/)node_modules\/|^\.git\/|^libs\/compute\/build\/|\.test\.ts$|^bench\/vitest\.config\.ts$|^deploy\/|^\.nx\/|^\.cream\/|^test\/(?!package\.json$)/.test(f),
     );
     expect(unwanted).toEqual([]);
   });
