@@ -141,7 +141,9 @@ afterAll(async () => {
 
 describe('a run over two generators and two judges', () => {
   it('splits sampling and scoring over both replicas, and a generator killed mid-stage loses and duplicates no prompt', async () => {
-    const [victim, survivor] = generators;
+    // The victim is whichever generator starts a second shard first (the first to
+    // finish one takes the third of the four): which one depends on timing.
+    let [victim, survivor] = generators;
     const spec = {
       name: 'scale-out',
       base_version: 'm0',
@@ -157,13 +159,15 @@ describe('a run over two generators and two judges', () => {
       evaluate: false,
     };
     // With evaluation off, the sample stage makes the first Generate calls; SIGKILL
-    // the victim as its second shard starts (it finished one, the other keeps going).
+    // a generator as its second shard starts (it finished one, the other keeps going).
     let killedAt = '';
     const killer = setInterval(() => {
-      if (killedAt === '' && victim.lines.filter(isGenerateCall).length >= 2) {
-        killedAt = new Date().toISOString();
-        victim.child.kill('SIGKILL');
-      }
+      if (killedAt !== '') return;
+      const index = generators.findIndex((generator) => generator.lines.filter(isGenerateCall).length >= 2);
+      if (index < 0) return;
+      [victim, survivor] = [generators[index], generators[1 - index]];
+      killedAt = new Date().toISOString();
+      victim.child.kill('SIGKILL');
     }, 2);
     let run: RunView;
     try {
@@ -173,7 +177,7 @@ describe('a run over two generators and two judges', () => {
     } finally {
       clearInterval(killer);
     }
-    expect(killedAt, 'the victim never started a second shard').not.toBe('');
+    expect(killedAt, 'no generator started a second shard').not.toBe('');
     expect(await victim.exited).toBe('SIGKILL');
     expect(run.state, run.error).toBe('RUN_STATE_SUCCEEDED');
     expect(run.stages.map((stage) => stage.name)).toEqual(['data', 'sft', 'iter-1/sample', 'iter-1/logprobs/m1', 'iter-1/logprobs/m0', 'iter-1/consistency', 'iter-1/train']);
