@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import { ComputeError } from './errors';
 import type { NativeGemm } from './native';
-import { heapOffset, packedWeight, type WasmBackend } from './wasm-kernels';
+import { heapOffset, heldAlone, packedWeight, replaceKernel, stockKernel, type WasmBackend } from './wasm-kernels';
 
 /** Kernel names of the fused ops (one forward, and the pieces of its gradient). */
 export const FusedKernel = {
@@ -192,8 +192,7 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       const inter = input(a, 'w1').shape[0];
       const cos = input(a, 'cos'); // [L, Dh/2]
       for (const name of ['keys', 'values']) {
-        const data = backend.dataIdMap.get(input(a, name).dataId) as { refCount?: number } | undefined;
-        if (data?.refCount !== 1) throw new ComputeError(`decode layer: the cache's ${name} share their memory; it is written in place`);
+        if (!heldAlone(backend, input(a, name))) throw new ComputeError(`decode layer: the cache's ${name} share their memory; it is written in place`);
       }
       const shapes: Record<string, [number, number]> = {
         wq: [Hq * Dh, D],
@@ -270,9 +269,6 @@ export function registerFusedKernels(native: NativeGemm): void {
   installed = true;
 }
 
-let stockTranspose: tf.KernelConfig | undefined;
-let stockAdd: tf.KernelConfig | undefined;
-
 /**
  * Registers the wasm backend's Transpose (when the last axis stays last: the
  * moves of heads and tokens, rank <= 4, rows of at least 8 values; a second
@@ -282,10 +278,7 @@ let stockAdd: tf.KernelConfig | undefined;
  * tfjs-core's, registered on the kernel names. Idempotent.
  */
 export function useNativeTransposeAndAdd(native: NativeGemm): void {
-  stockTranspose ??= tf.getKernel(tf.Transpose, backendName);
-  stockAdd ??= tf.getKernel(tf.Add, backendName);
-  const [transposeStock, addStock] = [stockTranspose, stockAdd];
-  if (!transposeStock || !addStock) throw new ComputeError('tfjs-backend-wasm did not register Transpose/Add; is it the expected 4.22.0?');
+  const [transposeStock, addStock] = [stockKernel(tf.Transpose), stockKernel(tf.Add)];
   const transpose: tf.KernelFunc = (params) => {
     const a = params as unknown as KernelArgs;
     const x = a.inputs.x as tf.TensorInfo;
@@ -318,10 +311,8 @@ export function useNativeTransposeAndAdd(native: NativeGemm): void {
     }
     return launch(native, a.backend, Op.add, { x, y }, [{ shape: x.shape }], (i, o) => [i.x, i.y, o[0], size(x)])[0];
   };
-  tf.unregisterKernel(tf.Transpose, backendName);
-  tf.registerKernel({ ...transposeStock, kernelFunc: transpose });
-  tf.unregisterKernel(tf.Add, backendName);
-  tf.registerKernel({ ...addStock, kernelFunc: add });
+  replaceKernel(tf.Transpose, transpose);
+  replaceKernel(tf.Add, add);
 }
 
 /**

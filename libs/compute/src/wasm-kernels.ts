@@ -24,7 +24,7 @@ export type MatMulKernelMode = 'native' | 'fast-path' | 'stock';
 /** The parts of tfjs-backend-wasm's BackendWasm that these kernels (and fused-kernels.ts) touch. */
 export interface WasmBackend {
   wasm: { HEAPF32: Float32Array };
-  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } | undefined };
+  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number; refCount?: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
 }
@@ -121,6 +121,32 @@ export function heapOffset(backend: WasmBackend, tensor: tf.TensorInfo): number 
   const offset = backend.dataIdMap.get(tensor.dataId)?.memoryOffset;
   if (offset === undefined || offset === null || offset % 4 !== 0) return undefined;
   return offset / 4;
+}
+
+/** Whether `tensor` lives in the wasm heap as the only tensor on its memory (its data's reference count is 1). */
+export function heldAlone(backend: WasmBackend, tensor: tf.TensorInfo): boolean {
+  return backend.dataIdMap.get(tensor.dataId)?.refCount === 1 && heapOffset(backend, tensor) !== undefined;
+}
+
+// The backend's own kernels, captured before cream first replaces them.
+const stockByName = new Map<string, tf.KernelConfig>();
+
+/** The wasm backend's own kernel `name`, as tfjs-backend-wasm registered it. */
+export function stockKernel(name: string): tf.KernelConfig {
+  let stock = stockByName.get(name);
+  if (stock === undefined) {
+    stock = tf.getKernel(name, backendName);
+    if (!stock) throw new ComputeError(`tfjs-backend-wasm did not register ${name}; is it the expected 4.22.0?`);
+    stockByName.set(name, stock);
+  }
+  return stock;
+}
+
+/** Registers `kernelFunc` as the wasm backend's `name` (the stock kernel's setup kept); idempotent. */
+export function replaceKernel(name: string, kernelFunc: tf.KernelFunc): void {
+  const stock = stockKernel(name);
+  tf.unregisterKernel(name, backendName);
+  tf.registerKernel({ ...stock, kernelFunc });
 }
 
 const fusableActivations: Record<string, GemmActivation | undefined> = {
@@ -343,8 +369,6 @@ interface SharingBackend {
   incRef(dataId: tf.DataId): void;
 }
 
-let stockCopies: { identity: tf.KernelConfig; cast: tf.KernelConfig } | undefined;
-
 /**
  * Registers the wasm backend's Identity, and Cast to the same dtype, as a
  * second reference to the input's memory (what its Reshape and the cpu
@@ -354,30 +378,17 @@ let stockCopies: { identity: tf.KernelConfig; cast: tf.KernelConfig } | undefine
  * weight per training step. Strings and real casts keep the stock kernels. Idempotent.
  */
 export function useSharedIdentity(): void {
-  if (!stockCopies) {
-    const identity = tf.getKernel(tf.Identity, backendName);
-    const cast = tf.getKernel(tf.Cast, backendName);
-    if (!identity || !cast) throw new ComputeError('tfjs-backend-wasm did not register Identity/Cast; is it the expected 4.22.0?');
-    stockCopies = { identity, cast };
-  }
-  const stock = stockCopies;
+  const stock = { identity: stockKernel(tf.Identity), cast: stockKernel(tf.Cast) };
   // Strings live outside the heap.
-  const share = (params: Parameters<tf.KernelFunc>[0], stockKernel: tf.KernelConfig, sameDtype: boolean) => {
+  const share = (params: Parameters<tf.KernelFunc>[0], original: tf.KernelConfig, sameDtype: boolean) => {
     const x = params.inputs.x as tf.TensorInfo;
-    if (!sameDtype || x.dtype === 'string') return stockKernel.kernelFunc(params);
+    if (!sameDtype || x.dtype === 'string') return original.kernelFunc(params);
     (params.backend as unknown as SharingBackend).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   };
-  tf.unregisterKernel(tf.Identity, backendName);
-  tf.registerKernel({ ...stock.identity, kernelFunc: (params) => share(params, stock.identity, true) });
-  tf.unregisterKernel(tf.Cast, backendName);
-  tf.registerKernel({
-    ...stock.cast,
-    kernelFunc: (params) => share(params, stock.cast, (params.inputs.x as tf.TensorInfo).dtype === params.attrs?.dtype),
-  });
+  replaceKernel(tf.Identity, (params) => share(params, stock.identity, true));
+  replaceKernel(tf.Cast, (params) => share(params, stock.cast, (params.inputs.x as tf.TensorInfo).dtype === params.attrs?.dtype));
 }
-
-let stockGather: tf.KernelConfig | undefined;
 
 /**
  * Registers the wasm backend's GatherV2 (float32 or int32, no batch
@@ -387,9 +398,7 @@ let stockGather: tf.KernelConfig | undefined;
  * Other gathers keep the stock kernel. Idempotent.
  */
 export function useFastGather(): void {
-  stockGather ??= tf.getKernel(tf.GatherV2, backendName);
-  const stock = stockGather;
-  if (!stock) throw new ComputeError('tfjs-backend-wasm did not register GatherV2; is it the expected 4.22.0?');
+  const stock = stockKernel(tf.GatherV2);
   const gather: tf.KernelFunc = (params) => {
     const args = params as unknown as KernelArgs;
     const x = args.inputs.x as tf.TensorInfo;
@@ -422,11 +431,8 @@ export function useFastGather(): void {
     }
     return out;
   };
-  tf.unregisterKernel(tf.GatherV2, backendName);
-  tf.registerKernel({ ...stock, kernelFunc: gather });
+  replaceKernel(tf.GatherV2, gather);
 }
-
-let stockSlice: tf.KernelConfig | undefined;
 
 /**
  * Registers the wasm backend's Slice (float32 or int32) as memmoves inside
@@ -437,9 +443,7 @@ let stockSlice: tf.KernelConfig | undefined;
  * them. Strings keep the stock kernel. Idempotent.
  */
 export function useFastSlice(): void {
-  stockSlice ??= tf.getKernel(tf.Slice, backendName);
-  const stock = stockSlice;
-  if (!stock) throw new ComputeError('tfjs-backend-wasm did not register Slice; is it the expected 4.22.0?');
+  const stock = stockKernel(tf.Slice);
   const slice: tf.KernelFunc = (params) => {
     const args = params as unknown as KernelArgs;
     const x = args.inputs.x as tf.TensorInfo;
@@ -474,13 +478,7 @@ export function useFastSlice(): void {
     }
     return out;
   };
-  tf.unregisterKernel(tf.Slice, backendName);
-  tf.registerKernel({ ...stock, kernelFunc: slice });
-}
-
-interface CountedData {
-  memoryOffset: number;
-  refCount?: number;
+  replaceKernel(tf.Slice, slice);
 }
 
 /**
@@ -505,10 +503,9 @@ export function writeSlotsInPlace(target: tf.Tensor4D, rows: tf.Tensor4D, starts
     }
   }
   const backend = tf.engine().backend as unknown as WasmBackend;
-  const targetData = backend.dataIdMap.get(target.dataId) as CountedData | undefined;
   const targetOffset = heapOffset(backend, target);
   const rowsOffset = heapOffset(backend, rows);
-  if (targetData === undefined || targetData.refCount !== 1 || targetOffset === undefined || rowsOffset === undefined) return false;
+  if (!heldAlone(backend, target) || targetOffset === undefined || rowsOffset === undefined) return false;
   const heap = backend.wasm.HEAPF32;
   const block = T * Dh;
   for (let b = 0; b < B; b++) {
@@ -523,7 +520,5 @@ export function writeSlotsInPlace(target: tf.Tensor4D, rows: tf.Tensor4D, starts
 /** Whether `t` lives in the wasm heap as the only tensor on its memory (so writing it in place is invisible to others). */
 export function soleOwner(t: tf.Tensor): boolean {
   if (tf.getBackend() !== backendName) return false;
-  const backend = tf.engine().backend as unknown as WasmBackend;
-  const data = backend.dataIdMap.get(t.dataId) as CountedData | undefined;
-  return data !== undefined && data.refCount === 1 && heapOffset(backend, t) !== undefined;
+  return heldAlone(tf.engine().backend as unknown as WasmBackend, t);
 }
