@@ -448,7 +448,7 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         cream::AddSame(a, b, c, n, pool);
         break;
       }
-      case FusedOp::kAttention:        // q, keys, values, mask (-1: none), out, probs, b, hq, hkv, t, s, dh, scale
+      case FusedOp::kAttention:        // q, keys, values, mask (-1: none), out, probs (-1: none), b, hq, hkv, t, s, dh, scale
       case FusedOp::kAttentionGrad: {  // dy, q, keys, values, probs, dq, dk, dv, b, hq, hkv, t, s, dh, scale
         const bool forward = code == static_cast<size_t>(FusedOp::kAttention);
         const size_t first = forward ? 6 : 8;
@@ -471,10 +471,10 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         if (forward) {
           if (!span(0, q_total, "q", &a) || !span(1, kv_total, "keys", &b) || !span(2, kv_total, "values", &c) ||
               (num[3] != -1 && !span(3, mask_total, "mask", &d)) || !span(4, q_total, "out", &e) ||
-              !span(5, p_total, "probs", &f)) {
+              (num[5] != -1 && !span(5, p_total, "probs", &f))) {
             return nullptr;
           }
-          cream::Attention(a, b, c, num[3] == -1 ? nullptr : d, e, f, shape, isa, pool);
+          cream::Attention(a, b, c, num[3] == -1 ? nullptr : d, e, num[5] == -1 ? nullptr : f, shape, isa, pool);
         } else {
           float* h = nullptr;
           if (!span(0, q_total, "dy", &a) || !span(1, q_total, "q", &b) || !span(2, kv_total, "keys", &c) ||

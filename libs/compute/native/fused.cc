@@ -185,38 +185,45 @@ CREAM_CLONES void RotaryRows(const float* x, const float* cos, const float* sin,
   }
 }
 
+// dst = softmax(src * scale + bias) over n values (bias may be null; src may
+// be dst), the exponentials in 16 lanes.
+CREAM_INLINE void SoftmaxInto(const float* src, const float* bias, float scale, size_t n, float* dst) {
+  if (bias != nullptr) {
+    for (size_t j = 0; j < n; ++j) dst[j] = src[j] * scale + bias[j];
+  } else {
+    for (size_t j = 0; j < n; ++j) dst[j] = src[j] * scale;
+  }
+  const float top = Max(dst, n);
+  float acc[kLanes] = {};
+  size_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float e = Exp(dst[j + l] - top);
+      dst[j + l] = e;
+      acc[l] += e;
+    }
+  }
+  float total = Fold(acc);
+  for (; j < n; ++j) {
+    const float e = Exp(dst[j] - top);
+    dst[j] = e;
+    total += e;
+  }
+  const float inv = 1.0f / total;
+  for (size_t k = 0; k < n; ++k) dst[k] *= inv;
+}
+
+CREAM_CLONES void ScaledSoftmax(const float* src, const float* bias, float scale, size_t n, float* dst) {
+  SoftmaxInto(src, bias, scale, n, dst);
+}
+
 // Rows are (batch, head, query) triples.
 CREAM_CLONES void SoftmaxRows(const float* scores, const float* mask, float* out, size_t r0, size_t r1, size_t h,
                               size_t t, size_t s, float scale) {
   for (size_t r = r0; r < r1; ++r) {
-    const float* src = scores + r * s;
-    float* dst = out + r * s;
     const size_t bi = r / (h * t);
     const size_t qi = r % t;
-    const float* bias = mask == nullptr ? nullptr : mask + (bi * t + qi) * s;
-    if (bias != nullptr) {
-      for (size_t j = 0; j < s; ++j) dst[j] = src[j] * scale + bias[j];
-    } else {
-      for (size_t j = 0; j < s; ++j) dst[j] = src[j] * scale;
-    }
-    const float top = Max(dst, s);
-    float acc[kLanes] = {};
-    size_t j = 0;
-    for (; j + kLanes <= s; j += kLanes) {
-      for (int l = 0; l < kLanes; ++l) {
-        const float e = Exp(dst[j + l] - top);
-        dst[j + l] = e;
-        acc[l] += e;
-      }
-    }
-    float total = Fold(acc);
-    for (; j < s; ++j) {
-      const float e = Exp(dst[j] - top);
-      dst[j] = e;
-      total += e;
-    }
-    const float inv = 1.0f / total;
-    for (size_t k = 0; k < s; ++k) dst[k] *= inv;
+    SoftmaxInto(scores + r * s, mask == nullptr ? nullptr : mask + (bi * t + qi) * s, scale, s, out + r * s);
   }
 }
 
@@ -298,6 +305,132 @@ __attribute__((target("avx512f"))) void WeightedSumAvx512(const float* p, const 
   }
 }
 #endif
+
+#if CREAM_X86_FUSED
+// Register-tiled products for whole-sequence attention with AVX-512: the
+// head width (40 or 64 here) is too thin for the GEMM's packing to pay off,
+// so these read their operands in place.
+
+// C[R rows, 16 NC columns] = A[R, k] . Bt[k, 16 NC]: A rows lda apart, Bt rows ldb apart.
+template <int R, int NC>
+__attribute__((target("avx512f"))) CREAM_INLINE void TransposedTile(const float* a, size_t lda, const float* bt,
+                                                                   size_t ldb, float* c, size_t ldc, size_t k) {
+  __m512 acc[R][NC];
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < NC; ++j) acc[r][j] = _mm512_setzero_ps();
+  }
+  for (size_t d = 0; d < k; ++d) {
+    __m512 b[NC];
+    for (int j = 0; j < NC; ++j) b[j] = _mm512_loadu_ps(bt + d * ldb + 16 * j);
+    for (int r = 0; r < R; ++r) {
+      const __m512 x = _mm512_set1_ps(a[r * lda + d]);
+      for (int j = 0; j < NC; ++j) acc[r][j] = _mm512_fmadd_ps(x, b[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < NC; ++j) _mm512_storeu_ps(c + r * ldc + 16 * j, acc[r][j]);
+  }
+}
+
+template <int R>
+__attribute__((target("avx512f"))) CREAM_INLINE void TransposedRows(const float* a, size_t lda, const float* bt,
+                                                                   size_t ldb, float* c, size_t ldc, size_t chunks,
+                                                                   size_t k) {
+  size_t j = 0;
+  for (; j + 4 <= chunks; j += 4) TransposedTile<R, 4>(a, lda, bt + 16 * j, ldb, c + 16 * j, ldc, k);
+  switch (chunks - j) {
+    case 3: TransposedTile<R, 3>(a, lda, bt + 16 * j, ldb, c + 16 * j, ldc, k); break;
+    case 2: TransposedTile<R, 2>(a, lda, bt + 16 * j, ldb, c + 16 * j, ldc, k); break;
+    case 1: TransposedTile<R, 1>(a, lda, bt + 16 * j, ldb, c + 16 * j, ldc, k); break;
+    default: break;
+  }
+}
+
+// C[m, n rounded up to 16] = A[m, k] . Bt[k, n]: every column up to the
+// multiple of 16 is written, so Bt and C need that many (Bt's extra ones are
+// read and their products ignored).
+__attribute__((target("avx512f"))) void ProductTransposedAvx512(const float* a, size_t lda, const float* bt,
+                                                               size_t ldb, float* c, size_t ldc, size_t m, size_t n,
+                                                               size_t k) {
+  const size_t chunks = (n + 15) / 16;
+  size_t r = 0;
+  for (; r + 6 <= m; r += 6) TransposedRows<6>(a + r * lda, lda, bt, ldb, c + r * ldc, ldc, chunks, k);
+  for (; r < m; ++r) TransposedRows<1>(a + r * lda, lda, bt, ldb, c + r * ldc, ldc, chunks, k);
+}
+
+// C[R, w] (+)= A[R, k] . B[k, w], w <= 16 DC head values: A's element (r, i)
+// at a[r * ars + i * aks] (a transposed A swaps the strides), B rows ldb apart,
+// the last chunk masked by `tail`.
+template <int R, int DC>
+__attribute__((target("avx512f"))) CREAM_INLINE void HeadTile(const float* a, size_t ars, size_t aks, const float* b,
+                                                             size_t ldb, float* c, size_t ldc, size_t k,
+                                                             __mmask16 tail, bool accumulate) {
+  __m512 acc[R][DC];
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < DC; ++j) acc[r][j] = _mm512_setzero_ps();
+  }
+  for (size_t i = 0; i < k; ++i) {
+    __m512 v[DC];
+    for (int j = 0; j + 1 < DC; ++j) v[j] = _mm512_loadu_ps(b + i * ldb + 16 * j);
+    v[DC - 1] = _mm512_maskz_loadu_ps(tail, b + i * ldb + 16 * (DC - 1));
+    for (int r = 0; r < R; ++r) {
+      const __m512 x = _mm512_set1_ps(a[r * ars + i * aks]);
+      for (int j = 0; j < DC; ++j) acc[r][j] = _mm512_fmadd_ps(x, v[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* row = c + r * ldc;
+    for (int j = 0; j < DC; ++j) {
+      const __mmask16 lanes = j + 1 == DC ? tail : static_cast<__mmask16>(0xFFFF);
+      __m512 value = acc[r][j];
+      if (accumulate) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes, row + 16 * j));
+      _mm512_mask_storeu_ps(row + 16 * j, lanes, value);
+    }
+  }
+}
+
+template <int DC>
+__attribute__((target("avx512f"))) void HeadRows(const float* a, size_t ars, size_t aks, const float* b, size_t ldb,
+                                                 float* c, size_t ldc, size_t m, size_t k, __mmask16 tail,
+                                                 bool accumulate) {
+  // About 24 accumulators: 8 rows of 3 chunks (a 40-wide head), 6 of 4 (64-wide).
+  constexpr int kRows = DC <= 3 ? 8 : 24 / DC;
+  size_t r = 0;
+  for (; r + kRows <= m; r += kRows) {
+    HeadTile<kRows, DC>(a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, tail, accumulate);
+  }
+  for (; r < m; ++r) HeadTile<1, DC>(a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, tail, accumulate);
+}
+
+// C[m, dh] (+)= A[m, k] . B[k, dh] for dh <= 128 (kMaxHeadTiled).
+constexpr size_t kMaxHeadTiled = 128;
+__attribute__((target("avx512f"))) void ProductIntoHeadAvx512(const float* a, size_t ars, size_t aks, const float* b,
+                                                              size_t ldb, float* c, size_t ldc, size_t m, size_t k,
+                                                              size_t dh, bool accumulate) {
+  const size_t chunks = (dh + 15) / 16;
+  const size_t last = dh - 16 * (chunks - 1);
+  const __mmask16 tail = static_cast<__mmask16>((1u << last) - 1u);
+  switch (chunks) {
+    case 1: HeadRows<1>(a, ars, aks, b, ldb, c, ldc, m, k, tail, accumulate); break;
+    case 2: HeadRows<2>(a, ars, aks, b, ldb, c, ldc, m, k, tail, accumulate); break;
+    case 3: HeadRows<3>(a, ars, aks, b, ldb, c, ldc, m, k, tail, accumulate); break;
+    case 4: HeadRows<4>(a, ars, aks, b, ldb, c, ldc, m, k, tail, accumulate); break;
+    case 5: HeadRows<5>(a, ars, aks, b, ldb, c, ldc, m, k, tail, accumulate); break;
+    case 6: HeadRows<6>(a, ars, aks, b, ldb, c, ldc, m, k, tail, accumulate); break;
+    case 7: HeadRows<7>(a, ars, aks, b, ldb, c, ldc, m, k, tail, accumulate); break;
+    default: HeadRows<8>(a, ars, aks, b, ldb, c, ldc, m, k, tail, accumulate); break;
+  }
+}
+#endif
+
+// Bt [dh, padded] = B [s, dh] transposed, columns s.. padded zero.
+void TransposeHead(const float* b, float* bt, size_t s, size_t dh, size_t padded) {
+  for (size_t d = 0; d < dh; ++d) {
+    float* row = bt + d * padded;
+    for (size_t j = 0; j < s; ++j) row[j] = b[j * dh + d];
+    std::fill(row + s, row + padded, 0.0f);
+  }
+}
 
 // p = softmax(scores) in place, kMaskedScore slots exactly 0 (exp in 16 lanes, as SoftmaxRows).
 CREAM_CLONES void SoftmaxScores(float* scores, size_t s) {
@@ -629,54 +762,119 @@ void SmallGemm(const float* a, const float* b, float* c, size_t m, size_t n, siz
 }
 }  // namespace
 
+namespace {
+// One past the last value of x[from, s) that `live` accepts, or `from` when
+// none does: whole chunks of 16 skipped at a time.
+template <typename Live>
+size_t LastLive(const float* x, size_t from, size_t s, Live live) {
+  size_t end = s;
+  while (end >= from + kLanes) {
+    bool any = false;
+    for (int l = 0; l < kLanes; ++l) any |= live(x[end - kLanes + l]);
+    if (any) break;
+    end -= kLanes;
+  }
+  while (end > from && !live(x[end - 1])) --end;
+  return end;
+}
+// Keys a bias row leaves above kSkipBias (the causal mask's -1e9 after the
+// query's own slot), and keys a probability row gives weight.
+bool Attended(float bias) { return bias > kSkipBias; }
+bool Weighted(float p) { return p != 0.0f; }
+
+// The register-tiled AVX-512 products apply (else SmallGemm's).
+bool TiledAttention(Isa isa, size_t dh) {
+#if CREAM_X86_FUSED
+  return isa == Isa::kAvx512 && dh <= kMaxHeadTiled;
+#else
+  (void)isa;
+  (void)dh;
+  return false;
+#endif
+}
+}  // namespace
+
 void Attention(const float* q, const float* keys, const float* values, const float* mask, float* out, float* probs,
                const AttentionShape& a, Isa isa, ThreadPool& pool) {
   const size_t groups = a.hq / a.hkv;
   // Rows of queries per block: a block's products stop at the last key any of
   // its rows may attend (the causal mask makes later keys -1e9), which skips
-  // about a third of the work at 128 tokens. Two micro-kernel tiles high.
+  // about a third of the work at 128 tokens.
   constexpr size_t kBlockRows = 24;
+  const bool tiled = TiledAttention(isa, a.dh);
+  const size_t padded = (a.s + 15) / 16 * 16;
+  const size_t out_ld = a.hq * a.dh;
   ForItems(pool, a.b * a.hq, a.t * a.s * a.dh, [&](size_t item) {
     thread_local std::vector<float> scratch;
-    if (scratch.size() < kBlockRows * (a.s + a.dh)) scratch.resize(kBlockRows * (a.s + a.dh));
-    float* scores = scratch.data();
-    float* weighted = scores + kBlockRows * a.s;
+    const size_t need = kBlockRows * (padded + a.dh) + (tiled ? a.dh * padded : 0);
+    if (scratch.size() < need) scratch.resize(need);
+    float* scores = scratch.data();                   // [kBlockRows, ld]
+    float* weighted = scores + kBlockRows * padded;   // [kBlockRows, dh] (SmallGemm's output)
+    float* kt = weighted + kBlockRows * a.dh;         // [dh, padded]: the keys transposed (tiled)
     const size_t bi = item / a.hq, hi = item % a.hq;
     const size_t kv = (bi * a.hkv + hi / groups) * a.s * a.dh;
+    if (tiled) TransposeHead(keys + kv, kt, a.s, a.dh, padded);
     for (size_t r0 = 0; r0 < a.t; r0 += kBlockRows) {
       const size_t rows = std::min(kBlockRows, a.t - r0);
       const float* bias = mask == nullptr ? nullptr : mask + (bi * a.t + r0) * a.s;
-      // Keys past the last one any row of the block may attend are left out.
-      size_t keys_used = a.s;
-      if (bias != nullptr) {
-        keys_used = 0;
-        for (size_t r = 0; r < rows; ++r) {
-          size_t last = a.s;
-          while (last > keys_used && bias[r * a.s + last - 1] <= kSkipBias) --last;
-          keys_used = std::max(keys_used, last);
-        }
+      const float* q_block = q + (item * a.t + r0) * a.dh;
+      // Keys past the last one any row of the block may attend are left out,
+      // and each row's softmax stops at its own last key.
+      size_t row_keys[kBlockRows];
+      size_t keys_used = 0;
+      for (size_t r = rows; r-- > 0;) {
+        row_keys[r] = bias == nullptr ? a.s : LastLive(bias + r * a.s, 0, a.s, Attended);
+        keys_used = std::max(keys_used, row_keys[r]);
       }
-      float* p = probs + (item * a.t + r0) * a.s;
+      size_t width = keys_used, ld = keys_used;
+      float scale = a.scale;
       if (keys_used == 0) {  // nothing to attend: uniform over every key, as the composed softmax gives
-        for (size_t r = 0; r < rows; ++r) {
-          for (size_t j = 0; j < a.s; ++j) scores[j] = bias[r * a.s + j];
-          SoftmaxScores(scores, a.s);
-          std::memcpy(p + r * a.s, scores, a.s * sizeof(float));
-        }
-        SmallGemm(p, values + kv, weighted, rows, a.dh, a.s, false, false, isa);
+        width = ld = a.s;
+        scale = 1.0f;
+        for (size_t r = 0; r < rows; ++r) std::memcpy(scores + r * ld, bias + r * a.s, a.s * sizeof(float));
+      } else if (tiled) {
+        ld = padded;
+#if CREAM_X86_FUSED
+        ProductTransposedAvx512(q_block, a.dh, kt, padded, scores, ld, rows, keys_used, a.dh);
+#endif
       } else {
-        SmallGemm(q + (item * a.t + r0) * a.dh, keys + kv, scores, rows, keys_used, a.dh, false, true, isa);
-        for (size_t r = 0; r < rows; ++r) {
-          float* row = scores + r * keys_used;
-          for (size_t j = 0; j < keys_used; ++j) row[j] = row[j] * a.scale + (bias == nullptr ? 0.0f : bias[r * a.s + j]);
-          SoftmaxScores(row, keys_used);
-          std::memcpy(p + r * a.s, row, keys_used * sizeof(float));
-          std::fill(p + r * a.s + keys_used, p + (r + 1) * a.s, 0.0f);
-        }
-        SmallGemm(scores, values + kv, weighted, rows, a.dh, keys_used, false, false, isa);
+        SmallGemm(q_block, keys + kv, scores, rows, keys_used, a.dh, false, true, isa);
       }
+      // The probabilities go where the gradient keeps them (zeros past the
+      // block's keys), else in place of the scores.
+      float* p_block = probs == nullptr ? scores : probs + (item * a.t + r0) * a.s;
+      const size_t p_ld = probs == nullptr ? ld : a.s;
+      bool empty_rows = false;
       for (size_t r = 0; r < rows; ++r) {
-        std::memcpy(out + ((bi * a.t + r0 + r) * a.hq + hi) * a.dh, weighted + r * a.dh, a.dh * sizeof(float));
+        const float* bias_row = keys_used == 0 || bias == nullptr ? nullptr : bias + r * a.s;
+        float* p = p_block + r * p_ld;
+        // A row with no key to attend, in a block with some, is set after the product.
+        const size_t live = keys_used == 0 ? width : row_keys[r];
+        empty_rows |= live == 0;
+        if (live > 0) ScaledSoftmax(scores + r * ld, bias_row, scale, live, p);
+        std::fill(p + live, p + (probs == nullptr ? width : a.s), 0.0f);
+      }
+      float* dst = out + ((bi * a.t + r0) * a.hq + hi) * a.dh;
+      if (tiled) {
+#if CREAM_X86_FUSED
+        ProductIntoHeadAvx512(p_block, p_ld, 1, values + kv, a.dh, dst, out_ld, rows, width, a.dh, false);
+#endif
+      } else {
+        for (size_t r = 0; r < rows && probs != nullptr; ++r) std::memcpy(scores + r * width, p_block + r * p_ld, width * sizeof(float));
+        SmallGemm(scores, values + kv, weighted, rows, a.dh, width, false, false, isa);
+        for (size_t r = 0; r < rows; ++r) std::memcpy(dst + r * out_ld, weighted + r * a.dh, a.dh * sizeof(float));
+      }
+      // Rows with no key to attend: uniform over every key, as the composed
+      // softmax of equal (all masked) scores gives.
+      for (size_t r = 0; r < rows && empty_rows; ++r) {
+        if (keys_used == 0 || row_keys[r] > 0) continue;
+        float* row = dst + r * out_ld;
+        std::fill(row, row + a.dh, 0.0f);
+        for (size_t j = 0; j < a.s; ++j) {
+          for (size_t d = 0; d < a.dh; ++d) row[d] += values[kv + j * a.dh + d];
+        }
+        for (size_t d = 0; d < a.dh; ++d) row[d] /= static_cast<float>(a.s);
+        if (probs != nullptr) std::fill(p_block + r * p_ld, p_block + r * p_ld + a.s, 1.0f / static_cast<float>(a.s));
       }
     }
   });
@@ -688,13 +886,17 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
   // Blocks of query rows stop at the last key any of their rows attends (the
   // forward pass leaves exact zeros past it), as in Attention.
   constexpr size_t kBlockRows = 32;
+  const bool tiled = TiledAttention(isa, a.dh);
+  const size_t padded = (a.s + 15) / 16 * 16;
+  const size_t dy_ld = a.hq * a.dh;
   // One task per (sequence, kv head): its query heads' dK and dV add up there.
   ForItems(pool, a.b * a.hkv, groups * a.t * a.s * a.dh, [&](size_t item) {
     thread_local std::vector<float> scratch;
-    const size_t td = a.t * a.dh, sd = a.s * a.dh, bs = kBlockRows * a.s;
-    if (scratch.size() < td + 3 * bs + sd) scratch.resize(td + 3 * bs + sd);
-    float* d_out = scratch.data();
-    float* p_block = d_out + td;
+    const size_t td = a.t * a.dh, sd = a.s * a.dh, bs = kBlockRows * padded;
+    const size_t first = std::max(td, a.dh * padded);
+    if (scratch.size() < first + 3 * bs + sd) scratch.resize(first + 3 * bs + sd);
+    float* d_out = scratch.data();  // [t, dh] (SmallGemm) or V transposed [dh, padded] (tiled)
+    float* p_block = d_out + first;
     float* d_probs = p_block + bs;
     float* d_scores = d_probs + bs;
     float* part = d_scores + bs;
@@ -705,24 +907,39 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
     float* dv_item = dv + item * sd;
     std::fill(dk_item, dk_item + sd, 0.0f);
     std::fill(dv_item, dv_item + sd, 0.0f);
+    if (tiled) TransposeHead(v, d_out, a.s, a.dh, padded);
     for (size_t g = 0; g < groups; ++g) {
       const size_t hi = kvi * groups + g;
       const size_t head = bi * a.hq + hi;
-      for (size_t ti = 0; ti < a.t; ++ti) {
-        std::memcpy(d_out + ti * a.dh, dy + ((bi * a.t + ti) * a.hq + hi) * a.dh, a.dh * sizeof(float));
+      const float* dy_head = dy + (bi * a.t * a.hq + hi) * a.dh;  // rows dy_ld apart
+      if (!tiled) {
+        for (size_t ti = 0; ti < a.t; ++ti) std::memcpy(d_out + ti * a.dh, dy_head + ti * dy_ld, a.dh * sizeof(float));
       }
       for (size_t r0 = 0; r0 < a.t; r0 += kBlockRows) {
         const size_t rows = std::min(kBlockRows, a.t - r0);
         const float* p = probs + (head * a.t + r0) * a.s;
         size_t keys_used = 0;
-        for (size_t r = 0; r < rows; ++r) {
-          size_t last = a.s;
-          while (last > keys_used && p[r * a.s + last - 1] == 0.0f) --last;
-          keys_used = std::max(keys_used, last);
-        }
+        for (size_t r = rows; r-- > 0;) keys_used = LastLive(p + r * a.s, keys_used, a.s, Weighted);
         float* dq_block = dq + head * td + r0 * a.dh;
         if (keys_used == 0) {
           std::fill(dq_block, dq_block + rows * a.dh, 0.0f);
+          continue;
+        }
+        const float* q_block = q + head * td + r0 * a.dh;
+        if (tiled) {
+#if CREAM_X86_FUSED
+          const float* dy_block = dy_head + r0 * dy_ld;
+          // dV[:keys] += P^T dO
+          ProductIntoHeadAvx512(p, 1, a.s, dy_block, dy_ld, dv_item, a.dh, keys_used, rows, a.dh, true);
+          // dP = dO V^T; dS = scale * P * (dP - rowsum(dP * P))
+          ProductTransposedAvx512(dy_block, dy_ld, d_out, padded, d_probs, padded, rows, keys_used, a.dh);
+          for (size_t r = 0; r < rows; ++r) {
+            SoftmaxGradRows(p + r * a.s, d_probs + r * padded, d_scores + r * padded, 0, 1, keys_used, a.scale);
+          }
+          // dQ = dS K; dK[:keys] += dS^T Q
+          ProductIntoHeadAvx512(d_scores, padded, 1, k, a.dh, dq_block, a.dh, rows, keys_used, a.dh, false);
+          ProductIntoHeadAvx512(d_scores, 1, padded, q_block, a.dh, dk_item, a.dh, keys_used, rows, a.dh, true);
+#endif
           continue;
         }
         for (size_t r = 0; r < rows; ++r) std::memcpy(p_block + r * keys_used, p + r * a.s, keys_used * sizeof(float));
@@ -735,7 +952,7 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
         SoftmaxGradRows(p_block, d_probs, d_scores, 0, rows, keys_used, a.scale);
         // dQ = dS K; dK[:keys] += dS^T Q
         SmallGemm(d_scores, k, dq_block, rows, a.dh, keys_used, false, false, isa);
-        SmallGemm(d_scores, q + head * td + r0 * a.dh, part, keys_used, a.dh, rows, true, false, isa);
+        SmallGemm(d_scores, q_block, part, keys_used, a.dh, rows, true, false, isa);
         AddRange(dk_item, part, dk_item, 0, keys_used * a.dh);
       }
     }

@@ -113,8 +113,9 @@ void DecodeLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 // query head) at a time so that its scores stay in cache: q [b, hq, t, dh],
 // keys and values [b, hkv, s, dh], mask [b, t, s] added to the scaled scores
 // (nullptr: none); out [b, t, hq * dh] (tokens first) and probs [b, hq, t, s]
-// (kept for the gradient). The products are the GEMM's, the softmax
-// MaskedSoftmax's.
+// for the gradient (nullptr: not written, for a pass with no gradient). The
+// products are register-tiled AVX-512 ones for heads up to 128 wide, else the
+// GEMM's.
 struct AttentionShape {
   size_t b = 0, hq = 0, hkv = 0, t = 0, s = 0, dh = 0;
   float scale = 1.0f;

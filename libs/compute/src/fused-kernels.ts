@@ -222,9 +222,13 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       const mask = a.inputs.mask ?? null;
       const [B, Hq, T, Dh] = q.shape;
       const [, Hkv, S] = keys.shape;
-      return launch(native, a.backend, Op.attention, { q, keys, values, mask }, [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, S] }], (i, o) => [
-        i.q, i.keys, i.values, i.mask, o[0], o[1], B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale),
+      // Without keepProbs (inference) only the output: the probabilities are what the gradient reads.
+      const keepProbs = a.attrs.keepProbs !== false;
+      const outputs = keepProbs ? [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, S] }] : [{ shape: [B, T, Hq * Dh] }];
+      const made = launch(native, a.backend, Op.attention, { q, keys, values, mask }, outputs, (i, o) => [
+        i.q, i.keys, i.values, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale),
       ]);
+      return keepProbs ? made : made[0];
     }),
     [FusedKernel.attentionGrad]: k((a) => {
       const [dy, q, keys, values, probs] = [input(a, 'dy'), input(a, 'q'), input(a, 'keys'), input(a, 'values'), input(a, 'probs')];

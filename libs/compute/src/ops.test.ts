@@ -7,18 +7,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { initCompute } from './backend';
 import { fusedKernelsActive, useFusedKernels } from './fused-kernels';
+import { loadNativeGemm } from './native';
 import { adamwUpdate, causalAttention, logSoftmaxGather, maskedSoftmax, rmsNorm, rotaryHeads, sumOfSquares, swiglu } from './ops';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
 
 const random = seededUniform(21);
 const uniform = (shape: number[], scale = 1) => tf.tensor(randomFloats(tf.util.sizeFromShape(shape), random).map((x) => x * scale), shape);
 
-// An additive causal mask [B, T, S] whose queries sit at the last T of S slots, plus a masked padding slot.
-function causalMask(B: number, T: number, S: number): tf.Tensor3D {
+// An additive causal mask [B, T, S] whose queries sit at the last T of S slots,
+// plus a masked padding slot; `emptyRows` of sequence 0 attend no key at all.
+function causalMask(B: number, T: number, S: number, emptyRows: number[] = []): tf.Tensor3D {
   const bias = new Float32Array(B * T * S);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
-      for (let s = 0; s < S; s++) if (s > S - T + t || (b === 1 && s === 0 && t > 0)) bias[(b * T + t) * S + s] = -1e9;
+      for (let s = 0; s < S; s++) {
+        if (s > S - T + t || (b === 1 && s === 0 && t > 0) || (b === 0 && emptyRows.includes(t))) bias[(b * T + t) * S + s] = -1e9;
+      }
     }
   }
   return tf.tensor3d(bias, [B, T, S]);
@@ -114,6 +118,21 @@ const cases: Case[] = [
     differentiable: [0],
   },
   {
+    // 40-wide heads (a masked last chunk), rows past the tiles' multiples, keys
+    // past a multiple of 16, and rows that attend no key (uniform, as composed).
+    name: 'causalAttention (40-wide heads, rows with no key, threaded)',
+    inputs: () => [uniform([3, 4, 37, 40]), uniform([3, 2, 45, 40]), uniform([3, 2, 45, 40]), causalMask(3, 37, 45, [0, 5, 30])],
+    op: (q, k, v, m) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m),
+    differentiable: [0, 1, 2],
+  },
+  {
+    // Wider than the register-tiled products take: the GEMM's.
+    name: 'causalAttention (136-wide heads)',
+    inputs: () => [uniform([1, 2, 9, 136]), uniform([1, 1, 9, 136]), uniform([1, 1, 9, 136]), causalMask(1, 9, 9)],
+    op: (q, k, v, m) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m),
+    differentiable: [0, 1, 2],
+  },
+  {
     name: 'logSoftmaxGather (threaded)',
     inputs: () => [uniform([131, 517], 5), tf.tensor1d(Array.from({ length: 131 }, (_, i) => (i * 97) % 517), 'int32')],
     op: (l, t) => logSoftmaxGather(l as tf.Tensor2D, t as tf.Tensor1D),
@@ -141,18 +160,38 @@ describe('fused ops', () => {
   });
   afterAll(() => useFusedKernels(true));
 
+  // The case's values and gradients with the native kernels and composed.
+  function expectFusedEqualsComposed(c: Case): void {
+    const inputs = c.inputs();
+    useFusedKernels(true);
+    expect(fusedKernelsActive()).toBe(true);
+    const fused = evaluate(c, inputs);
+    useFusedKernels(false);
+    const composed = evaluate(c, inputs);
+    useFusedKernels(true);
+    expect(relativeError(fused.value, composed.value), `${c.name} value`).toBeLessThan(1e-5);
+    fused.grads.forEach((g, i) => expect(relativeError(g, composed.grads[i]), `${c.name} d/dinput${c.differentiable[i]}`).toBeLessThan(1e-4));
+    tf.dispose(inputs);
+  }
+
   for (const c of cases) {
-    it(`${c.name}: the native kernel equals the composed ops, values and gradients`, () => {
-      const inputs = c.inputs();
-      useFusedKernels(true);
-      expect(fusedKernelsActive()).toBe(true);
-      const fused = evaluate(c, inputs);
-      useFusedKernels(false);
-      const composed = evaluate(c, inputs);
-      useFusedKernels(true);
-      expect(relativeError(fused.value, composed.value), `${c.name} value`).toBeLessThan(1e-5);
-      fused.grads.forEach((g, i) => expect(relativeError(g, composed.grads[i]), `${c.name} d/dinput${c.differentiable[i]}`).toBeLessThan(1e-4));
-      tf.dispose(inputs);
+    it(`${c.name}: the native kernel equals the composed ops, values and gradients`, () => expectFusedEqualsComposed(c));
+  }
+
+  // Whole-sequence attention has register-tiled AVX-512 products and the
+  // GEMM's for other CPUs: each kernel the CPU supports against the composed ops.
+  const native = loadNativeGemm();
+  const isas = native.ok ? native.native.info().supported : [];
+  for (const isa of isas) {
+    it(`causalAttention over whole sequences with the ${isa} kernel equals the composed ops`, () => {
+      if (!native.ok) throw new Error(native.reason);
+      const before = native.native.info().isa;
+      native.native.configure({ isa });
+      try {
+        for (const c of cases.filter((c) => c.name.startsWith('causalAttention') && !c.name.includes('decoding'))) expectFusedEqualsComposed(c);
+      } finally {
+        native.native.configure({ isa: before });
+      }
     });
   }
 

@@ -92,6 +92,10 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
     const scale = 1 / Math.sqrt(headDim);
     return tf.tidy(() => {
       const mask = tf.reshape(maskBias, [B, T, S]); // a constant: no gradient
+      if (!tf.engine().state.gradientDepth) {
+        // No gradient taped (scoring, prefill): the probabilities are not written at all.
+        return run(FusedKernel.attention, { q, keys: k, values: v, mask }, { scale, keepProbs: false }) as tf.Tensor3D; // [B, T, Hq*Dh]
+      }
       // One gradient kernel gives dq, dk and dv together.
       const attend = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
         const [qIn, kIn, vIn] = args as tf.Tensor[];
