@@ -558,11 +558,13 @@ napi_value GemmPackedCall(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// decodeLayer(heap, offsets, packed, slots, sizes, eps): one decoder layer for
-// one new token per sequence (DecodeLayer in fused.h). offsets: x, out,
-// inputNorm, postNorm, cosTable, sinTable, keys, values (floats into heap);
-// packed: wq, wk, wv, wo, w1, w3, w2 (packPanels copies); slots: Int32Array
-// [b]; sizes: b, d, hq, hkv, dh, inter, s, tablePositions.
+// decodeLayer(heap, offsets, weights, slots, sizes, eps): one decoder layer
+// for t tokens per sequence (DecodeLayer in fused.h for t = 1, PrefillLayer
+// for more). offsets: x, out, inputNorm, postNorm, cosTable, sinTable, keys,
+// values (floats into heap); weights: wq, wk, wv, wo, w1, w3, w2 (packPanels
+// copies for t = 1, the plain [out, in] weights for more); slots: Int32Array
+// [b], each sequence's first slot; sizes: b, d, hq, hkv, dh, inter, s,
+// tablePositions and optionally t (default 1).
 napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -578,13 +580,19 @@ napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
   auto element = [&](napi_value array, uint32_t i, napi_value* out) {
     return napi_get_element(env, array, i, out) == napi_ok;
   };
-  size_t offsets[8] = {}, sizes[8] = {};
+  size_t offsets[8] = {}, sizes[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
   static const char* offset_names[8] = {"x", "out", "inputNorm", "postNorm", "cosTable", "sinTable", "keys", "values"};
-  static const char* size_names[8] = {"b", "d", "hq", "hkv", "dh", "inter", "s", "tablePositions"};
-  for (uint32_t i = 0; i < 8; ++i) {
+  static const char* size_names[9] = {"b", "d", "hq", "hkv", "dh", "inter", "s", "tablePositions", "t"};
+  uint32_t size_count = 0;
+  napi_get_array_length(env, argv[4], &size_count);
+  if (size_count != 8 && size_count != 9) {
+    Fail(env, "decodeLayer sizes must hold 8 or 9 values");
+    return nullptr;
+  }
+  for (uint32_t i = 0; i < 9; ++i) {
     napi_value value;
-    if (!element(argv[1], i, &value) || !GetSize(env, value, offset_names[i], &offsets[i])) return nullptr;
-    if (!element(argv[4], i, &value) || !GetSize(env, value, size_names[i], &sizes[i])) return nullptr;
+    if (i < 8 && (!element(argv[1], i, &value) || !GetSize(env, value, offset_names[i], &offsets[i]))) return nullptr;
+    if (i < size_count && (!element(argv[4], i, &value) || !GetSize(env, value, size_names[i], &sizes[i]))) return nullptr;
   }
   cream::DecodeLayerArgs a;
   a.b = sizes[0];
@@ -595,7 +603,8 @@ napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
   a.inter = sizes[5];
   a.s = sizes[6];
   const size_t positions = sizes[7];
-  for (size_t value : {a.b, a.d, a.hq, a.hkv, a.dh, a.inter, a.s, positions}) {
+  a.t = sizes[8];
+  for (size_t value : {a.b, a.d, a.hq, a.hkv, a.dh, a.inter, a.s, positions, a.t}) {
     if (value == 0 || value > (size_t{1} << 24)) {
       Fail(env, "decodeLayer sizes must be in [1, 2^24]", true);
       return nullptr;
@@ -613,7 +622,7 @@ napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
   a.eps = static_cast<float>(eps);
   const size_t qd = a.hq * a.dh, kvd = a.hkv * a.dh, half = a.dh / 2;
   // Every extent below is a product of values <= 2^24 taken two or three at a time: no overflow in 64 bits.
-  const size_t counts[8] = {a.b * a.d, a.b * a.d, a.d, a.d, positions * half, positions * half,
+  const size_t counts[8] = {a.b * a.t * a.d, a.b * a.t * a.d, a.d, a.d, positions * half, positions * half,
                             a.b * a.hkv * a.s * a.dh, a.b * a.hkv * a.s * a.dh};
   float* spans[8] = {};
   for (int i = 0; i < 8; ++i) {
@@ -628,7 +637,8 @@ napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
     float* data = nullptr;
     size_t length = 0;
     if (!element(argv[2], i, &value) || !GetFloats(env, value, packed_names[i], &data, &length)) return nullptr;
-    if (!CheckExtent(env, packed_names[i], 0, cream::PackedPanelsSize(packed_shapes[i][0], packed_shapes[i][1]), length)) {
+    const size_t rows = packed_shapes[i][0], columns = packed_shapes[i][1];
+    if (!CheckExtent(env, packed_names[i], 0, a.t == 1 ? cream::PackedPanelsSize(rows, columns) : rows * columns, length)) {
       return nullptr;
     }
     packed[i] = data;
@@ -645,9 +655,11 @@ napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
   }
   const auto* slots = static_cast<const int32_t*>(raw);
   for (size_t i = 0; i < a.b; ++i) {
-    if (slots[i] < 0 || static_cast<size_t>(slots[i]) >= a.s || static_cast<size_t>(slots[i]) >= positions) {
-      Fail(env, "slot " + std::to_string(slots[i]) + " of row " + std::to_string(i) + " is outside the cache (" +
-                    std::to_string(a.s) + ") or the rotary table (" + std::to_string(positions) + ")", true);
+    // The row's last token sits at slots[i] + t - 1.
+    if (slots[i] < 0 || static_cast<size_t>(slots[i]) + a.t > a.s || static_cast<size_t>(slots[i]) + a.t > positions) {
+      Fail(env, "slots " + std::to_string(slots[i]) + ".." + std::to_string(slots[i] + a.t - 1) + " of row " +
+                    std::to_string(i) + " are outside the cache (" + std::to_string(a.s) + ") or the rotary table (" +
+                    std::to_string(positions) + ")", true);
       return nullptr;
     }
   }
@@ -668,7 +680,11 @@ napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
   a.w2 = packed[6];
   a.slots = slots;
   try {
-    cream::DecodeLayer(a, instance->isa, *instance->pool);
+    if (a.t == 1) {
+      cream::DecodeLayer(a, instance->isa, *instance->pool);
+    } else {
+      cream::PrefillLayer(a, instance->isa, *instance->pool);
+    }
   } catch (const std::exception& error) {
     napi_throw_error(env, "ERR_CREAM_FUSED", (std::string("native decodeLayer failed: ") + error.what()).c_str());
   }

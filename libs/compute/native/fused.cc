@@ -159,19 +159,25 @@ CREAM_CLONES void SwiGluGradUpRange(const float* gate, const float* dy, float* d
 }
 
 // Rows are (batch, token) pairs; sign is +1 forward and -1 backward.
+// With `slots` (forward only), row r = (bi, ti) sits at position slots[bi] +
+// ti: its angles are that row of the cos and sin tables, and with
+// cache_slots > 0 it goes to that slot of a cache [b, h, cache_slots, dh].
+// Else cos and sin hold one row per token; out is [b, h, t, dh] but in a cache.
 CREAM_CLONES void RotaryRows(const float* x, const float* cos, const float* sin, float* out, size_t r0, size_t r1,
-                             size_t t, size_t h, size_t dh, bool backward) {
+                             size_t t, size_t h, size_t dh, bool backward, const int32_t* slots = nullptr,
+                             size_t cache_slots = 0) {
   const size_t half = dh / 2;
   const float sign = backward ? -1.0f : 1.0f;
   for (size_t r = r0; r < r1; ++r) {
     const size_t bi = r / t;
     const size_t ti = r % t;
-    const float* c = cos + r * half;
-    const float* s = sin + r * half;
+    const size_t at = slots == nullptr ? r : static_cast<size_t>(slots[bi]) + ti;
+    const float* c = cos + at * half;
+    const float* s = sin + at * half;
     for (size_t hi = 0; hi < h; ++hi) {
-      // [b, t, h, dh] and [b, h, t, dh] offsets of this (token, head).
+      // [b, t, h, dh] and [b, h, t, dh] (or the cache's) offsets of this (token, head).
       const size_t tokens_first = (r * h + hi) * dh;
-      const size_t heads_first = ((bi * h + hi) * t + ti) * dh;
+      const size_t heads_first = cache_slots == 0 ? ((bi * h + hi) * t + ti) * dh : ((bi * h + hi) * cache_slots + at) * dh;
       const float* src = x + (backward ? heads_first : tokens_first);
       float* dst = out + (backward ? tokens_first : heads_first);
       for (size_t i = 0; i < half; ++i) {
@@ -730,6 +736,82 @@ void DecodeLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
 }
 
 namespace {
+// C [m, n] = op(A) . op(B) on the pool.
+void Product(const float* a, const float* b, float* c, size_t m, size_t n, size_t k, bool trans_a, bool trans_b,
+             Isa isa, ThreadPool& pool) {
+  GemmProblem p;
+  p.a = a;
+  p.b = b;
+  p.c = c;
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.trans_a = trans_a;
+  p.trans_b = trans_b;
+  Gemm(p, isa, pool);
+}
+
+// C [m, n] = A [m, k] . W^T for a Linear weight W [n, k], on the pool.
+void LinearRows(const float* a, const float* w, float* c, size_t m, size_t n, size_t k, Isa isa, ThreadPool& pool) {
+  Product(a, w, c, m, n, k, false, true, isa, pool);
+}
+}  // namespace
+
+void PrefillLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
+  const size_t n = a.b * a.t, qd = a.hq * a.dh, kvd = a.hkv * a.dh;
+  // The activations, kept per thread between calls (a layer's pass is the same size the next time).
+  thread_local std::vector<float> scratch;
+  const size_t need = n * (3 * a.d + 3 * qd + 2 * kvd + 3 * a.inter);
+  if (scratch.size() < need) scratch.resize(need);
+  float* xn = scratch.data();
+  float* q = xn + n * a.d;
+  float* k = q + n * qd;
+  float* v = k + n * kvd;
+  float* q_heads = v + n * kvd;
+  float* attn = q_heads + n * qd;
+  float* h = attn + n * qd;
+  float* gate = h + n * a.d;
+  float* up = gate + n * a.inter;
+  float* act = up + n * a.inter;
+  float* proj = act + n * a.inter;
+
+  RmsNormForward(a.x, a.input_norm, xn, n, a.d, a.eps, pool);
+  LinearRows(xn, a.wq, q, n, qd, a.d, isa, pool);
+  LinearRows(xn, a.wk, k, n, kvd, a.d, isa, pool);
+  LinearRows(xn, a.wv, v, n, kvd, a.d, isa, pool);
+  // Queries rotated to heads first; keys rotated and values copied into the
+  // cache at each token's slot (slots[b] + t), which is also its position.
+  ForRows(pool, n, qd + 2 * kvd, [&](size_t r0, size_t r1) {
+    RotaryRows(q, a.cos_table, a.sin_table, q_heads, r0, r1, a.t, a.hq, a.dh, false, a.slots);
+    RotaryRows(k, a.cos_table, a.sin_table, a.keys, r0, r1, a.t, a.hkv, a.dh, false, a.slots, a.s);
+    for (size_t r = r0; r < r1; ++r) {
+      const size_t bi = r / a.t, slot = static_cast<size_t>(a.slots[bi]) + r % a.t;
+      for (size_t hi = 0; hi < a.hkv; ++hi) {
+        std::memcpy(a.values + ((bi * a.hkv + hi) * a.s + slot) * a.dh, v + r * kvd + hi * a.dh, a.dh * sizeof(float));
+      }
+    }
+  });
+  AttentionShape shape;
+  shape.b = a.b;
+  shape.hq = a.hq;
+  shape.hkv = a.hkv;
+  shape.t = a.t;
+  shape.s = a.s;
+  shape.dh = a.dh;
+  shape.scale = 1.0f / std::sqrt(static_cast<float>(a.dh));
+  shape.past = a.slots;  // causal: token t of row b attends slots 0 .. slots[b] + t
+  Attention(q_heads, a.keys, a.values, nullptr, attn, nullptr, shape, isa, pool);
+  LinearRows(attn, a.wo, proj, n, a.d, qd, isa, pool);
+  AddSame(a.x, proj, h, n * a.d, pool);
+  RmsNormForward(h, a.post_norm, xn, n, a.d, a.eps, pool);
+  LinearRows(xn, a.w1, gate, n, a.inter, a.d, isa, pool);
+  LinearRows(xn, a.w3, up, n, a.inter, a.d, isa, pool);
+  SwiGlu(gate, up, act, n * a.inter, pool);
+  LinearRows(act, a.w2, proj, n, a.d, a.inter, isa, pool);
+  AddSame(h, proj, a.out, n * a.d, pool);
+}
+
+namespace {
 // A one-thread pool per thread: the attention kernels run their small
 // products inside a task of the shared pool, each on its own thread.
 ThreadPool& LocalPool() {
@@ -749,16 +831,7 @@ void ForItems(ThreadPool& pool, size_t items, size_t work_per_item, const std::f
 // C [m, n] = op(A) . op(B) on this thread.
 void SmallGemm(const float* a, const float* b, float* c, size_t m, size_t n, size_t k, bool trans_a, bool trans_b,
                Isa isa) {
-  GemmProblem p;
-  p.a = a;
-  p.b = b;
-  p.c = c;
-  p.m = m;
-  p.n = n;
-  p.k = k;
-  p.trans_a = trans_a;
-  p.trans_b = trans_b;
-  Gemm(p, isa, LocalPool());
+  Product(a, b, c, m, n, k, trans_a, trans_b, isa, LocalPool());
 }
 }  // namespace
 
@@ -823,7 +896,11 @@ void Attention(const float* q, const float* keys, const float* values, const flo
       size_t row_keys[kBlockRows];
       size_t keys_used = 0;
       for (size_t r = rows; r-- > 0;) {
-        row_keys[r] = bias == nullptr ? a.s : LastLive(bias + r * a.s, 0, a.s, Attended);
+        if (bias != nullptr) {
+          row_keys[r] = LastLive(bias + r * a.s, 0, a.s, Attended);
+        } else {
+          row_keys[r] = a.past == nullptr ? a.s : std::min(a.s, static_cast<size_t>(a.past[bi]) + r0 + r + 1);
+        }
         keys_used = std::max(keys_used, row_keys[r]);
       }
       size_t width = keys_used, ld = keys_used;

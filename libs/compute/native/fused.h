@@ -105,9 +105,17 @@ struct DecodeLayerArgs {
   const float* w2 = nullptr;           // packed [d, inter] (down)
   const int32_t* slots = nullptr;      // [b]: cache slot = rotary position of the new token
   size_t b = 0, d = 0, hq = 0, hkv = 0, dh = 0, inter = 0, s = 0;
+  size_t t = 1;  // tokens per sequence: 1 for DecodeLayer
   float eps = 1e-6f;
 };
 void DecodeLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
+// The same layer for t tokens per sequence (prefill, scoring; t = args.t):
+// token i of sequence b at slot and position slots[b] + i, attending slots
+// 0 .. slots[b] + i. x and out are [b * t, d], and the weights plain [out, in]
+// (not packed): the products are the GEMM's. The same kernels in the same
+// order as the layer's separate ops (RmsNormForward, Gemm, RotaryHeads,
+// Attention, SwiGlu, AddSame).
+void PrefillLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 
 // Attention over whole sequences (training, prefill, scoring), one (sequence,
 // query head) at a time so that its scores stay in cache: q [b, hq, t, dh],
@@ -119,6 +127,9 @@ void DecodeLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 struct AttentionShape {
   size_t b = 0, hq = 0, hkv = 0, t = 0, s = 0, dh = 0;
   float scale = 1.0f;
+  // Without a mask: nullptr attends every key; else query t of sequence b
+  // attends slots 0 .. past[b] + t (causal, the queries at slots past[b]..).
+  const int32_t* past = nullptr;
 };
 void Attention(const float* q, const float* keys, const float* values, const float* mask, float* out, float* probs,
                const AttentionShape& shape, Isa isa, ThreadPool& pool);

@@ -184,16 +184,23 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
     }),
     [FusedKernel.decodeLayer]: k((a) => {
       const { backend } = a;
-      const x = input(a, 'x'); // [B, D]
-      const [B, D] = x.shape;
-      const keys = input(a, 'keys'); // [B, Hkv, S, Dh]
-      const [, Hkv, S, Dh] = keys.shape;
-      const Hq = Number(a.attrs.nHeads);
-      const inter = input(a, 'w1').shape[0];
+      const T = Number(a.attrs.tokens ?? 1); // tokens per sequence
+      const x = input(a, 'x'); // [B*T, D]
+      const D = x.shape[1];
+      const B = x.shape[0] / T;
       const cos = input(a, 'cos'); // [L, Dh/2]
-      for (const name of ['keys', 'values']) {
+      const Dh = cos.shape[1] * 2;
+      const Hq = Number(a.attrs.nHeads);
+      // No cache tensors: a fresh cache of T slots, made here (every slot is written).
+      const fresh = a.inputs.keys === undefined;
+      const Hkv = fresh ? Number(a.attrs.nKvHeads) : input(a, 'keys').shape[1];
+      const S = fresh ? T : input(a, 'keys').shape[2];
+      const inter = input(a, 'w1').shape[0];
+      for (const name of fresh ? [] : ['keys', 'values']) {
         if (!heldAlone(backend, input(a, name))) throw new ComputeError(`decode layer: the cache's ${name} share their memory; it is written in place`);
       }
+      const out = backend.makeOutput([B * T, D], 'float32');
+      const cacheOut = fresh ? [backend.makeOutput([B, Hkv, T, Dh], 'float32'), backend.makeOutput([B, Hkv, T, Dh], 'float32')] : [];
       const shapes: Record<string, [number, number]> = {
         wq: [Hq * Dh, D],
         wk: [Hkv * Dh, D],
@@ -203,19 +210,24 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
         w3: [inter, D],
         w2: [D, inter],
       };
-      const packed = Object.entries(shapes).map(([name, [n, kk]]) => {
+      // One token per sequence: the packed copies (few-row products); more: the weights in place.
+      const weights = Object.entries(shapes).map(([name, [n, kk]]) => {
         const w = input(a, name);
         if (w.shape[0] !== n || w.shape[1] !== kk) throw new ComputeError(`decode layer: ${name} is [${w.shape}], expected [${n}, ${kk}]`);
-        return packedWeight(native, backend, w, offsetOf(backend, w, name), n, kk);
+        const offset = offsetOf(backend, w, name);
+        return T === 1 ? packedWeight(native, backend, w, offset, n, kk) : offset;
       });
-      const out = backend.makeOutput([B, D], 'float32');
-      const offsets = ['x', 'out', 'inputNorm', 'postNorm', 'cos', 'sin', 'keys', 'values'].map((name) =>
-        name === 'out' ? offsetOf(backend, out, 'out') : offsetOf(backend, input(a, name), name),
-      );
-      const slots = Int32Array.from(a.attrs.slots as number[]);
       // Read the view after makeOutput (and packing), which may grow the memory.
-      native.decodeLayer(backend.wasm.HEAPF32, offsets, packed, slots, [B, D, Hq, Hkv, Dh, inter, S, cos.shape[0]], Number(a.attrs.eps));
-      return out;
+      const heap = backend.wasm.HEAPF32;
+      const views = weights.map((w, i) => (typeof w === 'number' ? heap.subarray(w, w + size(input(a, Object.keys(shapes)[i]))) : w));
+      const offsets = ['x', 'out', 'inputNorm', 'postNorm', 'cos', 'sin', 'keys', 'values'].map((name) => {
+        if (name === 'out') return offsetOf(backend, out, 'out');
+        if (fresh && (name === 'keys' || name === 'values')) return offsetOf(backend, cacheOut[name === 'keys' ? 0 : 1], name);
+        return offsetOf(backend, input(a, name), name);
+      });
+      const slots = fresh ? new Int32Array(B) : Int32Array.from(a.attrs.slots as number[]);
+      native.decodeLayer(heap, offsets, views, slots, [B, D, Hq, Hkv, Dh, inter, S, cos.shape[0], T], Number(a.attrs.eps));
+      return fresh ? [out, ...cacheOut] : out;
     }),
     [FusedKernel.attention]: k((a) => {
       const [q, keys, values] = [input(a, 'q'), input(a, 'keys'), input(a, 'values')];
@@ -340,6 +352,23 @@ export interface DecodeLayerWeights {
   readonly w2: tf.Tensor; // [D, I]
 }
 
+function layerInputs(x: tf.Tensor2D, w: DecodeLayerWeights, tables: { cos: tf.Tensor2D; sin: tf.Tensor2D }): tf.NamedTensorMap {
+  return {
+    x,
+    inputNorm: w.inputNorm,
+    postNorm: w.postAttentionNorm,
+    cos: tables.cos,
+    sin: tables.sin,
+    wq: w.wq,
+    wk: w.wk,
+    wv: w.wv,
+    wo: w.wo,
+    w1: w.w1,
+    w3: w.w3,
+    w2: w.w2,
+  };
+}
+
 /**
  * One Llama decoder layer (no biases, no q/k norms) for one new token per
  * sequence, as one native kernel: x [B, D] -> [B, D]. Writes this token's
@@ -358,23 +387,34 @@ export function decodeLayer(
   options: { nHeads: number; eps: number },
 ): tf.Tensor2D {
   if (!fusedKernelsActive()) throw new ComputeError('decodeLayer needs the fused kernels (wasm+native)');
-  const inputs: tf.NamedTensorMap = {
-    x,
-    inputNorm: w.inputNorm,
-    postNorm: w.postAttentionNorm,
-    cos: tables.cos,
-    sin: tables.sin,
-    keys: cache.keys,
-    values: cache.values,
-    wq: w.wq,
-    wk: w.wk,
-    wv: w.wv,
-    wo: w.wo,
-    w1: w.w1,
-    w3: w.w3,
-    w2: w.w2,
-  };
+  const inputs = { ...layerInputs(x, w, tables), keys: cache.keys, values: cache.values };
   return tf.engine().runKernel(FusedKernel.decodeLayer, inputs, { slots: [...slots], eps: options.eps, nHeads: options.nHeads } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/**
+ * The same layer for `tokens` tokens per sequence (prefill, scoring), as one
+ * native kernel: x [B*T, D] (sequence-major) -> out [B*T, D]. Token t of
+ * sequence b sits at slot and rotary position slots[b] + t and attends slots
+ * 0..slots[b] + t (causal). With a cache, its keys and values are written IN
+ * PLACE into it (which must hold slots[b] + T slots and own its memory);
+ * without one (null: nothing cached yet, every slot 0), new cache tensors
+ * [B, nKvHeads, T, Dh] are returned. Same conditions as decodeLayer.
+ */
+export function prefillLayer(
+  x: tf.Tensor2D,
+  w: DecodeLayerWeights,
+  tables: { cos: tf.Tensor2D; sin: tf.Tensor2D },
+  cache: { keys: tf.Tensor4D; values: tf.Tensor4D } | null,
+  slots: readonly number[],
+  options: { nHeads: number; nKvHeads: number; eps: number; tokens: number },
+): { out: tf.Tensor2D; keys?: tf.Tensor4D; values?: tf.Tensor4D } {
+  if (!fusedKernelsActive()) throw new ComputeError('prefillLayer needs the fused kernels (wasm+native)');
+  const inputs = cache === null ? layerInputs(x, w, tables) : { ...layerInputs(x, w, tables), keys: cache.keys, values: cache.values };
+  const attrs = { slots: [...slots], eps: options.eps, nHeads: options.nHeads, nKvHeads: options.nKvHeads, tokens: options.tokens };
+  const result = tf.engine().runKernel(FusedKernel.decodeLayer, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+  if (!Array.isArray(result)) return { out: result as tf.Tensor2D };
+  const [out, keys, values] = result;
+  return { out: out as tf.Tensor2D, keys: keys as tf.Tensor4D, values: values as tf.Tensor4D };
 }
 
 /** Whether the ops run the fused kernels: registered, enabled, and the wasm backend is the active one. */

@@ -1,12 +1,13 @@
-// The wasm+native decoding step (one CreamDecodeLayer kernel per layer, the
-// cache written in place) against the model's separate ops and against one
-// full pass, across a cache growth; the configs it does not cover (biases,
-// q/k norms) keep the separate ops. Runs on wasm+native whatever
+// The wasm+native decoder layer kernel (one CreamDecodeLayer per layer, the
+// cache written in place or made by it) for decoding steps and for prefill and
+// scoring chunks, against the model's separate ops and against one full pass,
+// across a cache growth; the configs it does not cover (biases, q/k norms)
+// keep the separate ops. Runs on wasm+native whatever
 // CREAM_BACKEND says, and puts the suite's backend back after.
 import { FusedKernel, initCompute, silentLogger, useFusedKernels } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createModelConfig, generate, type LlamaModel } from './index';
+import { createModelConfig, generate, scoreResponses, type LlamaModel } from './index';
 import { TEST_CONFIGS, createTestModel, testTokens, relativeDifference } from './testing';
 
 const tokens = testTokens;
@@ -90,6 +91,36 @@ describe('decoding step on wasm+native: one kernel per layer', () => {
       expect(result.tokenIds).toEqual(separate[i].tokenIds);
       expect(result.tokenIds).toEqual(alone[i].tokenIds);
       expect(relativeDifference(result.tokenLogprobs, separate[i].tokenLogprobs)).toBeLessThan(1e-4);
+    });
+  });
+
+  it('scores in chunks with one kernel per layer and chunk, equal to the separate ops, across a cache growth', async () => {
+    const test = createTestModel(config, 6);
+    onTestFinished(test.dispose);
+    // Right-padded chunks: rows of 80, 41 and 9 tokens fed 23 positions at a
+    // time (a fresh cache, then writes in place, then growth past 64 slots).
+    const items = [80, 41, 9].map((length, i) => {
+      const ids = tokens(config, length, 20 + i);
+      return { promptIds: ids.slice(0, 3), responseIds: ids.slice(3) };
+    });
+    const options = { batchSize: 3, chunkSize: 23 };
+    await scoreResponses(test.model, items, options); // grows the rotary tables (kept)
+    const before = tf.memory().numTensors;
+    let fused: Awaited<ReturnType<typeof scoreResponses>> = [];
+    const profile = await tf.profile(async () => {
+      fused = await scoreResponses(test.model, items, options);
+      return [];
+    });
+    expect(tf.memory().numTensors).toBe(before); // no leak
+    expect(profile.kernels.filter((k) => k.name === FusedKernel.decodeLayer)).toHaveLength(Math.ceil(79 / 23) * config.nLayers);
+    useFusedKernels(false);
+    const separate = await scoreResponses(test.model, items, options);
+    const whole = await scoreResponses(test.model, items, { batchSize: 1, chunkSize: Infinity });
+    useFusedKernels(true);
+    fused.forEach((score, i) => {
+      expect(score.numTokens).toBe(separate[i].numTokens);
+      expect(Math.abs(score.logprobSum - separate[i].logprobSum) / Math.abs(separate[i].logprobSum), `item ${i} vs separate ops`).toBeLessThan(1e-5);
+      expect(Math.abs(score.logprobSum - whole[i].logprobSum) / Math.abs(whole[i].logprobSum), `item ${i} vs one pass each`).toBeLessThan(1e-5);
     });
   });
 

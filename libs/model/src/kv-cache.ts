@@ -23,6 +23,8 @@ const CAPACITY_BLOCK = 64;
 export interface KvCacheWrite {
   /** Slots per sequence once written: the key count S of this pass's attention. */
   readonly capacity: number;
+  /** The cache holds nothing yet: this pass's keys and values, as layer() gets them, become it. */
+  readonly fresh: boolean;
   /** The store for layer `layer`: appends its keys and values, returns the attended ones. */
   layer(layer: number): KeyValueStore;
   /**
@@ -125,6 +127,7 @@ export class KvCache {
     };
     return {
       capacity,
+      fresh: first,
       layer: (layer) => (k, v) => {
         if (done) throw new Error('KvCacheWrite used after commit or abort');
         // Kept: the new cache outlives the tidy of this forward pass.

@@ -4,7 +4,7 @@
 // and values and appends this pass's, so prefill and each decode step are the
 // same call. Every forward runs inside tf.tidy.
 
-import { decodeLayer, fusedKernelsActive } from '@cream/compute';
+import { fusedKernelsActive, prefillLayer } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, validateModelConfig } from './config';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from './errors';
@@ -125,8 +125,8 @@ export class LlamaModel {
       throw new InvalidOptionError(`attentionMask must be [${B}, ${keyCount}], got [${mask.rows}, ${mask.columns}]`, 'attentionMask');
     }
 
-    if (cache !== undefined && T === 1 && options.positions === undefined && mask === undefined && inputLengths.every((n) => n === 1)) {
-      const hidden = this.decodeStep(ids.values, cache, past);
+    if (cache !== undefined && options.positions === undefined && mask === undefined) {
+      const hidden = this.fusedLayers(ids.values, cache, past, T, inputLengths);
       if (hidden !== null) return hidden;
     }
 
@@ -154,24 +154,28 @@ export class LlamaModel {
   }
 
   /**
-   * A decoding step (one token per row, each at slot and position past[b]) as
-   * one native kernel per layer (decodeLayer), with the cache written in
-   * place: the final-norm hidden states [B, 1, D], or null where that kernel
-   * does not apply (another backend, biases or q/k norms, a gradient tape, a
-   * cache tensor sharing its memory), leaving the cache untouched.
+   * T tokens per row at each row's next slots (a decoding step, a prefill or
+   * a chunk of scoring) as one native kernel per layer (prefillLayer; its
+   * one-token form is the decoding kernel), the cache written in place or
+   * made by the kernel when empty: the final-norm hidden states [B, T, D], or
+   * null where that kernel does not apply (another backend, biases or q/k
+   * norms, a gradient tape, a cache tensor sharing its memory, positions past
+   * the context), leaving the cache untouched.
    */
-  private decodeStep(ids: ArrayLike<number>, cache: KvCache, past: readonly number[]): tf.Tensor3D | null {
+  private fusedLayers(ids: ArrayLike<number>, cache: KvCache, past: readonly number[], T: number, inputLengths: readonly number[]): tf.Tensor3D | null {
     const { config } = this;
     const taping = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
     if (!fusedKernelsActive() || taping || config.attentionBias || config.attentionOutputBias || config.qkNorm) return null;
     const B = past.length;
+    const last = Math.max(...past) + T; // one past the last slot written, also a position
+    if (last > config.maxPositionEmbeddings) return null; // padding positions would be clamped: the separate ops do that
     // The write and the tensors reserved for it; the write's own index tensor
     // (for layer(), unused here) goes with this tidy.
     let write: KvCacheWrite | undefined;
     let reserved: ([tf.Tensor4D, tf.Tensor4D] | null)[] = [];
     tf.tidy(() => {
-      write = cache.beginWrite(1, new Array<number>(B).fill(1));
-      reserved = this.layers.map((_, i) => (write as KvCacheWrite).reserve(i));
+      write = cache.beginWrite(T, inputLengths);
+      if (!write.fresh) reserved = this.layers.map((_, i) => (write as KvCacheWrite).reserve(i));
     });
     const pass = write as KvCacheWrite;
     if (reserved.some((r) => r === null)) {
@@ -180,13 +184,16 @@ export class LlamaModel {
     }
     try {
       const hidden = tf.tidy(() => {
-        const tables = this.rotary.tables(Math.max(...past) + 1);
-        let x = tf.gather(this.embedding, tf.tensor1d(Int32Array.from(ids), 'int32')) as tf.Tensor2D; // [B, D]
+        const tables = this.rotary.tables(last);
+        let x = tf.gather(this.embedding, tf.tensor1d(Int32Array.from(ids), 'int32')) as tf.Tensor2D; // [B*T, D]
+        const options = { nHeads: config.nHeads, nKvHeads: config.nKvHeads, eps: config.rmsNormEps, tokens: T };
+        const cacheOf = (r: [tf.Tensor4D, tf.Tensor4D] | null | undefined) => (r ? { keys: r[0], values: r[1] } : null); // none: fresh
         for (const [i, layer] of this.layers.entries()) {
-          const [keys, values] = reserved[i] as [tf.Tensor4D, tf.Tensor4D];
-          x = decodeLayer(x, layer, tables, { keys, values }, past, { nHeads: config.nHeads, eps: config.rmsNormEps }); // [B, D]
+          const { out, keys, values } = prefillLayer(x, layer, tables, cacheOf(reserved[i]), past, options); // [B*T, D]
+          if (keys !== undefined && values !== undefined) pass.layer(i)(keys, values); // the new cache's tensors
+          x = out;
         }
-        return tf.reshape(rmsNorm(x, this.finalNorm, config.rmsNormEps), [B, 1, config.hiddenSize]) as tf.Tensor3D; // [B, 1, D]
+        return tf.reshape(rmsNorm(x, this.finalNorm, config.rmsNormEps), [B, T, config.hiddenSize]) as tf.Tensor3D; // [B, T, D]
       });
       pass.commit();
       return hidden;
