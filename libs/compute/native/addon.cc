@@ -561,8 +561,8 @@ napi_value GemmPackedCall(napi_env env, napi_callback_info info) {
 // decodeLayer(heap, offsets, weights, slots, sizes, eps): one decoder layer
 // for t tokens per sequence (DecodeLayer in fused.h for t = 1, PrefillLayer
 // for more). offsets: x, out, inputNorm, postNorm, cosTable, sinTable, keys,
-// values (floats into heap); weights: wq, wk, wv, wo, w1, w3, w2 (packPanels
-// copies for t = 1, the plain [out, in] weights for more); slots: Int32Array
+// values (floats into heap); weights: wq, wk, wv, wo, w1, w3, w2 as packPanels
+// copies, then for t > 1 the same seven plain [out, in]; slots: Int32Array
 // [b], each sequence's first slot; sizes: b, d, hq, hkv, dh, inter, s,
 // tablePositions and optionally t (default 1).
 napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
@@ -629,20 +629,30 @@ napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
     if (!CheckExtent(env, offset_names[i], offsets[i], counts[i], heap_len)) return nullptr;
     spans[i] = heap + offsets[i];
   }
-  const float* packed[7] = {};
-  static const char* packed_names[7] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
-  const size_t packed_shapes[7][2] = {{qd, a.d}, {kvd, a.d}, {kvd, a.d}, {a.d, qd}, {a.inter, a.d}, {a.inter, a.d}, {a.d, a.inter}};
-  for (uint32_t i = 0; i < 7; ++i) {
+  // The packed copies, then (t > 1) the plain weights.
+  const float* weights[14] = {};
+  static const char* weight_names[7] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
+  const size_t weight_shapes[7][2] = {{qd, a.d}, {kvd, a.d}, {kvd, a.d}, {a.d, qd}, {a.inter, a.d}, {a.inter, a.d}, {a.d, a.inter}};
+  const uint32_t weight_count = a.t == 1 ? 7 : 14;
+  uint32_t given = 0;
+  napi_get_array_length(env, argv[2], &given);
+  if (given != weight_count) {
+    Fail(env, "decodeLayer weights must hold " + std::to_string(weight_count) + " arrays for t = " + std::to_string(a.t));
+    return nullptr;
+  }
+  for (uint32_t i = 0; i < weight_count; ++i) {
     napi_value value;
     float* data = nullptr;
     size_t length = 0;
-    if (!element(argv[2], i, &value) || !GetFloats(env, value, packed_names[i], &data, &length)) return nullptr;
-    const size_t rows = packed_shapes[i][0], columns = packed_shapes[i][1];
-    if (!CheckExtent(env, packed_names[i], 0, a.t == 1 ? cream::PackedPanelsSize(rows, columns) : rows * columns, length)) {
+    const std::string name = std::string(i < 7 ? "packed " : "") + weight_names[i % 7];
+    if (!element(argv[2], i, &value) || !GetFloats(env, value, name.c_str(), &data, &length)) return nullptr;
+    const size_t rows = weight_shapes[i % 7][0], columns = weight_shapes[i % 7][1];
+    if (!CheckExtent(env, name.c_str(), 0, i < 7 ? cream::PackedPanelsSize(rows, columns) : rows * columns, length)) {
       return nullptr;
     }
-    packed[i] = data;
+    weights[i] = data;
   }
+  const float** packed = weights;
   bool is_typed = false;
   napi_typedarray_type type;
   size_t slot_count = 0;
@@ -678,6 +688,22 @@ napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
   a.w1 = packed[4];
   a.w3 = packed[5];
   a.w2 = packed[6];
+  if (a.t > 1) {  // plain weights for the GEMM, packed copies for few rows
+    a.packed_wq = packed[0];
+    a.packed_wk = packed[1];
+    a.packed_wv = packed[2];
+    a.packed_wo = packed[3];
+    a.packed_w1 = packed[4];
+    a.packed_w3 = packed[5];
+    a.packed_w2 = packed[6];
+    a.wq = weights[7];
+    a.wk = weights[8];
+    a.wv = weights[9];
+    a.wo = weights[10];
+    a.w1 = weights[11];
+    a.w3 = weights[12];
+    a.w2 = weights[13];
+  }
   a.slots = slots;
   try {
     if (a.t == 1) {

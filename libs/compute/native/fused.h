@@ -103,6 +103,14 @@ struct DecodeLayerArgs {
   const float* w1 = nullptr;           // packed [inter, d] (gate)
   const float* w3 = nullptr;           // packed [inter, d] (up)
   const float* w2 = nullptr;           // packed [d, inter] (down)
+  // PrefillLayer: wq .. w2 above are the plain weights, these their packed copies.
+  const float* packed_wq = nullptr;
+  const float* packed_wk = nullptr;
+  const float* packed_wv = nullptr;
+  const float* packed_wo = nullptr;
+  const float* packed_w1 = nullptr;
+  const float* packed_w3 = nullptr;
+  const float* packed_w2 = nullptr;
   const int32_t* slots = nullptr;      // [b]: cache slot = rotary position of the new token
   size_t b = 0, d = 0, hq = 0, hkv = 0, dh = 0, inter = 0, s = 0;
   size_t t = 1;  // tokens per sequence: 1 for DecodeLayer
@@ -111,8 +119,9 @@ struct DecodeLayerArgs {
 void DecodeLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 // The same layer for t tokens per sequence (prefill, scoring; t = args.t):
 // token i of sequence b at slot and position slots[b] + i, attending slots
-// 0 .. slots[b] + i. x and out are [b * t, d], and the weights plain [out, in]
-// (not packed): the products are the GEMM's. The same kernels in the same
+// 0 .. slots[b] + i. x and out are [b * t, d]; the weights come plain [out, in]
+// and packed: products of up to 512 rows read the packed copies
+// (GemmPacked), larger ones the plain weights (Gemm). The same kernels in the same
 // order as the layer's separate ops (RmsNormForward, Gemm, RotaryHeads,
 // Attention, SwiGlu, AddSame).
 void PrefillLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);

@@ -210,16 +210,20 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
         w3: [inter, D],
         w2: [D, inter],
       };
-      // One token per sequence: the packed copies (few-row products); more: the weights in place.
-      const weights = Object.entries(shapes).map(([name, [n, kk]]) => {
+      // The packed copies (few-row products); with more tokens also the weights in place (the GEMM).
+      const names = Object.keys(shapes);
+      const packed = Object.entries(shapes).map(([name, [n, kk]]) => {
         const w = input(a, name);
         if (w.shape[0] !== n || w.shape[1] !== kk) throw new ComputeError(`decode layer: ${name} is [${w.shape}], expected [${n}, ${kk}]`);
-        const offset = offsetOf(backend, w, name);
-        return T === 1 ? packedWeight(native, backend, w, offset, n, kk) : offset;
+        return packedWeight(native, backend, w, offsetOf(backend, w, name), n, kk);
       });
       // Read the view after makeOutput (and packing), which may grow the memory.
       const heap = backend.wasm.HEAPF32;
-      const views = weights.map((w, i) => (typeof w === 'number' ? heap.subarray(w, w + size(input(a, Object.keys(shapes)[i]))) : w));
+      const plain = (name: string) => {
+        const offset = offsetOf(backend, input(a, name), name);
+        return heap.subarray(offset, offset + size(input(a, name)));
+      };
+      const views = T === 1 ? packed : [...packed, ...names.map(plain)];
       const offsets = ['x', 'out', 'inputNorm', 'postNorm', 'cos', 'sin', 'keys', 'values'].map((name) => {
         if (name === 'out') return offsetOf(backend, out, 'out');
         if (fresh && (name === 'keys' || name === 'values')) return offsetOf(backend, cacheOut[name === 'keys' ? 0 : 1], name);

@@ -124,6 +124,23 @@ describe('decoding step on wasm+native: one kernel per layer', () => {
     });
   });
 
+  it('scores a pass of more than 512 rows (the GEMM, not the packed products) equal to the separate ops', async () => {
+    const test = createTestModel(config, 7);
+    onTestFinished(test.dispose);
+    const items = Array.from({ length: 8 }, (_, i) => {
+      const ids = tokens(config, 81 - i, 30 + i);
+      return { promptIds: ids.slice(0, 2), responseIds: ids.slice(2) };
+    });
+    const options = { batchSize: 8, chunkSize: Infinity }; // one pass of 8 x 80 rows
+    const fused = await scoreResponses(test.model, items, options);
+    useFusedKernels(false);
+    const separate = await scoreResponses(test.model, items, options);
+    useFusedKernels(true);
+    fused.forEach((score, i) => {
+      expect(Math.abs(score.logprobSum - separate[i].logprobSum) / Math.abs(separate[i].logprobSum), `item ${i}`).toBeLessThan(1e-5);
+    });
+  });
+
   it('keeps the separate ops for biases and q/k norms', async () => {
     for (const name of ['qwen2', 'qwen3', 'llama3Odd'] as const) {
       const test = createTestModel(TEST_CONFIGS[name], 5);
