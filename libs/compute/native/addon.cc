@@ -213,10 +213,13 @@ enum class FusedOp {
   kAttention = 15,
   kAttentionGrad = 16,
   kSumSquares = 17,
+  kQkvHeads = 18,
+  kSwiGluMerged = 19,
+  kSwiGluMergedGrad = 20,
 };
-constexpr size_t kFusedOps = 18;
+constexpr size_t kFusedOps = 21;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 13, 15, 3};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 13, 15, 3, 12, 4, 5};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
   constexpr size_t kMaxArgs = 18;
@@ -446,6 +449,42 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         size_t n = 0;
         if (!size(3, &n) || !span(0, n, "a", &a) || !span(1, n, "b", &b) || !span(2, n, "out", &c)) return nullptr;
         cream::AddSame(a, b, c, n, pool);
+        break;
+      }
+      case FusedOp::kQkvHeads: {  // qkv, q, k, v, cos, sin, b, t, hq, hkv, dh, backward (qkv written then)
+        size_t nb = 0, nt = 0, hq = 0, hkv = 0, dh = 0, merged = 0, q_total = 0, kv_total = 0, angles = 0;
+        if (!size(6, &nb) || !size(7, &nt) || !size(8, &hq) || !size(9, &hkv) || !size(10, &dh) ||
+            !product({nb, nt, hq + 2 * hkv, dh}, &merged) || !product({nb, nt, hq, dh}, &q_total) ||
+            !product({nb, nt, hkv, dh}, &kv_total) || !product({nb, nt, dh / 2}, &angles)) {
+          return nullptr;
+        }
+        if (dh % 2 != 0) {
+          Fail(env, "rotary head size must be even, got " + std::to_string(dh), true);
+          return nullptr;
+        }
+        if (!span(0, merged, "qkv", &a) || !span(1, q_total, "q", &b) || !span(2, kv_total, "k", &c) ||
+            !span(3, kv_total, "v", &d) || !span(4, angles, "cos", &e) || !span(5, angles, "sin", &f)) {
+          return nullptr;
+        }
+        cream::QkvHeads(a, b, c, d, e, f, nb, nt, hq, hkv, dh, num[11] != 0, pool);
+        break;
+      }
+      case FusedOp::kSwiGluMerged: {  // gateUp, out, rows, inter
+        size_t rows = 0, inter = 0, merged = 0, half = 0;
+        if (!size(2, &rows) || !size(3, &inter) || !product({rows, 2, inter}, &merged) || !product({rows, inter}, &half) ||
+            !span(0, merged, "gateUp", &a) || !span(1, half, "out", &b)) {
+          return nullptr;
+        }
+        cream::SwiGluMerged(a, b, rows, inter, pool);
+        break;
+      }
+      case FusedOp::kSwiGluMergedGrad: {  // gateUp, dy, dGateUp, rows, inter
+        size_t rows = 0, inter = 0, merged = 0, half = 0;
+        if (!size(3, &rows) || !size(4, &inter) || !product({rows, 2, inter}, &merged) || !product({rows, inter}, &half) ||
+            !span(0, merged, "gateUp", &a) || !span(1, half, "dy", &b) || !span(2, merged, "dGateUp", &c)) {
+          return nullptr;
+        }
+        cream::SwiGluMergedGrad(a, b, c, rows, inter, pool);
         break;
       }
       case FusedOp::kAttention:        // q, keys, values, mask (-1: none), out, probs (-1: none), b, hq, hkv, t, s, dh, scale

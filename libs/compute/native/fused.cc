@@ -163,9 +163,12 @@ CREAM_CLONES void SwiGluGradUpRange(const float* gate, const float* dy, float* d
 // ti: its angles are that row of the cos and sin tables, and with
 // cache_slots > 0 it goes to that slot of a cache [b, h, cache_slots, dh].
 // Else cos and sin hold one row per token; out is [b, h, t, dh] but in a cache.
+// The tokens-first side holds row_heads heads per token (0: h), these h from
+// head_offset on (the q or k part of a merged q/k/v projection).
 CREAM_CLONES void RotaryRows(const float* x, const float* cos, const float* sin, float* out, size_t r0, size_t r1,
                              size_t t, size_t h, size_t dh, bool backward, const int32_t* slots = nullptr,
-                             size_t cache_slots = 0) {
+                             size_t cache_slots = 0, size_t row_heads = 0, size_t head_offset = 0) {
+  if (row_heads == 0) row_heads = h;
   const size_t half = dh / 2;
   const float sign = backward ? -1.0f : 1.0f;
   for (size_t r = r0; r < r1; ++r) {
@@ -176,7 +179,7 @@ CREAM_CLONES void RotaryRows(const float* x, const float* cos, const float* sin,
     const float* s = sin + at * half;
     for (size_t hi = 0; hi < h; ++hi) {
       // [b, t, h, dh] and [b, h, t, dh] (or the cache's) offsets of this (token, head).
-      const size_t tokens_first = (r * h + hi) * dh;
+      const size_t tokens_first = (r * row_heads + head_offset + hi) * dh;
       const size_t heads_first = cache_slots == 0 ? ((bi * h + hi) * t + ti) * dh : ((bi * h + hi) * cache_slots + at) * dh;
       const float* src = x + (backward ? heads_first : tokens_first);
       float* dst = out + (backward ? tokens_first : heads_first);
@@ -608,6 +611,49 @@ void SwiGluGradUp(const float* gate, const float* dy, float* dup, size_t n, Thre
 void RotaryHeads(const float* x, const float* cos, const float* sin, float* out, size_t b, size_t t, size_t h,
                  size_t dh, bool backward, ThreadPool& pool) {
   ForRows(pool, b * t, h * dh, [&](size_t r0, size_t r1) { RotaryRows(x, cos, sin, out, r0, r1, t, h, dh, backward); });
+}
+
+void QkvHeads(float* qkv, float* q, float* k, float* v, const float* cos, const float* sin, size_t b, size_t t,
+              size_t hq, size_t hkv, size_t dh, bool backward, ThreadPool& pool) {
+  const size_t row_heads = hq + 2 * hkv;
+  ForRows(pool, b * t, row_heads * dh, [&](size_t r0, size_t r1) {
+    if (backward) {
+      RotaryRows(q, cos, sin, qkv, r0, r1, t, hq, dh, true, nullptr, 0, row_heads, 0);
+      RotaryRows(k, cos, sin, qkv, r0, r1, t, hkv, dh, true, nullptr, 0, row_heads, hq);
+    } else {
+      RotaryRows(qkv, cos, sin, q, r0, r1, t, hq, dh, false, nullptr, 0, row_heads, 0);
+      RotaryRows(qkv, cos, sin, k, r0, r1, t, hkv, dh, false, nullptr, 0, row_heads, hq);
+    }
+    for (size_t r = r0; r < r1; ++r) {
+      const size_t bi = r / t, ti = r % t;
+      for (size_t hi = 0; hi < hkv; ++hi) {
+        float* merged = qkv + (r * row_heads + hq + hkv + hi) * dh;
+        float* heads = v + ((bi * hkv + hi) * t + ti) * dh;
+        if (backward) {
+          std::memcpy(merged, heads, dh * sizeof(float));
+        } else {
+          std::memcpy(heads, merged, dh * sizeof(float));
+        }
+      }
+    }
+  });
+}
+
+void SwiGluMerged(const float* gate_up, float* out, size_t rows, size_t inter, ThreadPool& pool) {
+  ForRows(pool, rows, 2 * inter, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) SwiGluRange(gate_up + r * 2 * inter, gate_up + r * 2 * inter + inter, out + r * inter, 0, inter);
+  });
+}
+
+void SwiGluMergedGrad(const float* gate_up, const float* dy, float* d_gate_up, size_t rows, size_t inter,
+                      ThreadPool& pool) {
+  ForRows(pool, rows, 2 * inter, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      const float* gate = gate_up + r * 2 * inter;
+      SwiGluGradGateRange(gate, gate + inter, dy + r * inter, d_gate_up + r * 2 * inter, 0, inter);
+      SwiGluGradUpRange(gate, dy + r * inter, d_gate_up + r * 2 * inter + inter, 0, inter);
+    }
+  });
 }
 
 void MaskedSoftmax(const float* scores, const float* mask, float* out, size_t b, size_t h, size_t t, size_t s,

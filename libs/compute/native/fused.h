@@ -126,6 +126,17 @@ void DecodeLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 // Attention, SwiGlu, AddSame).
 void PrefillLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 
+// A merged q/k/v projection qkv [b, t, (hq + 2 hkv) dh] to q and k rotated
+// (RotaryHeads' arithmetic, cos and sin [b, t, dh / 2]) and v, each heads first
+// [b, h, t, dh]; backward, dq, dk and dv (q and k rotated back) to dqkv.
+void QkvHeads(float* qkv, float* q, float* k, float* v, const float* cos, const float* sin, size_t b, size_t t,
+              size_t hq, size_t hkv, size_t dh, bool backward, ThreadPool& pool);
+// A merged gate/up projection [rows, 2 inter] (gate first) to silu(gate) * up
+// [rows, inter] (SwiGlu's arithmetic), and its gradient d_gate_up [rows, 2 inter].
+void SwiGluMerged(const float* gate_up, float* out, size_t rows, size_t inter, ThreadPool& pool);
+void SwiGluMergedGrad(const float* gate_up, const float* dy, float* d_gate_up, size_t rows, size_t inter,
+                      ThreadPool& pool);
+
 // Attention over whole sequences (training, prefill, scoring), one (sequence,
 // query head) at a time so that its scores stay in cache: q [b, hq, t, dh],
 // keys and values [b, hkv, s, dh], mask [b, t, s] added to the scaled scores

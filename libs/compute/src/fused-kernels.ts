@@ -28,6 +28,10 @@ export const FusedKernel = {
   attention: 'CreamAttention',
   attentionGrad: 'CreamAttentionGrad',
   sumSquares: 'CreamSumSquares',
+  qkvHeads: 'CreamQkvHeads',
+  qkvHeadsGrad: 'CreamQkvHeadsGrad',
+  swigluMerged: 'CreamSwiGluMerged',
+  swigluMergedGrad: 'CreamSwiGluMergedGrad',
 } as const;
 
 // Op codes of addon.cc's FusedCall.
@@ -50,6 +54,9 @@ const Op = {
   attention: 15,
   attentionGrad: 16,
   sumSquares: 17,
+  qkvHeads: 18,
+  swigluMerged: 19,
+  swigluMergedGrad: 20,
 } as const;
 
 const backendName = 'wasm';
@@ -253,6 +260,34 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       return launch(native, a.backend, Op.attentionGrad, { dy, q, keys, values, probs }, [{ shape: q.shape }, { shape: keys.shape }, { shape: values.shape }], (i, o) => [
         i.dy, i.q, i.keys, i.values, i.probs, o[0], o[1], o[2], B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale),
       ]);
+    }),
+    [FusedKernel.qkvHeads]: k((a) => {
+      const [qkv, cos, sin] = [input(a, 'qkv'), input(a, 'cos'), input(a, 'sin')];
+      const [B, T] = qkv.shape;
+      const [Hq, Hkv] = [Number(a.attrs.nHeads), Number(a.attrs.nKvHeads)];
+      const Dh = last(qkv) / (Hq + 2 * Hkv);
+      const outputs = [{ shape: [B, Hq, T, Dh] }, { shape: [B, Hkv, T, Dh] }, { shape: [B, Hkv, T, Dh] }];
+      return launch(native, a.backend, Op.qkvHeads, { qkv, cos, sin }, outputs, (i, o) => [i.qkv, o[0], o[1], o[2], i.cos, i.sin, B, T, Hq, Hkv, Dh, 0]);
+    }),
+    [FusedKernel.qkvHeadsGrad]: k((a) => {
+      const [dq, dk, dv, cos, sin] = [input(a, 'dq'), input(a, 'dk'), input(a, 'dv'), input(a, 'cos'), input(a, 'sin')];
+      const [B, Hq, T, Dh] = dq.shape;
+      const Hkv = dk.shape[1];
+      return launch(native, a.backend, Op.qkvHeads, { dq, dk, dv, cos, sin }, [{ shape: [B, T, (Hq + 2 * Hkv) * Dh] }], (i, o) => [
+        o[0], i.dq, i.dk, i.dv, i.cos, i.sin, B, T, Hq, Hkv, Dh, 1,
+      ])[0];
+    }),
+    [FusedKernel.swigluMerged]: k((a) => {
+      const gateUp = input(a, 'gateUp');
+      const inter = last(gateUp) / 2;
+      const rows = size(gateUp) / last(gateUp);
+      return launch(native, a.backend, Op.swigluMerged, { gateUp }, [{ shape: [...gateUp.shape.slice(0, -1), inter] }], (i, o) => [i.gateUp, o[0], rows, inter])[0];
+    }),
+    [FusedKernel.swigluMergedGrad]: k((a) => {
+      const [gateUp, dy] = [input(a, 'gateUp'), input(a, 'dy')];
+      const inter = last(gateUp) / 2;
+      const rows = size(gateUp) / last(gateUp);
+      return launch(native, a.backend, Op.swigluMergedGrad, { gateUp, dy }, [{ shape: gateUp.shape }], (i, o) => [i.gateUp, i.dy, o[0], rows, inter])[0];
     }),
     [FusedKernel.sumSquares]: k((a) => {
       const x = input(a, 'x');

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCompute } from './backend';
 import { fusedKernelsActive, useFusedKernels } from './fused-kernels';
 import { loadNativeGemm } from './native';
-import { adamwUpdate, causalAttention, logSoftmaxGather, maskedSoftmax, rmsNorm, rotaryHeads, sumOfSquares, swiglu } from './ops';
+import { adamwUpdate, causalAttention, logSoftmaxGather, maskedSoftmax, qkvHeads, rmsNorm, rotaryHeads, sumOfSquares, swiglu, swigluMerged } from './ops';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
 
 const random = seededUniform(21);
@@ -54,6 +54,23 @@ const cases: Case[] = [
     differentiable: [0, 1, 2],
   },
   {
+    name: 'swigluMerged',
+    inputs: () => [uniform([3, 5, 2 * 27], 4)],
+    op: (gu) => swigluMerged(gu),
+    differentiable: [0],
+  },
+  {
+    // q, k and v of grouped heads from one projection; each output weighted
+    // differently so all three gradients are checked.
+    name: 'qkvHeads (grouped heads)',
+    inputs: () => [uniform([2, 9, (4 + 2 * 2) * 10]), uniform([2, 1, 9, 5]), uniform([2, 1, 9, 5])],
+    op: (x, c, s) => {
+      const [q, k, v] = qkvHeads(x as tf.Tensor3D, c, s, 4, 2);
+      return tf.concat([tf.reshape(q, [-1]), tf.reshape(tf.mul(k, 2), [-1]), tf.reshape(tf.mul(v, -3), [-1])]);
+    },
+    differentiable: [0],
+  },
+  {
     name: 'maskedSoftmax',
     inputs: () => [uniform([2, 3, 5, 19], 3), causalMask(2, 5, 19)],
     op: (s, m) => maskedSoftmax(s as tf.Tensor4D, m, 0.7),
@@ -97,6 +114,13 @@ const cases: Case[] = [
     name: 'rotaryHeads (threaded)',
     inputs: () => [uniform([2, 65, 4, 66]), uniform([2, 65, 33]), uniform([2, 65, 33])],
     op: (x, c, s) => rotaryHeads(x as tf.Tensor4D, c, s),
+    differentiable: [0],
+  },
+  { name: 'swigluMerged (threaded)', inputs: () => [uniform([257, 2 * 131], 4)], op: (gu) => swigluMerged(gu), differentiable: [0] },
+  {
+    name: 'qkvHeads (threaded)',
+    inputs: () => [uniform([2, 65, 3 * 4 * 40]), uniform([2, 65, 20]), uniform([2, 65, 20])],
+    op: (x, c, s) => tf.concat(qkvHeads(x as tf.Tensor3D, c, s, 4, 4).map((t, i) => tf.reshape(tf.mul(t, i + 1), [-1]))),
     differentiable: [0],
   },
   {

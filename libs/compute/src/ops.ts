@@ -6,6 +6,7 @@
 // every backend computes the same math and differentiates.
 import * as tf from '@tensorflow/tfjs-core';
 
+import { ComputeError } from './errors';
 import { FusedKernel, fusedKernelsActive } from './fused-kernels';
 
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, number | boolean> = {}) =>
@@ -46,6 +47,40 @@ export function rotaryHeads(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.
     const first = tf.sub(tf.mul(x1, c), tf.mul(x2, s)); // [B, H, T, Dh/2]
     const second = tf.add(tf.mul(x2, c), tf.mul(x1, s)); // [B, H, T, Dh/2]
     return tf.concat([first, second], -1) as tf.Tensor4D; // [B, H, T, Dh]
+  });
+}
+
+/**
+ * A merged q/k/v projection [B, T, (Hq + 2 Hkv) Dh] (the heads of q, then k,
+ * then v) split into heads first: q and k rotated as rotaryHeads does, v moved.
+ * One kernel each way on wasm+native (the gradient flows to the projection
+ * only: cos and sin [B, T, Dh/2], any shape of that size, are constants).
+ */
+export function qkvHeads(qkv: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, nHeads: number, nKvHeads: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+  const [B, T, width] = qkv.shape;
+  const Dh = width / (nHeads + 2 * nKvHeads);
+  if (fusedKernelsActive()) {
+    return tf.tidy(() => {
+      const angles = { cos: tf.reshape(cos, [B, T, Dh / 2]), sin: tf.reshape(sin, [B, T, Dh / 2]) };
+      return run(FusedKernel.qkvHeads, { qkv, ...angles }, { nHeads, nKvHeads }) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    });
+  }
+  return tf.tidy(() => {
+    const [q, k, v] = tf.split(qkv, [nHeads * Dh, nKvHeads * Dh, nKvHeads * Dh], -1);
+    return [
+      rotaryHeads(tf.reshape(q, [B, T, nHeads, Dh]), cos, sin),
+      rotaryHeads(tf.reshape(k, [B, T, nKvHeads, Dh]), cos, sin),
+      tf.transpose(tf.reshape(v, [B, T, nKvHeads, Dh]), [0, 2, 1, 3]) as tf.Tensor4D,
+    ];
+  });
+}
+
+/** silu(gate) * up of a merged gate/up projection [..., 2I] (gate first): [..., I]. */
+export function swigluMerged<T extends tf.Tensor>(gateUp: T): T {
+  if (fusedKernelsActive()) return run(FusedKernel.swigluMerged, { gateUp }) as T;
+  return tf.tidy(() => {
+    const [gate, up] = tf.split(gateUp, 2, -1);
+    return swiglu(gate, up) as T;
   });
 }
 
@@ -208,6 +243,24 @@ const gradients: tf.GradConfig[] = [
     gradFunc: (dy, [gate, up]) => ({
       gate: () => run(FusedKernel.swigluGradGate, { gate, up, dy: dy as tf.Tensor }) as tf.Tensor,
       up: () => run(FusedKernel.swigluGradUp, { gate, dy: dy as tf.Tensor }) as tf.Tensor,
+    }),
+  },
+  {
+    kernelName: FusedKernel.qkvHeads,
+    inputsToSave: ['cos', 'sin'],
+    gradFunc: (dy, [cos, sin]) => {
+      const [dq, dk, dv] = dy as tf.Tensor[];
+      const constant = () => {
+        throw new ComputeError('qkvHeads has no gradient for the rotary angles: they are constants');
+      };
+      return { qkv: () => run(FusedKernel.qkvHeadsGrad, { dq, dk, dv, cos, sin }) as tf.Tensor, cos: constant, sin: constant };
+    },
+  },
+  {
+    kernelName: FusedKernel.swigluMerged,
+    inputsToSave: ['gateUp'],
+    gradFunc: (dy, [gateUp]) => ({
+      gateUp: () => run(FusedKernel.swigluMergedGrad, { gateUp, dy: dy as tf.Tensor }) as tf.Tensor,
     }),
   },
   {

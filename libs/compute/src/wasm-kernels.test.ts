@@ -303,9 +303,23 @@ describe('wasm matmul kernels', () => {
     const cut = tf.slice(ints, [1, 2], [2, -1]);
     expect(cut.dtype).toBe('int32');
     expect(Array.from(cut.dataSync())).toEqual([0, 1, 2, 5, 6, 7]);
-    const [left, right] = tf.split(ints, [2, 3], 1); // tf.split runs Slice on wasm
+    const [left, right] = tf.split(ints, [2, 3], 1); // SplitV, made of these slices
     expect(Array.from(left.dataSync())).toEqual([-7, -6, -2, -1, 3, 4, 8, 9]);
     expect(Array.from(right.dataSync())).toEqual([-5, -4, -3, 0, 1, 2, 5, 6, 7, 10, 11, 12]);
+    // Even pieces of every axis of x against tf.slice; the gradient of tf.concat is a split.
+    for (const axis of [0, 1, 2, 3]) {
+      const pieces = tf.split(x, [3, 2, 5, 3][axis], axis);
+      const width = shape[axis] / pieces.length;
+      pieces.forEach((piece, i) => {
+        const begin = [0, 0, 0, 0].map((_, d) => (d === axis ? i * width : 0));
+        const size = shape.map((extent, d) => (d === axis ? width : extent));
+        expect(Array.from(piece.dataSync()), `axis ${axis} piece ${i}`).toEqual(Array.from(tf.slice(x, begin, size).dataSync()));
+      });
+      tf.dispose(pieces);
+    }
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.concat([a, b], 0), tf.reshape(tf.range(0, 10), [5, 2]))))([tf.ones([2, 2]), tf.ones([3, 2])]);
+    expect(Array.from(grads[1].dataSync())).toEqual([4, 5, 6, 7, 8, 9]);
+    tf.dispose(grads);
     const scalar = tf.slice(tf.tensor1d([4, 5, 6]), [1], [1]);
     expect(Array.from(scalar.dataSync())).toEqual([5]);
     tf.dispose([x, ints, cut, left, right, scalar]);

@@ -440,7 +440,8 @@ export function useFastGather(): void {
  * copies the whole input out of the heap (readSync: a typed-array slice,
  * about 3 ms per call whatever the slice's size), which made taking blocks of
  * rows (the scorer's logits, tf.split) cost more than the products between
- * them. Strings keep the stock kernel. Idempotent.
+ * them. Strings keep the stock kernel. SplitV, made of the stock Slice, is
+ * replaced by these slices. Idempotent.
  */
 export function useFastSlice(): void {
   const stock = stockKernel(tf.Slice);
@@ -479,6 +480,21 @@ export function useFastSlice(): void {
     return out;
   };
   replaceKernel(tf.Slice, slice);
+  // SplitV (tf.split, the gradient of tf.concat) is slices along one axis; the
+  // stock kernel calls the stock Slice directly, so it is replaced too.
+  const split: tf.KernelFunc = (params) => {
+    const args = params as unknown as KernelArgs;
+    const x = args.inputs.x as tf.TensorInfo;
+    const axis = tf.util.parseAxisParam(args.attrs.axis as number, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, args.attrs.numOrSizeSplits as number | number[], axis);
+    const begin = new Array<number>(x.shape.length).fill(0);
+    return sizes.map((piece) => {
+      const out = slice({ ...params, attrs: { begin: [...begin], size: x.shape.map((extent, d) => (d === axis ? piece : extent)) } }) as tf.TensorInfo;
+      begin[axis] += piece;
+      return out;
+    });
+  };
+  replaceKernel(tf.SplitV, split);
 }
 
 /**

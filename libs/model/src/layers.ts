@@ -7,7 +7,7 @@
 // wasm+native backend and plain tf ops elsewhere, so they run on any backend
 // and differentiate; call them inside tf.tidy.
 
-import { causalAttention, rmsNorm as fusedRmsNorm, rotaryHeads, swiglu } from '@cream/compute';
+import { causalAttention, fusedKernelsActive, qkvHeads, rmsNorm as fusedRmsNorm, rotaryHeads, swiglu, swigluMerged } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 
@@ -157,17 +157,18 @@ export interface AttentionWeights {
  */
 export type KeyValueStore = (k: tf.Tensor4D, v: tf.Tensor4D) => [tf.Tensor4D, tf.Tensor4D];
 
-/** Multi-head self-attention: projections, optional q/k norms, RoPE, attention, output projection. */
-export function selfAttention(
-  x: tf.Tensor3D, // [B, T, D]
-  w: AttentionWeights,
-  config: ModelConfig,
-  angles: RotaryAngles,
-  maskBias: tf.Tensor, // [B, 1, 1, T, S]
-  store?: KeyValueStore,
-): tf.Tensor3D {
+// q, k and v heads first [B, H, T, headDim], q and k rotated. With the fused
+// kernels and no biases or q/k norms, one product of the stacked weights and
+// one kernel to split it (fewer passes, one gradient product for x); else a
+// product per projection.
+function projectHeads(x: tf.Tensor3D, w: AttentionWeights, config: ModelConfig, angles: RotaryAngles): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
   const [B, T] = x.shape;
   const { nHeads, nKvHeads, headDim, rmsNormEps } = config;
+  const plain = w.bq === undefined && w.bk === undefined && w.bv === undefined && w.qNorm === undefined && w.kNorm === undefined;
+  if (fusedKernelsActive() && plain) {
+    const qkv = linear(x, tf.concat([w.wq, w.wk, w.wv], 0)) as tf.Tensor3D; // [B, T, (nHeads + 2 nKvHeads) headDim]
+    return qkvHeads(qkv, angles.cos, angles.sin, nHeads, nKvHeads);
+  }
   let q = tf.reshape(linear(x, w.wq, w.bq), [B, T, nHeads, headDim]); // [B, T, nHeads, headDim]
   let k = tf.reshape(linear(x, w.wk, w.bk), [B, T, nKvHeads, headDim]); // [B, T, nKvHeads, headDim]
   const v = tf.reshape(linear(x, w.wv, w.bv), [B, T, nKvHeads, headDim]); // [B, T, nKvHeads, headDim]
@@ -180,6 +181,19 @@ export function selfAttention(
   const kRotated = rotaryHeads(k as tf.Tensor4D, angles.cos, angles.sin); // [B, nKvHeads, T, headDim]
   // With one token (a decoding step) the move of heads first is a reshape.
   const vHeads = (T === 1 ? tf.reshape(v, [B, nKvHeads, 1, headDim]) : tf.transpose(v, [0, 2, 1, 3])) as tf.Tensor4D; // [B, nKvHeads, T, headDim]
+  return [qRotated, kRotated, vHeads];
+}
+
+/** Multi-head self-attention: projections, optional q/k norms, RoPE, attention, output projection. */
+export function selfAttention(
+  x: tf.Tensor3D, // [B, T, D]
+  w: AttentionWeights,
+  config: ModelConfig,
+  angles: RotaryAngles,
+  maskBias: tf.Tensor, // [B, 1, 1, T, S]
+  store?: KeyValueStore,
+): tf.Tensor3D {
+  const [qRotated, kRotated, vHeads] = projectHeads(x, w, config, angles); // [B, nHeads | nKvHeads, T, headDim]
   const [keys, values] = store === undefined ? [kRotated, vHeads] : store(kRotated, vHeads); // [B, nKvHeads, S, headDim]
   // Grouped-query heads: query head h reads kv head floor(h / (nHeads / nKvHeads)), as HF's repeat_kv.
   const out = causalAttention(qRotated, keys, values, maskBias); // [B, T, nHeads*headDim]
@@ -195,6 +209,11 @@ export interface MlpWeights {
 
 /** SwiGLU MLP (Shazeer 2020): w2(silu(w1 x) * w3 x). */
 export function swiGluMlp(x: tf.Tensor3D, w: MlpWeights): tf.Tensor3D {
+  if (fusedKernelsActive()) {
+    // One product for gate and up (their weights stacked), one kernel for the gating.
+    const gateUp = linear(x, tf.concat([w.w1, w.w3], 0)); // [B, T, 2I]
+    return linear(swigluMerged(gateUp), w.w2) as tf.Tensor3D; // [B, T, D]
+  }
   const gate = linear(x, w.w1); // [B, T, I]
   const up = linear(x, w.w3); // [B, T, I]
   const hidden = swiglu(gate, up); // [B, T, I]

@@ -2,11 +2,12 @@
 // batch composition and chunking, the differentiable form and its gradient
 // against central differences of the reference, typed errors and leaks.
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   ContextLengthError,
   InvalidOptionError,
   TokenIdError,
+  registerTrainingGradients,
   responseLogProbs,
   scoreResponses,
   type ModelConfig,
@@ -24,6 +25,9 @@ import {
 } from './testing';
 
 const tokens = testTokens;
+
+// The gather gradient the trainer registers (tfjs's needs UnsortedSegmentSum, which the wasm backend lacks).
+beforeAll(() => registerTrainingGradients());
 
 // Items of varied prompt and response lengths (one response of a single token).
 function itemsFor(config: ModelConfig): ScoreItem[] {
