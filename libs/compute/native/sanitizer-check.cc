@@ -2,7 +2,9 @@
 // scripts/check-native-sanitizers.sh): random shapes, exact-size heap buffers
 // so any overread or overwrite trips AddressSanitizer, every kernel, against a
 // float64 reference; then the packed few-row product, the whole-sequence
-// attention and its gradient, and the decoding layer on exact-size buffers
+// attention (with a mask and probabilities, and causal from each row's past
+// without) and its gradient, the decoding and prefill layers, the merged
+// q/k/v and gate/up kernels on exact-size buffers
 // (their values are checked by the TypeScript tests). Not part of the addon build.
 #include <cstdio>
 #include <cstdlib>
@@ -106,7 +108,39 @@ int main() {
     d.keys = kc.data(); d.values = vc.data(); d.wq = wq.data(); d.wk = wk.data(); d.wv = wv.data(); d.wo = wo.data();
     d.w1 = w1.data(); d.w3 = w3.data(); d.w2 = w2.data(); d.slots = slots.data();
     DecodeLayer(d, isa, pool);
-    runs += 3;
+    // The same layer for 5 tokens per row (plain and packed weights), the
+    // last row's last token in the cache's last slot.
+    auto plain = [&](size_t n, size_t k) { return buffer(n * k); };
+    auto pq = plain(d.hq * d.dh, d.d), pk = plain(d.hkv * d.dh, d.d), pv = plain(d.hkv * d.dh, d.d), po = plain(d.d, d.hq * d.dh);
+    auto p1 = plain(d.inter, d.d), p3 = plain(d.inter, d.d), p2 = plain(d.d, d.inter);
+    DecodeLayerArgs f = d;
+    f.t = 5;
+    std::vector<int32_t> starts = {0, 4, 2};
+    auto fx = buffer(d.b * f.t * d.d), fy = buffer(d.b * f.t * d.d);
+    f.x = fx.data(); f.out = fy.data(); f.slots = starts.data();
+    f.packed_wq = wq.data(); f.packed_wk = wk.data(); f.packed_wv = wv.data(); f.packed_wo = wo.data();
+    f.packed_w1 = w1.data(); f.packed_w3 = w3.data(); f.packed_w2 = w2.data();
+    f.wq = pq.data(); f.wk = pk.data(); f.wv = pv.data(); f.wo = po.data(); f.w1 = p1.data(); f.w3 = p3.data(); f.w2 = p2.data();
+    PrefillLayer(f, isa, pool);
+    // Attention without a mask or probabilities, causal from each row's past,
+    // 40-wide heads (a masked last chunk) and keys past a multiple of 16.
+    AttentionShape c;
+    c.b = 2; c.hq = 2; c.hkv = 1; c.t = 21; c.s = 27; c.dh = 40; c.scale = 0.2f;
+    std::vector<int32_t> past = {6, 3};
+    c.past = past.data();
+    auto cq = buffer(c.b * c.hq * c.t * c.dh), ck = buffer(c.b * c.hkv * c.s * c.dh), cv = buffer(c.b * c.hkv * c.s * c.dh);
+    auto co = buffer(c.b * c.hq * c.t * c.dh);
+    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), nullptr, c, isa, pool);
+    // A merged q/k/v projection each way, and merged gate/up with its gradient.
+    const size_t qb = 2, qt = 7, qhq = 4, qhkv = 2, qdh = 6;
+    auto qkv = buffer(qb * qt * (qhq + 2 * qhkv) * qdh), hq = buffer(qb * qhq * qt * qdh), hk = buffer(qb * qhkv * qt * qdh);
+    auto hv = buffer(qb * qhkv * qt * qdh), qc = buffer(qb * qt * qdh / 2), qs = buffer(qb * qt * qdh / 2);
+    QkvHeads(qkv.data(), hq.data(), hk.data(), hv.data(), qc.data(), qs.data(), qb, qt, qhq, qhkv, qdh, false, pool);
+    QkvHeads(qkv.data(), hq.data(), hk.data(), hv.data(), qc.data(), qs.data(), qb, qt, qhq, qhkv, qdh, true, pool);
+    auto gu = buffer(9 * 2 * 13), act = buffer(9 * 13), dgu = buffer(9 * 2 * 13);
+    SwiGluMerged(gu.data(), act.data(), 9, 13, pool);
+    SwiGluMergedGrad(gu.data(), act.data(), dgu.data(), 9, 13, pool);
+    runs += 8;
   }
   printf("%d runs, %d bad\n", runs, bad);
   return bad != 0;
