@@ -219,7 +219,7 @@ enum class FusedOp {
 };
 constexpr size_t kFusedOps = 21;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 13, 15, 3, 12, 4, 5};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 14, 15, 3, 12, 4, 5};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
   constexpr size_t kMaxArgs = 18;
@@ -487,7 +487,7 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         cream::SwiGluMergedGrad(a, b, c, rows, inter, pool);
         break;
       }
-      case FusedOp::kAttention:        // q, keys, values, mask (-1: none), out, probs (-1: none), b, hq, hkv, t, s, dh, scale
+      case FusedOp::kAttention:  // q, keys, values, mask (-1: none), out, probs (-1: none), b, hq, hkv, t, s, dh, scale, past (-1: none; int32 [b])
       case FusedOp::kAttentionGrad: {  // dy, q, keys, values, probs, dq, dk, dv, b, hq, hkv, t, s, dh, scale
         const bool forward = code == static_cast<size_t>(FusedOp::kAttention);
         const size_t first = forward ? 6 : 8;
@@ -512,6 +512,18 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
               (num[3] != -1 && !span(3, mask_total, "mask", &d)) || !span(4, q_total, "out", &e) ||
               (num[5] != -1 && !span(5, p_total, "probs", &f))) {
             return nullptr;
+          }
+          if (num[13] != -1) {  // causal from each row's past: query t of row b sees slots 0 .. past[b] + t
+            if (!span(13, shape.b, "past", &g)) return nullptr;
+            const auto* past = reinterpret_cast<const int32_t*>(g);
+            for (size_t bi = 0; bi < shape.b; ++bi) {
+              if (past[bi] < 0 || static_cast<size_t>(past[bi]) + shape.t > shape.s) {
+                Fail(env, "past " + std::to_string(past[bi]) + " of row " + std::to_string(bi) + " leaves no room for " +
+                              std::to_string(shape.t) + " queries in " + std::to_string(shape.s) + " keys", true);
+                return nullptr;
+              }
+            }
+            shape.past = past;
           }
           cream::Attention(a, b, c, num[3] == -1 ? nullptr : d, e, num[5] == -1 ? nullptr : f, shape, isa, pool);
         } else {

@@ -243,13 +243,14 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
     [FusedKernel.attention]: k((a) => {
       const [q, keys, values] = [input(a, 'q'), input(a, 'keys'), input(a, 'values')];
       const mask = a.inputs.mask ?? null;
+      const past = a.inputs.past ?? null; // int32 [B]: causal from each row's past, instead of a mask
       const [B, Hq, T, Dh] = q.shape;
       const [, Hkv, S] = keys.shape;
       // Without keepProbs (inference) only the output: the probabilities are what the gradient reads.
       const keepProbs = a.attrs.keepProbs !== false;
       const outputs = keepProbs ? [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, S] }] : [{ shape: [B, T, Hq * Dh] }];
-      const made = launch(native, a.backend, Op.attention, { q, keys, values, mask }, outputs, (i, o) => [
-        i.q, i.keys, i.values, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale),
+      const made = launch(native, a.backend, Op.attention, { q, keys, values, mask, past }, outputs, (i, o) => [
+        i.q, i.keys, i.values, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), i.past,
       ]);
       return keepProbs ? made : made[0];
     }),

@@ -150,6 +150,13 @@ const cases: Case[] = [
     differentiable: [0, 1, 2],
   },
   {
+    // The causal mask given as each row's past (no bias tensor), queries at slots 4.. and 0..
+    name: 'causalAttention (causal from each row\'s past)',
+    inputs: () => [uniform([2, 4, 9, 40]), uniform([2, 2, 13, 40]), uniform([2, 2, 13, 40])],
+    op: (q, k, v) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, [4, 0]),
+    differentiable: [0, 1, 2],
+  },
+  {
     // Wider than the register-tiled products take: the GEMM's.
     name: 'causalAttention (136-wide heads)',
     inputs: () => [uniform([1, 2, 9, 136]), uniform([1, 1, 9, 136]), uniform([1, 1, 9, 136]), causalMask(1, 9, 9)],
@@ -299,6 +306,14 @@ describe('fused ops', () => {
   it('rejects a target outside the vocabulary', () => {
     tf.tidy(() => {
       expect(() => logSoftmaxGather(uniform([2, 5]) as tf.Tensor2D, tf.tensor1d([1, 5], 'int32'))).toThrow(/target 5 at row 1 is outside \[0, 5\)/);
+    });
+  });
+
+  it('rejects a past that leaves the queries no room in the keys', () => {
+    tf.tidy(() => {
+      const [q, k] = [uniform([2, 2, 5, 8]) as tf.Tensor4D, uniform([2, 2, 7, 8]) as tf.Tensor4D];
+      expect(() => causalAttention(q, k, k, [2, 3])).toThrow(/past must hold 2 integers in \[0, 2\], got \[2, 3\]/);
+      expect(() => causalAttention(q, k, k, [0])).toThrow(/past must hold 2 integers/);
     });
   });
 

@@ -111,41 +111,29 @@ export function maskedSoftmax(scores: tf.Tensor4D, mask: tf.Tensor | null, scale
  * [B, T, S] (any shape of that size) adding 0 where a query may attend a key
  * and a large negative number where not: the causal mask, padding, unused
  * cache slots. Returns [B, T, Hq * Dh], heads side by side per token.
+ * Instead of a bias, `mask` may give each row's past (B numbers): query t of
+ * row b then attends slots 0 .. past[b] + t, the plain causal mask, which the
+ * whole-sequence kernel applies without a [B, T, S] tensor.
  */
-export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, maskBias: tf.Tensor): tf.Tensor3D {
+export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor | readonly number[]): tf.Tensor3D {
   const [B, nHeads, T, headDim] = q.shape;
   const [, nKvHeads, S] = k.shape;
   const groups = nHeads / nKvHeads;
+  if (!(mask instanceof tf.Tensor)) {
+    const past = mask;
+    if (past.length !== B || past.some((p) => !(Number.isInteger(p) && p >= 0 && p + T <= S))) {
+      throw new ComputeError(`causalAttention: past must hold ${B} integers in [0, ${S - T}], got [${past.join(', ')}]`);
+    }
+    if (T > 1 && fusedKernelsActive()) return wholeSequenceAttention(q, k, v, null, past);
+    return tf.tidy(() => causalAttention(q, k, v, causalBias(past, T, S)));
+  }
+  const maskBias = mask;
   if (T === 1 && fusedKernelsActive() && !tf.engine().state.gradientDepth) {
     // A decoding step: one kernel for scores, softmax and the weighted sum
     // (no gradient: it is never trained through).
     return tf.tidy(() => run(FusedKernel.decodeAttention, { q, keys: k, values: v, mask: tf.reshape(maskBias, [B, S]) }, { scale: 1 / Math.sqrt(headDim) }) as tf.Tensor3D);
   }
-  if (fusedKernelsActive()) {
-    // One kernel per (sequence, query head): scores, softmax and the weighted
-    // sum while they are in cache; the probabilities are kept for the gradient.
-    const scale = 1 / Math.sqrt(headDim);
-    return tf.tidy(() => {
-      const mask = tf.reshape(maskBias, [B, T, S]); // a constant: no gradient
-      if (!tf.engine().state.gradientDepth) {
-        // No gradient taped (scoring, prefill): the probabilities are not written at all.
-        return run(FusedKernel.attention, { q, keys: k, values: v, mask }, { scale, keepProbs: false }) as tf.Tensor3D; // [B, T, Hq*Dh]
-      }
-      // One gradient kernel gives dq, dk and dv together.
-      const attend = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-        const [qIn, kIn, vIn] = args as tf.Tensor[];
-        const save = args[3] as tf.GradSaveFunc;
-        const [out, probs] = run(FusedKernel.attention, { q: qIn, keys: kIn, values: vIn, mask }, { scale }) as tf.Tensor[];
-        save([qIn, kIn, vIn, probs]);
-        return {
-          value: out, // [B, T, Hq*Dh]
-          gradFunc: (dy, [qSaved, kSaved, vSaved, probsSaved]) =>
-            run(FusedKernel.attentionGrad, { dy: dy as tf.Tensor, q: qSaved, keys: kSaved, values: vSaved, probs: probsSaved }, { scale }) as tf.Tensor[],
-        };
-      });
-      return attend(q, k, v) as tf.Tensor3D; // [B, T, Hq*Dh]
-    });
-  }
+  if (fusedKernelsActive()) return wholeSequenceAttention(q, k, v, maskBias, null);
   return tf.tidy(() => {
     // The query heads sharing a kv head are adjacent: they are the rows of one
     // product per kv head, with no copy of keys and values.
@@ -159,7 +147,45 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   });
 }
 
-/** log softmax(logits[n])[targets[n]] per row: logits [N, V], targets [N] int32 in [0, V); returns [N]. */
+// One kernel per (sequence, query head): scores, softmax and the weighted sum
+// while they are in cache, masked by maskBias or causal from each row's past;
+// the probabilities are kept for the gradient (one kernel gives dq, dk and dv).
+function wholeSequenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, maskBias: tf.Tensor | null, past: readonly number[] | null): tf.Tensor3D {
+  const [B, , T, headDim] = q.shape;
+  const S = k.shape[2];
+  const scale = 1 / Math.sqrt(headDim);
+  return tf.tidy(() => {
+    // Constants: no gradient.
+    const given: tf.NamedTensorMap = maskBias === null ? { past: tf.tensor1d(past as number[], 'int32') } : { mask: tf.reshape(maskBias, [B, T, S]) };
+    if (!tf.engine().state.gradientDepth) {
+      // No gradient taped (scoring, prefill): the probabilities are not written at all.
+      return run(FusedKernel.attention, { q, keys: k, values: v, ...given }, { scale, keepProbs: false }) as tf.Tensor3D; // [B, T, Hq*Dh]
+    }
+    const attend = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [qIn, kIn, vIn] = args as tf.Tensor[];
+      const save = args[3] as tf.GradSaveFunc;
+      const [out, probs] = run(FusedKernel.attention, { q: qIn, keys: kIn, values: vIn, ...given }, { scale }) as tf.Tensor[];
+      save([qIn, kIn, vIn, probs]);
+      return {
+        value: out, // [B, T, Hq*Dh]
+        gradFunc: (dy, [qSaved, kSaved, vSaved, probsSaved]) =>
+          run(FusedKernel.attentionGrad, { dy: dy as tf.Tensor, q: qSaved, keys: kSaved, values: vSaved, probs: probsSaved }, { scale }) as tf.Tensor[],
+      };
+    });
+    return attend(q, k, v) as tf.Tensor3D; // [B, T, Hq*Dh]
+  });
+}
+
+// The additive bias [B, T, S] of the causal mask from each row's past.
+function causalBias(past: readonly number[], T: number, S: number): tf.Tensor3D {
+  const bias = new Float32Array(past.length * T * S);
+  past.forEach((start, b) => {
+    for (let t = 0; t < T; t++) bias.fill(-1e9, (b * T + t) * S + start + t + 1, (b * T + t + 1) * S);
+  });
+  return tf.tensor3d(bias, [past.length, T, S]);
+}
+
+/** log softmax(logits[n])[targets[n]] per row/** log softmax(logits[n])[targets[n]] per row: logits [N, V], targets [N] int32 in [0, V); returns [N]. */
 export function logSoftmaxGather(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
   if (fusedKernelsActive()) return run(FusedKernel.logSoftmaxGather, { logits, targets }) as tf.Tensor1D;
   return tf.tidy(() => {

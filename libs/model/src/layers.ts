@@ -190,7 +190,7 @@ export function selfAttention(
   w: AttentionWeights,
   config: ModelConfig,
   angles: RotaryAngles,
-  maskBias: tf.Tensor, // [B, 1, 1, T, S]
+  maskBias: tf.Tensor | readonly number[], // [B, 1, 1, T, S], or each row's past: causal (causalAttention)
   store?: KeyValueStore,
 ): tf.Tensor3D {
   const [qRotated, kRotated, vHeads] = projectHeads(x, w, config, angles); // [B, nHeads | nKvHeads, T, headDim]
@@ -232,7 +232,7 @@ export function decoderLayer(
   w: LayerWeights,
   config: ModelConfig,
   angles: RotaryAngles,
-  maskBias: tf.Tensor, // [B, 1, 1, T, S]
+  maskBias: tf.Tensor | readonly number[], // [B, 1, 1, T, S], or each row's past: causal (causalAttention)
   store?: KeyValueStore,
 ): tf.Tensor3D {
   const attended = selfAttention(rmsNorm(x, w.inputNorm, config.rmsNormEps) as tf.Tensor3D, w, config, angles, maskBias, store); // [B, T, D]

@@ -133,7 +133,9 @@ export class LlamaModel {
     return tf.tidy(() => {
       const write = cache?.beginWrite(T, inputLengths);
       try {
-        const maskBias = attentionMaskBias(past, T, keyCount, mask); // [B, 1, 1, T, S]
+        // The plain causal mask needs no tensor on the whole-sequence kernel: each row's past says it.
+        const causalOnly = mask === undefined && T > 1 && fusedKernelsActive();
+        const maskBias = causalOnly ? past : attentionMaskBias(past, T, keyCount, mask); // [B, 1, 1, T, S] or past
         const angles = this.rotary.angles(tf.tensor2d(positions.values, [B, T], 'int32'), positions.max); // [B, 1, T, headDim/2]
         let x = tf.gather(this.embedding, tf.tensor2d(Int32Array.from(ids.values), [B, T], 'int32')) as tf.Tensor3D; // [B, T, D]
         for (const [i, layer] of this.layers.entries()) {
