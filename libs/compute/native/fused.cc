@@ -812,7 +812,10 @@ void LinearRows(const float* a, const float* w, const float* packed, float* c, s
 
 void PrefillLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   const size_t n = a.b * a.t, qd = a.hq * a.dh, kvd = a.hkv * a.dh;
-  // The activations, kept per thread between calls (a layer's pass is the same size the next time).
+  // The activations, kept per thread between calls (a layer's pass is the
+  // same size the next time) up to kRetainedFloats; a larger pass frees its
+  // own at the end, so a one-off huge batch does not pin that memory.
+  constexpr size_t kRetainedFloats = size_t{16} << 20;  // 64 MiB
   thread_local std::vector<float> scratch;
   const size_t need = n * (3 * a.d + 3 * qd + 2 * kvd + 3 * a.inter);
   if (scratch.size() < need) scratch.resize(need);
@@ -862,6 +865,7 @@ void PrefillLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   SwiGlu(gate, up, act, n * a.inter, pool);
   LinearRows(act, a.w2, a.packed_w2, proj, n, a.d, a.inter, isa, pool);
   AddSame(h, proj, a.out, n * a.d, pool);
+  if (scratch.size() > kRetainedFloats) std::vector<float>().swap(scratch);
 }
 
 namespace {

@@ -123,7 +123,8 @@ void DecodeLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 // and packed: products of up to 512 rows read the packed copies
 // (GemmPacked), larger ones the plain weights (Gemm). The same kernels in the same
 // order as the layer's separate ops (RmsNormForward, Gemm, RotaryHeads,
-// Attention, SwiGlu, AddSame).
+// Attention, SwiGlu, AddSame). Its activations stay allocated per thread
+// between calls, up to 64 MiB (a larger pass frees them at its end).
 void PrefillLayer(const DecodeLayerArgs& args, Isa isa, ThreadPool& pool);
 
 // A merged q/k/v projection qkv [b, t, (hq + 2 hkv) dh] to q and k rotated
