@@ -410,35 +410,17 @@ function layerInputs(x: tf.Tensor2D, w: DecodeLayerWeights, tables: { cos: tf.Te
 }
 
 /**
- * One Llama decoder layer (no biases, no q/k norms) for one new token per
- * sequence, as one native kernel: x [B, D] -> [B, D]. Writes this token's
- * key and value IN PLACE into `keys` / `values` [B, Hkv, S, Dh] at slot
- * slots[b], which is also its rotary position (rows of the tables cos / sin
- * [L, Dh/2]), and attends slots 0..slots[b]. The cache tensors must be their
- * memory's only owners. Only while fusedKernelsActive() and not under a
- * gradient tape; the model otherwise runs its separate ops.
- */
-export function decodeLayer(
-  x: tf.Tensor2D,
-  w: DecodeLayerWeights,
-  tables: { cos: tf.Tensor2D; sin: tf.Tensor2D },
-  cache: { keys: tf.Tensor4D; values: tf.Tensor4D },
-  slots: readonly number[],
-  options: { nHeads: number; eps: number },
-): tf.Tensor2D {
-  if (!fusedKernelsActive()) throw new ComputeError('decodeLayer needs the fused kernels (wasm+native)');
-  const inputs = { ...layerInputs(x, w, tables), keys: cache.keys, values: cache.values };
-  return tf.engine().runKernel(FusedKernel.decodeLayer, inputs, { slots: [...slots], eps: options.eps, nHeads: options.nHeads } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
-}
-
-/**
- * The same layer for `tokens` tokens per sequence (prefill, scoring), as one
- * native kernel: x [B*T, D] (sequence-major) -> out [B*T, D]. Token t of
- * sequence b sits at slot and rotary position slots[b] + t and attends slots
- * 0..slots[b] + t (causal). With a cache, its keys and values are written IN
- * PLACE into it (which must hold slots[b] + T slots and own its memory);
- * without one (null: nothing cached yet, every slot 0), new cache tensors
- * [B, nKvHeads, T, Dh] are returned. Same conditions as decodeLayer.
+ * One Llama decoder layer (no biases, no q/k norms) for `tokens` tokens per
+ * sequence (1: a decoding step; more: prefill, a scoring chunk), as one native
+ * kernel: x [B*T, D] (sequence-major) -> out [B*T, D]. Token t of sequence b
+ * sits at slot and rotary position slots[b] + t (rows of the tables cos / sin
+ * [L, Dh/2]) and attends slots 0..slots[b] + t (causal). With a cache, its
+ * keys and values are written IN PLACE into it (which must hold slots[b] + T
+ * slots and be its memory's only owner); without one (null: nothing cached
+ * yet, every slot 0), new cache tensors [B, nKvHeads, T, Dh] are returned.
+ * Products read packed copies of the weights (made on first use) up to 512
+ * rows. Only while fusedKernelsActive() and not under a gradient tape; the
+ * model otherwise runs its separate ops.
  */
 export function prefillLayer(
   x: tf.Tensor2D,

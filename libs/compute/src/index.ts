@@ -32,4 +32,4 @@ export { rmsNorm, swiglu, swigluMerged, rotaryHeads, qkvHeads, maskedSoftmax, ca
 /** Hyperparameters of adamwUpdate. */
 export type { AdamWUpdateParams } from './ops';
 /** Whether the fused kernels run, and a switch to compare them with the composed ops. */
-export { fusedKernelsActive, useFusedKernels, FusedKernel, decodeLayer, prefillLayer, type DecodeLayerWeights } from './fused-kernels';
+export { fusedKernelsActive, useFusedKernels, FusedKernel, prefillLayer, type DecodeLayerWeights } from './fused-kernels';

@@ -47,7 +47,7 @@ interface RawAddon {
   fused(op: number, heap: Float32Array, ...numbers: number[]): void;
   packPanels(w: Float32Array, wOffset: number, n: number, k: number, out: Float32Array): void;
   gemmPacked(a: Float32Array, aOffset: number, packed: Float32Array, c: Float32Array, cOffset: number, m: number, n: number, k: number): void;
-  decodeLayer(heap: Float32Array, offsets: number[], packed: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void;
+  decodeLayer(heap: Float32Array, offsets: number[], weights: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void;
   info(): NativeInfo;
   configure(options: { isa?: NativeIsa; threads?: number }): void;
 }
@@ -109,14 +109,16 @@ export class NativeGemm {
   }
 
   /**
-   * One decoder layer for one new token per sequence, on `heap` (DecodeLayer
-   * in native/fused.h). offsets: x, out, inputNorm, postNorm, cosTable,
-   * sinTable, keys, values; packed: wq, wk, wv, wo, w1, w3, w2 (packPanels
-   * copies); slots: each row's cache slot (= rotary position); sizes: b, d,
-   * hq, hkv, dh, inter, s, table positions. The addon checks every extent.
+   * One decoder layer for t tokens per sequence, on `heap` (DecodeLayer in
+   * native/fused.h for t = 1, PrefillLayer for more). offsets: x, out,
+   * inputNorm, postNorm, cosTable, sinTable, keys, values; weights: wq, wk,
+   * wv, wo, w1, w3, w2 as packPanels copies, then for t > 1 the same seven
+   * plain [out, in]; slots: each row's first cache slot (= rotary position);
+   * sizes: b, d, hq, hkv, dh, inter, s, table positions and t (default 1).
+   * The addon checks every extent.
    */
-  decodeLayer(heap: Float32Array, offsets: number[], packed: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void {
-    this.addon.decodeLayer(heap, offsets, packed, slots, sizes, eps);
+  decodeLayer(heap: Float32Array, offsets: number[], weights: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void {
+    this.addon.decodeLayer(heap, offsets, weights, slots, sizes, eps);
   }
 
   /** Kernel, supported kernels and thread count. */
