@@ -21,7 +21,7 @@ export {
 /** FLOPs of a training step from the shape, and the formula. */
 export { TRAINING_FLOPS_FORMULA, forwardFlops, trainingStepFlops, gflopsPerSecond } from './flops';
 /** Figures of one side: samples, medians, metric names. */
-export { median, samplesOf, generateMetric, type ImplementationResult, type MetricSamples } from './results';
+export { median, poolRounds, samplesOf, generateMetric, type ImplementationResult, type MetricSamples } from './results';
 /** The PyTorch baseline subprocess and its fair environment. */
 export { BASELINE_SCRIPT, DEFAULT_PYTHONS, TORCH_HINT, baselineEnv, findTorch, probeTorch, runBaseline, type TorchProbe } from './baseline';
 /** A whole run: cases, our worker, the baseline. */

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { microCase } from './cases';
 import { trainingStepFlops } from './flops';
 import { formatReport, reportRows } from './report';
-import { samplesOf, type ImplementationResult } from './results';
+import { poolRounds, samplesOf, type ImplementationResult } from './results';
 import type { BenchReport } from './run';
 
 const benchCase = microCase({ warmup: 1, repeats: 3, only: ['train', 'generate'] });
@@ -32,7 +32,7 @@ const pytorch: ImplementationResult = {
   },
 };
 
-function report(withBaseline: boolean): BenchReport {
+function report(withBaseline: boolean, rounds = 1): BenchReport {
   return {
     date: '2026-11-28T12:00:00.000Z',
     machine: { cpu: 'AMD EPYC', cores: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 0.5, 0.3] },
@@ -41,7 +41,7 @@ function report(withBaseline: boolean): BenchReport {
       : { status: 'skipped', python: 'python3', torchVersion: null, message: 'PyTorch baseline skipped: python3 cannot import torch' },
     peakGflops: 530,
     flopsFormula: 'formula',
-    cases: [{ case: benchCase, trainingStepFlops: trainingStepFlops(benchCase.shape, 2, 16), ours, pytorch: withBaseline ? pytorch : null }],
+    cases: [{ case: benchCase, rounds, trainingStepFlops: trainingStepFlops(benchCase.shape, 2, 16), ours, pytorch: withBaseline ? pytorch : null }],
   };
 }
 
@@ -78,5 +78,26 @@ describe('formatReport', () => {
     expect(text).toContain('load average 0.50 0.40 0.30 before');
     expect(text).toMatch(/training step, batch 2 x 16 .*11\.0 ms\s+22\.0 ms\s+2\.00x/);
     expect(text).toMatch(/greedy generation, batch 2, .*300 tokens\/s\s+600 tokens\/s\s+0\.50x/);
+  });
+});
+
+describe('rounds', () => {
+  it('pool every round\'s samples into one median, and keep the largest peak', () => {
+    const second: ImplementationResult = {
+      ...ours,
+      metrics: { ...ours.metrics, train_step_ms: samplesOf([30, 31, 29]), peak_rss_bytes: samplesOf([250 * 1024 * 1024]) },
+    };
+    const pooled = poolRounds([ours, second]);
+    expect(pooled.metrics.train_step_ms.samples).toEqual([10, 12, 11, 30, 31, 29]);
+    expect(pooled.metrics.train_step_ms.median).toBe(20.5); // of 10 11 12 29 30 31
+    expect(pooled.metrics.peak_rss_bytes.median).toBe(250 * 1024 * 1024);
+    expect(pooled.metrics.generate_b2_tokens_per_s.samples).toEqual([300, 300]);
+    expect(pooled.backend).toBe(ours.backend);
+    expect(() => poolRounds([])).toThrow(/no rounds/);
+  });
+
+  it('say in the table how many runs of how many rounds a median is of', () => {
+    expect(formatReport(report(true, 3))).toContain('median of 3 x 3 runs (3 rounds alternating with PyTorch) after 1 warm-up');
+    expect(formatReport(report(true))).toContain('median of 3 runs after 1 warm-up');
   });
 });

@@ -108,7 +108,8 @@ export function formatReport(report: BenchReport): string {
     `training FLOPs = ${report.flopsFormula}`,
   ];
   for (const item of report.cases) {
-    lines.push('', `${item.case.name}: ${item.case.title}; median of ${item.case.repeats} runs after ${item.case.warmup} warm-up`);
+    const runs = item.rounds > 1 ? `${item.rounds} x ${item.case.repeats} runs (${item.rounds} rounds alternating with PyTorch)` : `${item.case.repeats} runs`;
+    lines.push('', `${item.case.name}: ${item.case.title}; median of ${runs} after ${item.case.warmup} warm-up`);
     lines.push(`  ours:    ${item.ours.backend}`);
     if (item.pytorch !== null) lines.push(`  PyTorch: ${item.pytorch.backend}`);
     const caseRows = rows.filter((row) => row.case === item.case.name);

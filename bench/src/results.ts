@@ -39,3 +39,18 @@ export function samplesOf(values: readonly number[]): MetricSamples {
 export function generateMetric(batch: number): string {
   return `generate_b${batch}_tokens_per_s`;
 }
+
+/**
+ * One implementation's results of several rounds on one case as one result:
+ * the timed samples of every round pooled (their median over all), the peak
+ * memory metrics (peak_*) the largest of the rounds.
+ */
+export function poolRounds(rounds: readonly ImplementationResult[]): ImplementationResult {
+  if (rounds.length === 0) throw new Error('poolRounds: no rounds');
+  const metrics: Record<string, MetricSamples> = {};
+  for (const name of Object.keys(rounds[0].metrics)) {
+    const each = rounds.map((round) => round.metrics[name]).filter((m): m is MetricSamples => m !== undefined);
+    metrics[name] = name.startsWith('peak_') ? samplesOf([Math.max(...each.map((m) => m.median))]) : samplesOf(each.flatMap((m) => m.samples));
+  }
+  return { ...rounds[0], metrics };
+}

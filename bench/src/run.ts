@@ -1,13 +1,15 @@
 // One benchmark run: for each case, our side in a forked worker, then the
 // PyTorch baseline with as many threads as ours used (when python can import
-// torch), interleaved case by case so both see the same machine load.
+// torch), interleaved case by case so both see the same machine load; with
+// several rounds, the two alternate that many times per case and each side's
+// samples are pooled, so a drift of the machine's speed reaches both.
 import { fork } from 'node:child_process';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { baseCase, METRIC_GROUPS, microCase, referenceCase, type BenchCase, type CaseOptions, type MetricGroup } from './cases';
 import { DEFAULT_PYTHONS, findTorch, runBaseline, TORCH_HINT } from './baseline';
 import { TRAINING_FLOPS_FORMULA, trainingStepFlops } from './flops';
-import type { ImplementationResult } from './results';
+import { poolRounds, type ImplementationResult } from './results';
 import type { WorkerReply } from './worker-protocol';
 
 /** The FP32 peak of issue 6's machine: 2 cores x 64 FLOP/cycle at about 4.15 GHz. */
@@ -25,6 +27,8 @@ export interface BenchOptions {
   readonly repeats?: number;
   /** Untimed runs first (default 2, quick 1). */
   readonly warmup?: number;
+  /** Times ours and the baseline alternate per case, samples pooled (default 1). */
+  readonly rounds?: number;
   /** The python of the baseline; by default the first of DEFAULT_PYTHONS that imports torch. */
   readonly python?: string;
   /** Torch threads of the baseline; by default as many as our backend's (issue 6's fair setting). */
@@ -40,6 +44,8 @@ export interface BenchOptions {
 /** Both sides of one case. */
 export interface CaseReport {
   readonly case: BenchCase;
+  /** Rounds of ours then the baseline whose samples are pooled. */
+  readonly rounds: number;
   /** FLOPs of one training step of this case (TRAINING_FLOPS_FORMULA). */
   readonly trainingStepFlops: number;
   readonly ours: ImplementationResult;
@@ -101,17 +107,30 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     ? { status: 'ran' as const, python, torchVersion: torch.version, message: `PyTorch ${torch.version} baseline via ${python}` }
     : { status: 'skipped' as const, python, torchVersion: null, message: `PyTorch baseline skipped: ${torch.reason}; ${TORCH_HINT}` };
   const reports: CaseReport[] = [];
+  const rounds = options.rounds ?? 1;
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`rounds must be an integer >= 1, got ${rounds}`);
   for (const benchCase of cases) {
-    progress(`${benchCase.name}: ours (${benchCase.title})`);
-    const ours = await runOurs(benchCase, env);
-    let pytorch: ImplementationResult | null = null;
-    if (torch.ok) {
-      const threads = options.torchThreads ?? ours.threads;
-      progress(`${benchCase.name}: PyTorch ${torch.version}, ${threads} thread${threads === 1 ? '' : 's'}`);
-      pytorch = await runBaseline(python, benchCase, threads, env);
+    const ourRounds: ImplementationResult[] = [];
+    const baselineRounds: ImplementationResult[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const of = rounds > 1 ? `, round ${round} of ${rounds}` : '';
+      progress(`${benchCase.name}: ours (${benchCase.title})${of}`);
+      const ours = await runOurs(benchCase, env);
+      ourRounds.push(ours);
+      if (torch.ok) {
+        const threads = options.torchThreads ?? ours.threads;
+        progress(`${benchCase.name}: PyTorch ${torch.version}, ${threads} thread${threads === 1 ? '' : 's'}${of}`);
+        baselineRounds.push(await runBaseline(python, benchCase, threads, env));
+      }
     }
     const { batch, seq } = benchCase.workload.train;
-    reports.push({ case: benchCase, trainingStepFlops: trainingStepFlops(benchCase.shape, batch, seq), ours, pytorch });
+    reports.push({
+      case: benchCase,
+      rounds,
+      trainingStepFlops: trainingStepFlops(benchCase.shape, batch, seq),
+      ours: poolRounds(ourRounds),
+      pytorch: baselineRounds.length > 0 ? poolRounds(baselineRounds) : null,
+    });
   }
   return {
     date,

@@ -97,10 +97,12 @@ describe('cream bench --quick --json', () => {
     expect(step.ratio).toBeCloseTo((step.pytorch as number) / (step.ours as number), 6);
   });
 
-  it('prints a table by default, and rejects an unknown group in one line (exit 2)', async () => {
-    const table = await cream(['bench', '--quick', '--only', 'prefill', '--repeats', '1', '--python', pythonWithoutTorch()]);
+  it('prints a table by default, pools --rounds, and rejects an unknown group in one line (exit 2)', async () => {
+    const table = await cream(['bench', '--quick', '--only', 'prefill', '--repeats', '1', '--rounds', '2', '--python', pythonWithoutTorch()]);
     expect(table.status, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/prefill, batch 1, 8-token prompt \(first token\)\s+[\d.]+ ms\s+-\s+-/);
+    expect(table.stdout).toContain('median of 2 x 1 runs (2 rounds alternating with PyTorch)');
+    expect(table.stderr.match(/micro: ours .*, round \d of 2/g)).toHaveLength(2); // a worker per round
     expect(table.stdout).toContain('PyTorch baseline skipped');
     const bad = await cream(['bench', '--only', 'train,decode']);
     expect(bad.status).toBe(2);

@@ -6,7 +6,7 @@ import { DEFAULT_PEAK_GFLOPS, formatReport, METRIC_GROUPS, reportRows, runBench,
 import { ConfigError, describeConfig, option, readConfig } from '@cream/service-kit';
 import { rejectPositionals, wantsHelp } from './model-command';
 
-const usage = 'cream bench [--json] [--quick] [--only train,score,generate,prefill] [--repeats N]';
+const usage = 'cream bench [--json] [--quick] [--only train,score,generate,prefill] [--repeats N] [--rounds N]';
 
 const benchOptions = {
   json: option.bool({ flag: 'json', description: 'print the report as JSON (every row, sample and backend) instead of a table', default: false }),
@@ -14,6 +14,7 @@ const benchOptions = {
   only: option.string({ flag: 'only', description: `comma-separated metric groups (${METRIC_GROUPS.join(', ')})`, default: METRIC_GROUPS.join(',') }),
   repeats: option.int({ flag: 'repeats', description: 'timed runs per metric, after the warm-up (default 5, 2 with --quick)', min: 1, max: 1000, default: 0 }),
   warmup: option.int({ flag: 'warmup', description: 'untimed runs first (default 2, 1 with --quick)', min: 0, max: 100, default: -1 }),
+  rounds: option.int({ flag: 'rounds', description: 'times ours and PyTorch alternate per case, samples pooled (a noisy machine drifts under both)', min: 1, max: 100, default: 1 }),
   python: option.string({ flag: 'python', env: 'CREAM_BENCH_PYTHON', description: 'python of the PyTorch baseline (default: python3, else /usr/bin/python3, whichever imports torch)', default: '' }),
   torchThreads: option.int({ flag: 'torch-threads', description: 'torch threads of the baseline (default 0: as many as our backend uses)', min: 0, max: 1024, default: 0 }),
   peakGflops: option.number({ flag: 'peak-gflops', description: 'FP32 peak the training step is compared with, GFLOP/s', min: 1, default: DEFAULT_PEAK_GFLOPS }),
@@ -61,6 +62,7 @@ export async function bench(argv: readonly string[], env: Record<string, string 
     only: parseGroups(config.only),
     repeats: config.repeats === 0 ? undefined : config.repeats,
     warmup: config.warmup === -1 ? undefined : config.warmup,
+    rounds: config.rounds,
     python: config.python === '' ? undefined : config.python,
     torchThreads: config.torchThreads === 0 ? undefined : config.torchThreads,
     peakGflops: config.peakGflops,
