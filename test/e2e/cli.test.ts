@@ -103,7 +103,7 @@ describe('cream', () => {
   it('up: with an empty registry, the model services come up NOT_SERVING and are reported, not fatal', async () => {
     const logDir = mkdtempSync(join(tmpdir(), 'cream-up-empty-'));
     const home = mkdtempSync(join(tmpdir(), 'cream-up-empty-home-'));
-    const child = spawn(process.execPath, [creamBin, 'up', '--port-offset', '7411', '--log-dir', logDir, '--serving-timeout-seconds', '2'], {
+    const child = spawn(process.execPath, [creamBin, 'up', '--port-offset', '12411', '--log-dir', logDir, '--serving-timeout-seconds', '2'], {
       env: { ...process.env, CREAM_HOME: home },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -120,8 +120,8 @@ describe('cream', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(stdout).toContain('every service is up');
-    expect(stdout).toMatch(/generator\s+127\.0\.0\.1:57462\s+NOT_SERVING/);
-    expect(stdout).toMatch(/consistency-scorer\s+127\.0\.0\.1:57464\s+SERVING/);
+    expect(stdout).toMatch(/generator\s+127\.0\.0\.1:62462\s+NOT_SERVING/);
+    expect(stdout).toMatch(/consistency-scorer\s+127\.0\.0\.1:62464\s+SERVING/);
     expect(stdout).toContain('cream models import');
     child.kill('SIGINT');
     expect(await exited, `${stdout}\nlogs in ${logDir}`).toBe(0);
@@ -132,8 +132,9 @@ describe('cream', () => {
     // The generator is NOT_SERVING until it holds a model: give the services a home whose registry has one.
     const home = mkdtempSync(join(tmpdir(), 'cream-up-home-'));
     await publishTinyVersions(join(home, 'registry'), [{ version: 'base', seed: 1 }]);
-    // A port offset keeps clear of anything on the default ports.
-    const child = spawn(process.execPath, [creamBin, 'up', '--port-offset', '7311', '--log-dir', logDir], {
+    // A port offset keeps clear of anything on the default ports, and above the
+    // kernel's ephemeral ports (32768-60999 here), which outgoing connections take.
+    const child = spawn(process.execPath, [creamBin, 'up', '--port-offset', '12311', '--log-dir', logDir], {
       env: { ...process.env, CREAM_HOME: home },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -148,7 +149,7 @@ describe('cream', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(stdout).toContain('every service is SERVING');
-    const address = `127.0.0.1:${50053 + 7311}`;
+    const address = `127.0.0.1:${50053 + 12311}`;
     expect(stdout).toContain(`consistency-scorer`);
     expect(stdout).toContain(address);
     const Health = serviceClient(creamProto(), 'grpc.health.v1.Health');
@@ -156,8 +157,8 @@ describe('cream', () => {
     expect(await unary(health, 'Check', { service: 'cream.v1.ConsistencyScorerService' })).toEqual({ status: 'SERVING' });
     health.close();
     // The generator serves the registry's latest version.
-    expect(stdout).toContain(`127.0.0.1:${50051 + 7311}`);
-    const generatorHealth = new Health(`127.0.0.1:${50051 + 7311}`, grpc.credentials.createInsecure());
+    expect(stdout).toContain(`127.0.0.1:${50051 + 12311}`);
+    const generatorHealth = new Health(`127.0.0.1:${50051 + 12311}`, grpc.credentials.createInsecure());
     expect(await unary(generatorHealth, 'Check', { service: 'cream.v1.GeneratorService' })).toEqual({ status: 'SERVING' });
     generatorHealth.close();
     child.kill('SIGINT');

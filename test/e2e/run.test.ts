@@ -35,10 +35,25 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A port offset whose five ports (50051..50055 + offset) are free now. */
+// The first port above the kernel's ephemeral range: outgoing connections
+// (the other tests' gRPC clients) take ports inside it at any moment, so a
+// port found free there can be gone when a service binds it (EADDRINUSE).
+function aboveEphemeralPorts(): number {
+  try {
+    const [, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(high)) return high + 1;
+  } catch {
+    // not Linux: the IANA dynamic range starts at 49152; stay near the top
+  }
+  return 61000;
+}
+
+/** A port offset whose five ports (50051..50055 + offset) are free now, above the ephemeral range when it can be. */
 async function freeOffset(): Promise<number> {
+  // --port-offset allows up to 15000: ports up to 65055.
+  const low = Math.min(Math.max(aboveEphemeralPorts() - 50051, 1000), 14_000);
   for (;;) {
-    const offset = 1000 + Math.floor(Math.random() * 13_000);
+    const offset = low + Math.floor(Math.random() * (15_000 - 4 - low));
     const ports = [0, 1, 2, 3, 4].map((i) => 50051 + offset + i);
     if ((await Promise.all(ports.map(portFree))).every(Boolean)) return offset;
   }
