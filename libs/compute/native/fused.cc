@@ -711,8 +711,29 @@ void AddSame(const float* a, const float* b, float* out, size_t n, ThreadPool& p
   ForRows(pool, (n + 1023) / 1024, 1024, [&](size_t r0, size_t r1) { AddRange(a, b, out, r0 * 1024, std::min(n, r1 * 1024)); });
 }
 
+namespace {
+// Rotary on the queries and keys of the t tokens per sequence at slots
+// slots[b] + i (also their positions): queries to q_heads [b, hq, t, dh]
+// (q itself when t = 1), keys rotated and values copied into the cache
+// [b, hkv, s, dh] at those slots.
+void RotateIntoCache(const float* q, const float* k, const float* v, float* q_heads, const DecodeLayerArgs& a,
+                     ThreadPool& pool) {
+  const size_t kvd = a.hkv * a.dh;
+  ForRows(pool, a.b * a.t, (a.hq + 2 * a.hkv) * a.dh, [&](size_t r0, size_t r1) {
+    RotaryRows(q, a.cos_table, a.sin_table, q_heads, r0, r1, a.t, a.hq, a.dh, false, a.slots);
+    RotaryRows(k, a.cos_table, a.sin_table, a.keys, r0, r1, a.t, a.hkv, a.dh, false, a.slots, a.s);
+    for (size_t r = r0; r < r1; ++r) {
+      const size_t bi = r / a.t, slot = static_cast<size_t>(a.slots[bi]) + r % a.t;
+      for (size_t hi = 0; hi < a.hkv; ++hi) {
+        std::memcpy(a.values + ((bi * a.hkv + hi) * a.s + slot) * a.dh, v + r * kvd + hi * a.dh, a.dh * sizeof(float));
+      }
+    }
+  });
+}
+}  // namespace
+
 void DecodeLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
-  const size_t qd = a.hq * a.dh, kvd = a.hkv * a.dh, half = a.dh / 2, groups = a.hq / a.hkv;
+  const size_t qd = a.hq * a.dh, kvd = a.hkv * a.dh, groups = a.hq / a.hkv;
   // Per-thread scratch, grown as needed: the activations of one step are small.
   thread_local std::vector<float> scratch;
   const size_t need = a.b * (2 * a.d + 2 * qd + 2 * kvd + 3 * a.inter + a.d) + a.s;
@@ -733,28 +754,7 @@ void DecodeLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   GemmPacked(xn, a.wq, q, a.b, qd, a.d, isa, pool);
   GemmPacked(xn, a.wk, k, a.b, kvd, a.d, isa, pool);
   GemmPacked(xn, a.wv, v, a.b, kvd, a.d, isa, pool);
-  for (size_t bi = 0; bi < a.b; ++bi) {
-    const size_t slot = static_cast<size_t>(a.slots[bi]);
-    const float* c = a.cos_table + slot * half;
-    const float* sn = a.sin_table + slot * half;
-    // Rotary (RotaryRows' arithmetic) on every query and key head of this row.
-    auto rotate = [&](float* row) {
-      for (size_t i = 0; i < half; ++i) {
-        const float x1 = row[i];
-        const float x2 = row[i + half];
-        row[i] = x1 * c[i] - x2 * sn[i];
-        row[i + half] = x2 * c[i] + x1 * sn[i];
-      }
-    };
-    for (size_t hi = 0; hi < a.hq; ++hi) rotate(q + bi * qd + hi * a.dh);
-    for (size_t hi = 0; hi < a.hkv; ++hi) {
-      float* key = k + bi * kvd + hi * a.dh;
-      rotate(key);
-      const size_t at = ((bi * a.hkv + hi) * a.s + slot) * a.dh;
-      std::memcpy(a.keys + at, key, a.dh * sizeof(float));
-      std::memcpy(a.values + at, v + bi * kvd + hi * a.dh, a.dh * sizeof(float));
-    }
-  }
+  RotateIntoCache(q, k, v, q, a, pool);  // t = 1: heads first is the rows' own layout
   // Attention per (row, query head), split across the pool when the cache is large.
   const float scale = 1.0f / std::sqrt(static_cast<float>(a.dh));
   size_t attended = 0;
@@ -835,18 +835,7 @@ void PrefillLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   LinearRows(xn, a.wq, a.packed_wq, q, n, qd, a.d, isa, pool);
   LinearRows(xn, a.wk, a.packed_wk, k, n, kvd, a.d, isa, pool);
   LinearRows(xn, a.wv, a.packed_wv, v, n, kvd, a.d, isa, pool);
-  // Queries rotated to heads first; keys rotated and values copied into the
-  // cache at each token's slot (slots[b] + t), which is also its position.
-  ForRows(pool, n, qd + 2 * kvd, [&](size_t r0, size_t r1) {
-    RotaryRows(q, a.cos_table, a.sin_table, q_heads, r0, r1, a.t, a.hq, a.dh, false, a.slots);
-    RotaryRows(k, a.cos_table, a.sin_table, a.keys, r0, r1, a.t, a.hkv, a.dh, false, a.slots, a.s);
-    for (size_t r = r0; r < r1; ++r) {
-      const size_t bi = r / a.t, slot = static_cast<size_t>(a.slots[bi]) + r % a.t;
-      for (size_t hi = 0; hi < a.hkv; ++hi) {
-        std::memcpy(a.values + ((bi * a.hkv + hi) * a.s + slot) * a.dh, v + r * kvd + hi * a.dh, a.dh * sizeof(float));
-      }
-    }
-  });
+  RotateIntoCache(q, k, v, q_heads, a, pool);
   AttentionShape shape;
   shape.b = a.b;
   shape.hq = a.hq;

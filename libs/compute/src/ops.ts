@@ -176,8 +176,11 @@ function wholeSequenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   });
 }
 
-// The additive bias [B, T, S] of the causal mask from each row's past.
-function causalBias(past: readonly number[], T: number, S: number): tf.Tensor3D {
+/**
+ * The additive bias [B, T, S] of the plain causal mask: query t of row b (at
+ * slot past[b] + t) sees slots 0 .. past[b] + t (0), the later ones -1e9.
+ */
+export function causalBias(past: readonly number[], T: number, S: number): tf.Tensor3D {
   const bias = new Float32Array(past.length * T * S);
   past.forEach((start, b) => {
     for (let t = 0; t < T; t++) bias.fill(-1e9, (b * T + t) * S + start + t + 1, (b * T + t + 1) * S);

@@ -4,7 +4,7 @@
 // and values and appends this pass's, so prefill and each decode step are the
 // same call. Every forward runs inside tf.tidy.
 
-import { fusedKernelsActive, prefillLayer } from '@cream/compute';
+import { causalBias, fusedKernelsActive, prefillLayer } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, validateModelConfig } from './config';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from './errors';
@@ -133,9 +133,7 @@ export class LlamaModel {
     return tf.tidy(() => {
       const write = cache?.beginWrite(T, inputLengths);
       try {
-        // The plain causal mask needs no tensor on the whole-sequence kernel: each row's past says it.
-        const causalOnly = mask === undefined && T > 1 && fusedKernelsActive();
-        const maskBias = causalOnly ? past : attentionMaskBias(past, T, keyCount, mask); // [B, 1, 1, T, S] or past
+        const maskBias = attentionMask(past, T, keyCount, mask); // [B, (1, 1,) T, S] or past
         const angles = this.rotary.angles(tf.tensor2d(positions.values, [B, T], 'int32'), positions.max); // [B, 1, T, headDim/2]
         let x = tf.gather(this.embedding, tf.tensor2d(Int32Array.from(ids.values), [B, T], 'int32')) as tf.Tensor3D; // [B, T, D]
         for (const [i, layer] of this.layers.entries()) {
@@ -264,26 +262,25 @@ export class LlamaModel {
   }
 }
 
-// 0 where query t of row b (at slot past[b] + t) may attend key slot s, i.e.
-// s <= past[b] + t and the mask allows s; MASKED elsewhere. Built in JS: a
-// broadcast comparison is a slow path on the wasm backend.
-function attentionMaskBias(
+// The attention mask of one pass, built once for every layer: 0 where query t
+// of row b (at slot past[b] + t) may attend key slot s, i.e. s <= past[b] + t
+// and the mask allows s; MASKED elsewhere. Without a mask, the plain causal
+// one: each row's past itself on the fused kernels (no tensor), else
+// causalBias. Built in JS: a broadcast comparison is a slow path on the wasm backend.
+function attentionMask(
   past: readonly number[],
   T: number,
   S: number,
   mask: { values: ArrayLike<number> } | undefined,
-): tf.Tensor {
+): tf.Tensor | readonly number[] {
+  if (mask === undefined) return fusedKernelsActive() ? past : causalBias(past, T, S);
   const B = past.length;
   const bias = new Float32Array(B * T * S);
   for (let b = 0; b < B; b++) {
-    if (b > 0 && mask === undefined && past[b] === past[0]) {
-      bias.copyWithin(b * T * S, 0, T * S); // the same rows as sequence 0's (a full pass: every past is 0)
-      continue;
-    }
     for (let t = 0; t < T; t++) {
       const row = (b * T + t) * S;
       for (let s = 0; s < S; s++) {
-        if (s > past[b] + t || (mask !== undefined && mask.values[b * S + s] === 0)) bias[row + s] = MASKED;
+        if (s > past[b] + t || mask.values[b * S + s] === 0) bias[row + s] = MASKED;
       }
     }
   }
