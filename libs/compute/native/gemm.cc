@@ -707,7 +707,61 @@ __attribute__((target("avx512f"))) void PackedRowsAvx512(const float* a, const f
     default: return PackedTileAvx512<8, P>(a, panels, c, k, ldc, cols);
   }
 }
+
+// The AVX2 tile: R <= 6 rows of A against one panel (two ymm of 8 columns),
+// 12 accumulators plus two panel loads and a broadcast in the 16 ymm
+// registers. `cols` valid columns of the panel: a partial last panel is
+// stored through a stack tile.
+template <int R>
+__attribute__((target("avx2,fma"))) void PackedTileAvx2(const float* a, const float* panel, float* c, size_t k,
+                                                       size_t ldc, size_t cols) {
+  __m256 lo[R];
+  __m256 hi[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    lo[r] = _mm256_setzero_ps();
+    hi[r] = _mm256_setzero_ps();
+  }
+  for (size_t i = 0; i < k; ++i) {
+    const __m256 w0 = _mm256_loadu_ps(panel + i * kPanelWidth);
+    const __m256 w1 = _mm256_loadu_ps(panel + i * kPanelWidth + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * k + i);
+      lo[r] = _mm256_fmadd_ps(x, w0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(x, w1, hi[r]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    float* row = c + r * ldc;
+    if (cols >= kPanelWidth) {
+      _mm256_storeu_ps(row, lo[r]);
+      _mm256_storeu_ps(row + 8, hi[r]);
+    } else {
+      alignas(32) float tile[kPanelWidth];
+      _mm256_store_ps(tile, lo[r]);
+      _mm256_store_ps(tile + 8, hi[r]);
+      std::memcpy(row, tile, cols * sizeof(float));
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void PackedRowsAvx2(const float* a, const float* panel, float* c, size_t rows,
+                                                       size_t k, size_t ldc, size_t cols) {
+  switch (rows) {
+    case 1: return PackedTileAvx2<1>(a, panel, c, k, ldc, cols);
+    case 2: return PackedTileAvx2<2>(a, panel, c, k, ldc, cols);
+    case 3: return PackedTileAvx2<3>(a, panel, c, k, ldc, cols);
+    case 4: return PackedTileAvx2<4>(a, panel, c, k, ldc, cols);
+    case 5: return PackedTileAvx2<5>(a, panel, c, k, ldc, cols);
+    default: return PackedTileAvx2<6>(a, panel, c, k, ldc, cols);
+  }
+}
 #endif
+
+// Rows per pass of the AVX2 tile (its 16 registers hold 6 x 2 accumulators).
+constexpr size_t kPackedRowsAvx2 = 6;
 
 // Any ISA: the same walk in plain C++ over one panel at a time.
 void PackedRowsGeneric(const float* a, const float* panel, float* c, size_t rows, size_t k, size_t ldc, size_t cols) {
@@ -796,8 +850,9 @@ void GemmPacked(const float* a, const float* packed, float* c, size_t m, size_t 
     for (size_t block = next.fetch_add(1); block < blocks; block = next.fetch_add(1)) {
       const size_t p0 = block * kBlockPanels;
       const size_t p1 = std::min(panels, p0 + kBlockPanels);
-      for (size_t r0 = 0; r0 < m; r0 += kPackedRows) {
-        const size_t rows = std::min(kPackedRows, m - r0);
+      const size_t row_step = isa == Isa::kAvx2Fma ? kPackedRowsAvx2 : kPackedRows;
+      for (size_t r0 = 0; r0 < m; r0 += row_step) {
+        const size_t rows = std::min(row_step, m - r0);
         const float* x = a + r0 * k;
         for (size_t p = p0; p < p1;) {
           const size_t col = p * kPanelWidth;
@@ -812,6 +867,11 @@ void GemmPacked(const float* a, const float* packed, float* c, size_t m, size_t 
               PackedRowsAvx512<1>(x, panel, out, rows, k, n, std::min(kPanelWidth, n - col));
               p += 1;
             }
+            continue;
+          }
+          if (isa == Isa::kAvx2Fma) {
+            PackedRowsAvx2(x, panel, out, rows, k, n, std::min(kPanelWidth, n - col));
+            p += 1;
             continue;
           }
 #endif
