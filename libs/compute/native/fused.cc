@@ -6,6 +6,8 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+#include "tile-avx2.h"
 #define CREAM_X86_FUSED 1
 #else
 #define CREAM_X86_FUSED 0
@@ -316,6 +318,86 @@ __attribute__((target("avx512f"))) void WeightedSumAvx512(const float* p, const 
 #endif
 
 #if CREAM_X86_FUSED
+// AVX2+FMA versions of the two: 8 lanes, masked loads for a head size that
+// is not a multiple of 8.
+__attribute__((target("avx2,fma"))) CREAM_INLINE float SumLanes(__m256 x) {
+  __m128 v = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  v = _mm_add_ss(v, _mm_movehdup_ps(v));
+  return _mm_cvtss_f32(v);
+}
+
+// A slot's score: the dot product scaled plus its bias, or kMaskedScore
+// where the bias skips the slot.
+CREAM_INLINE float SlotScore(const float* bias, size_t slot, float dot, float scale) {
+  if (bias == nullptr) return dot * scale;
+  return bias[slot] > kSkipBias ? dot * scale + bias[slot] : kMaskedScore;
+}
+
+__attribute__((target("avx2,fma"))) void DecodeScoresAvx2(const float* query, const float* k, const float* bias,
+                                                        float* out, size_t s, size_t dh, float scale) {
+  const size_t full = dh / 8 * 8;
+  const __m256i tail = avx2::LeadingLanes(dh - full);
+  const bool has_tail = full < dh;
+  size_t j = 0;
+  for (; j + 4 <= s; j += 4) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (size_t d = 0; d < full; d += 8) {
+      const __m256 x = _mm256_loadu_ps(query + d);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) acc[q] = _mm256_fmadd_ps(x, _mm256_loadu_ps(k + (j + q) * dh + d), acc[q]);
+    }
+    if (has_tail) {
+      const __m256 x = _mm256_maskload_ps(query + full, tail);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) acc[q] = _mm256_fmadd_ps(x, _mm256_maskload_ps(k + (j + q) * dh + full, tail), acc[q]);
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) out[j + q] = SlotScore(bias, j + q, SumLanes(acc[q]), scale);
+  }
+  for (; j < s; ++j) {
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t d = 0; d < full; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(query + d), _mm256_loadu_ps(k + j * dh + d), acc);
+    if (has_tail) acc = _mm256_fmadd_ps(_mm256_maskload_ps(query + full, tail), _mm256_maskload_ps(k + j * dh + full, tail), acc);
+    out[j] = SlotScore(bias, j, SumLanes(acc), scale);
+  }
+}
+
+__attribute__((target("avx2,fma"))) void WeightedSumAvx2(const float* p, const float* v, float* out, size_t s,
+                                                       size_t dh) {
+  for (size_t d0 = 0; d0 < dh; d0 += 32) {
+    // Up to 32 head values in four ymm accumulators.
+    const size_t width = std::min<size_t>(32, dh - d0);
+    __m256i masks[4];
+    for (int c = 0; c < 4; ++c) {
+      const size_t begin = static_cast<size_t>(c) * 8;
+      masks[c] = avx2::LeadingLanes(width > begin ? std::min<size_t>(8, width - begin) : 0);
+    }
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    if (width == 32) {
+      for (size_t j = 0; j < s; ++j) {
+        if (p[j] == 0.0f) continue;
+        const __m256 w = _mm256_set1_ps(p[j]);
+        const float* row = v + j * dh + d0;
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(row + c * 8), acc[c]);
+      }
+    } else {
+      for (size_t j = 0; j < s; ++j) {
+        if (p[j] == 0.0f) continue;
+        const __m256 w = _mm256_set1_ps(p[j]);
+        const float* row = v + j * dh + d0;
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_maskload_ps(row + c * 8, masks[c]), acc[c]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) _mm256_maskstore_ps(out + d0 + c * 8, masks[c], acc[c]);
+  }
+}
+#endif
+
+#if CREAM_X86_FUSED
 // Register-tiled products for whole-sequence attention with AVX-512: the
 // head width (40 or 64 here) is too thin for the GEMM's packing to pay off,
 // so these read their operands in place.
@@ -432,6 +514,46 @@ __attribute__((target("avx512f"))) void ProductIntoHeadAvx512(const float* a, si
 }
 #endif
 
+#if CREAM_X86_FUSED
+// The same two products with AVX2+FMA, in strips of 16 columns of
+// tile-avx2.h's 6 x 16 register tiles.
+
+// As ProductTransposedAvx512: every column up to the multiple of 16 is written.
+__attribute__((target("avx2,fma"))) void ProductTransposedAvx2(const float* a, size_t lda, const float* bt, size_t ldb,
+                                                              float* c, size_t ldc, size_t m, size_t n, size_t k) {
+  for (size_t j = 0; j < n; j += 16) avx2::Strip16<false>(a, lda, 1, bt + j, ldb, c + j, ldc, m, k, 16, false);
+}
+
+// As ProductIntoHeadAvx512; B's rows end at dh (masked loads past it).
+__attribute__((target("avx2,fma"))) void ProductIntoHeadAvx2(const float* a, size_t ars, size_t aks, const float* b,
+                                                            size_t ldb, float* c, size_t ldc, size_t m, size_t k,
+                                                            size_t dh, bool accumulate) {
+  for (size_t c0 = 0; c0 < dh; c0 += 16) {
+    avx2::Strip16<true>(a, ars, aks, b + c0, ldb, c + c0, ldc, m, k, std::min<size_t>(16, dh - c0), accumulate);
+  }
+}
+#endif
+
+// The tiled products for the kernel in use (TiledAttention says when they apply).
+void ProductTransposed(Isa isa, const float* a, size_t lda, const float* bt, size_t ldb, float* c, size_t ldc, size_t m,
+                       size_t n, size_t k) {
+#if CREAM_X86_FUSED
+  if (isa == Isa::kAvx512) return ProductTransposedAvx512(a, lda, bt, ldb, c, ldc, m, n, k);
+  if (isa == Isa::kAvx2Fma) return ProductTransposedAvx2(a, lda, bt, ldb, c, ldc, m, n, k);
+#endif
+  (void)isa, (void)a, (void)lda, (void)bt, (void)ldb, (void)c, (void)ldc, (void)m, (void)n, (void)k;
+}
+
+void ProductIntoHead(Isa isa, const float* a, size_t ars, size_t aks, const float* b, size_t ldb, float* c, size_t ldc,
+                     size_t m, size_t k, size_t dh, bool accumulate) {
+#if CREAM_X86_FUSED
+  if (isa == Isa::kAvx512) return ProductIntoHeadAvx512(a, ars, aks, b, ldb, c, ldc, m, k, dh, accumulate);
+  if (isa == Isa::kAvx2Fma) return ProductIntoHeadAvx2(a, ars, aks, b, ldb, c, ldc, m, k, dh, accumulate);
+#endif
+  (void)isa, (void)a, (void)ars, (void)aks, (void)b, (void)ldb, (void)c, (void)ldc, (void)m, (void)k, (void)dh,
+      (void)accumulate;
+}
+
 // Bt [dh, padded] = B [s, dh] transposed, columns s.. padded zero.
 void TransposeHead(const float* b, float* bt, size_t s, size_t dh, size_t padded) {
   for (size_t d = 0; d < dh; ++d) {
@@ -467,6 +589,7 @@ CREAM_CLONES void SoftmaxScores(float* scores, size_t s) {
 void DecodeScores(const float* query, const float* k, const float* bias, float* out, size_t s, size_t dh, float scale) {
 #if CREAM_X86_FUSED
   if (__builtin_cpu_supports("avx512f")) return DecodeScoresAvx512(query, k, bias, out, s, dh, scale);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return DecodeScoresAvx2(query, k, bias, out, s, dh, scale);
 #endif
   DecodeScoresPortable(query, k, bias, out, s, dh, scale);
 }
@@ -474,6 +597,7 @@ void DecodeScores(const float* query, const float* k, const float* bias, float* 
 void WeightedSum(const float* p, const float* v, float* out, size_t s, size_t dh) {
 #if CREAM_X86_FUSED
   if (__builtin_cpu_supports("avx512f")) return WeightedSumAvx512(p, v, out, s, dh);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return WeightedSumAvx2(p, v, out, s, dh);
 #endif
   WeightedSumPortable(p, v, out, s, dh);
 }
@@ -901,10 +1025,10 @@ size_t LastLive(const float* x, size_t from, size_t s, Live live) {
 bool Attended(float bias) { return bias > kSkipBias; }
 bool Weighted(float p) { return p != 0.0f; }
 
-// The register-tiled AVX-512 products apply (else SmallGemm's).
+// The register-tiled AVX-512 or AVX2 products apply (else SmallGemm's).
 bool TiledAttention(Isa isa, size_t dh) {
 #if CREAM_X86_FUSED
-  return isa == Isa::kAvx512 && dh <= kMaxHeadTiled;
+  return (isa == Isa::kAvx512 || isa == Isa::kAvx2Fma) && dh <= kMaxHeadTiled;
 #else
   (void)isa;
   (void)dh;
@@ -957,9 +1081,7 @@ void Attention(const float* q, const float* keys, const float* values, const flo
         for (size_t r = 0; r < rows; ++r) std::memcpy(scores + r * ld, bias + r * a.s, a.s * sizeof(float));
       } else if (tiled) {
         ld = padded;
-#if CREAM_X86_FUSED
-        ProductTransposedAvx512(q_block, a.dh, kt, padded, scores, ld, rows, keys_used, a.dh);
-#endif
+        ProductTransposed(isa, q_block, a.dh, kt, padded, scores, ld, rows, keys_used, a.dh);
       } else {
         SmallGemm(q_block, keys + kv, scores, rows, keys_used, a.dh, false, true, isa);
       }
@@ -979,9 +1101,7 @@ void Attention(const float* q, const float* keys, const float* values, const flo
       }
       float* dst = out + ((bi * a.t + r0) * a.hq + hi) * a.dh;
       if (tiled) {
-#if CREAM_X86_FUSED
-        ProductIntoHeadAvx512(p_block, p_ld, 1, values + kv, a.dh, dst, out_ld, rows, width, a.dh, false);
-#endif
+        ProductIntoHead(isa, p_block, p_ld, 1, values + kv, a.dh, dst, out_ld, rows, width, a.dh, false);
       } else {
         for (size_t r = 0; r < rows && probs != nullptr; ++r) std::memcpy(scores + r * width, p_block + r * p_ld, width * sizeof(float));
         SmallGemm(scores, values + kv, weighted, rows, a.dh, width, false, false, isa);
@@ -1050,19 +1170,17 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
         }
         const float* q_block = q + head * td + r0 * a.dh;
         if (tiled) {
-#if CREAM_X86_FUSED
           const float* dy_block = dy_head + r0 * dy_ld;
           // dV[:keys] += P^T dO
-          ProductIntoHeadAvx512(p, 1, a.s, dy_block, dy_ld, dv_item, a.dh, keys_used, rows, a.dh, true);
+          ProductIntoHead(isa, p, 1, a.s, dy_block, dy_ld, dv_item, a.dh, keys_used, rows, a.dh, true);
           // dP = dO V^T; dS = scale * P * (dP - rowsum(dP * P))
-          ProductTransposedAvx512(dy_block, dy_ld, d_out, padded, d_probs, padded, rows, keys_used, a.dh);
+          ProductTransposed(isa, dy_block, dy_ld, d_out, padded, d_probs, padded, rows, keys_used, a.dh);
           for (size_t r = 0; r < rows; ++r) {
             SoftmaxGradRows(p + r * a.s, d_probs + r * padded, d_scores + r * padded, 0, 1, keys_used, a.scale);
           }
           // dQ = dS K; dK[:keys] += dS^T Q
-          ProductIntoHeadAvx512(d_scores, padded, 1, k, a.dh, dq_block, a.dh, rows, keys_used, a.dh, false);
-          ProductIntoHeadAvx512(d_scores, 1, padded, q_block, a.dh, dk_item, a.dh, keys_used, rows, a.dh, true);
-#endif
+          ProductIntoHead(isa, d_scores, padded, 1, k, a.dh, dq_block, a.dh, rows, keys_used, a.dh, false);
+          ProductIntoHead(isa, d_scores, 1, padded, q_block, a.dh, dk_item, a.dh, keys_used, rows, a.dh, true);
           continue;
         }
         for (size_t r = 0; r < rows; ++r) std::memcpy(p_block + r * keys_used, p + r * a.s, keys_used * sizeof(float));

@@ -5,6 +5,7 @@
 // object file: the SIMD ones carry target attributes instead of a global
 // -march, so the binary loads on any x86-64 and picks its kernel by CPUID.
 #include "gemm.h"
+#include "tile-avx2.h"
 
 #include <algorithm>
 #include <atomic>
@@ -708,56 +709,6 @@ __attribute__((target("avx512f"))) void PackedRowsAvx512(const float* a, const f
   }
 }
 
-// The AVX2 tile: R <= 6 rows of A against one panel (two ymm of 8 columns),
-// 12 accumulators plus two panel loads and a broadcast in the 16 ymm
-// registers. `cols` valid columns of the panel: a partial last panel is
-// stored through a stack tile.
-template <int R>
-__attribute__((target("avx2,fma"))) void PackedTileAvx2(const float* a, const float* panel, float* c, size_t k,
-                                                       size_t ldc, size_t cols) {
-  __m256 lo[R];
-  __m256 hi[R];
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) {
-    lo[r] = _mm256_setzero_ps();
-    hi[r] = _mm256_setzero_ps();
-  }
-  for (size_t i = 0; i < k; ++i) {
-    const __m256 w0 = _mm256_loadu_ps(panel + i * kPanelWidth);
-    const __m256 w1 = _mm256_loadu_ps(panel + i * kPanelWidth + 8);
-#pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      const __m256 x = _mm256_broadcast_ss(a + r * k + i);
-      lo[r] = _mm256_fmadd_ps(x, w0, lo[r]);
-      hi[r] = _mm256_fmadd_ps(x, w1, hi[r]);
-    }
-  }
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) {
-    float* row = c + r * ldc;
-    if (cols >= kPanelWidth) {
-      _mm256_storeu_ps(row, lo[r]);
-      _mm256_storeu_ps(row + 8, hi[r]);
-    } else {
-      alignas(32) float tile[kPanelWidth];
-      _mm256_store_ps(tile, lo[r]);
-      _mm256_store_ps(tile + 8, hi[r]);
-      std::memcpy(row, tile, cols * sizeof(float));
-    }
-  }
-}
-
-__attribute__((target("avx2,fma"))) void PackedRowsAvx2(const float* a, const float* panel, float* c, size_t rows,
-                                                       size_t k, size_t ldc, size_t cols) {
-  switch (rows) {
-    case 1: return PackedTileAvx2<1>(a, panel, c, k, ldc, cols);
-    case 2: return PackedTileAvx2<2>(a, panel, c, k, ldc, cols);
-    case 3: return PackedTileAvx2<3>(a, panel, c, k, ldc, cols);
-    case 4: return PackedTileAvx2<4>(a, panel, c, k, ldc, cols);
-    case 5: return PackedTileAvx2<5>(a, panel, c, k, ldc, cols);
-    default: return PackedTileAvx2<6>(a, panel, c, k, ldc, cols);
-  }
-}
 #endif
 
 // Rows per pass of the AVX2 tile (its 16 registers hold 6 x 2 accumulators).
@@ -870,7 +821,7 @@ void GemmPacked(const float* a, const float* packed, float* c, size_t m, size_t 
             continue;
           }
           if (isa == Isa::kAvx2Fma) {
-            PackedRowsAvx2(x, panel, out, rows, k, n, std::min(kPanelWidth, n - col));
+            avx2::Strip16<false>(x, k, 1, panel, kPanelWidth, out, n, rows, k, std::min(kPanelWidth, n - col), false);
             p += 1;
             continue;
           }

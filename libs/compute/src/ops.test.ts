@@ -142,6 +142,21 @@ const cases: Case[] = [
     differentiable: [0],
   },
   {
+    // Head sizes that are not a multiple of the vector width (masked tails in
+    // the SIMD scores and weighted sums): 40 (32 + 8) and 28 (24 + 4).
+    name: 'causalAttention (decoding step, 40- and 28-wide heads)',
+    inputs: () => [uniform([4, 4, 1, 68], 2), uniform([4, 2, 29, 68]), uniform([4, 2, 29, 68]), decodeMask([29, 3, 17, 1], 29)],
+    op: (q, k, v, m) => {
+      const [q40, q28] = tf.split(q, [40, 28], 3);
+      const [k40, k28] = tf.split(k, [40, 28], 3);
+      const [v40, v28] = tf.split(v, [40, 28], 3);
+      const wide = causalAttention(q40 as tf.Tensor4D, k40 as tf.Tensor4D, v40 as tf.Tensor4D, m);
+      const narrow = causalAttention(q28 as tf.Tensor4D, k28 as tf.Tensor4D, v28 as tf.Tensor4D, m);
+      return tf.concat([wide, narrow], -1);
+    },
+    differentiable: [0],
+  },
+  {
     // 40-wide heads (a masked last chunk), rows past the tiles' multiples, keys
     // past a multiple of 16, and rows that attend no key (uniform, as composed).
     name: 'causalAttention (40-wide heads, rows with no key, threaded)',
@@ -209,8 +224,8 @@ describe('fused ops', () => {
     it(`${c.name}: the native kernel equals the composed ops, values and gradients`, () => expectFusedEqualsComposed(c));
   }
 
-  // Whole-sequence attention has register-tiled AVX-512 products and the
-  // GEMM's for other CPUs: each kernel the CPU supports against the composed ops.
+  // Whole-sequence attention has register-tiled AVX-512 and AVX2 products and
+  // the GEMM's for other CPUs: each kernel the CPU supports against the composed ops.
   const native = loadNativeGemm();
   const isas = native.ok ? native.native.info().supported : [];
   for (const isa of isas) {

@@ -1,0 +1,96 @@
+// The one AVX2+FMA register tile of the products that read an operand in
+// place (gemm.cc's packed decoding weights, fused.cc's attention products):
+// R <= 6 rows of A against a strip of 16 columns of B, 12 ymm accumulators
+// plus two B vectors and a broadcast in the 16 registers, the shape of
+// gemm.cc's Kernel6x16Avx2.
+#ifndef CREAM_COMPUTE_TILE_AVX2_H_
+#define CREAM_COMPUTE_TILE_AVX2_H_
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include <cstddef>
+
+namespace cream {
+namespace avx2 {
+
+// The first `count` (0 to 8) of 8 lanes, for maskload and maskstore.
+__attribute__((target("avx2"))) inline __m256i LeadingLanes(size_t count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// C[R, cols] (+)= A[R, k] . B[k, cols] for cols <= 16: A's element (r, i) at
+// a[r * ars + i * aks] (a transposed A swaps the strides), B rows ldb apart,
+// C rows ldc apart. kMaskedB reads B's row only up to cols (B ends there);
+// without it all 16 columns of each B row are read (a padded B) and the
+// products past cols dropped. C past cols is neither read nor written.
+template <int R, bool kMaskedB>
+__attribute__((target("avx2,fma"), always_inline)) inline void Tile16(const float* a, size_t ars, size_t aks,
+                                                                     const float* b, size_t ldb, float* c, size_t ldc,
+                                                                     size_t k, size_t cols, bool accumulate) {
+  const __m256i mask0 = LeadingLanes(cols < 8 ? cols : 8);
+  const __m256i mask1 = LeadingLanes(cols > 8 ? cols - 8 : 0);
+  __m256 lo[R];
+  __m256 hi[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    lo[r] = _mm256_setzero_ps();
+    hi[r] = _mm256_setzero_ps();
+  }
+  for (size_t i = 0; i < k; ++i) {
+    const float* row = b + i * ldb;
+    const __m256 b0 = kMaskedB ? _mm256_maskload_ps(row, mask0) : _mm256_loadu_ps(row);
+    const __m256 b1 = kMaskedB ? _mm256_maskload_ps(row + 8, mask1) : _mm256_loadu_ps(row + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * ars + i * aks);
+      lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+    }
+  }
+  const bool whole = cols >= 16;
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    float* out = c + r * ldc;
+    if (whole) {
+      if (accumulate) {
+        lo[r] = _mm256_add_ps(lo[r], _mm256_loadu_ps(out));
+        hi[r] = _mm256_add_ps(hi[r], _mm256_loadu_ps(out + 8));
+      }
+      _mm256_storeu_ps(out, lo[r]);
+      _mm256_storeu_ps(out + 8, hi[r]);
+    } else {
+      if (accumulate) {
+        lo[r] = _mm256_add_ps(lo[r], _mm256_maskload_ps(out, mask0));
+        hi[r] = _mm256_add_ps(hi[r], _mm256_maskload_ps(out + 8, mask1));
+      }
+      _mm256_maskstore_ps(out, mask0, lo[r]);
+      _mm256_maskstore_ps(out + 8, mask1, hi[r]);
+    }
+  }
+}
+
+// C[m, cols] (+)= A[m, k] . B[k, cols] for cols <= 16, in tiles of 6 rows.
+template <bool kMaskedB>
+__attribute__((target("avx2,fma"))) inline void Strip16(const float* a, size_t ars, size_t aks, const float* b,
+                                                        size_t ldb, float* c, size_t ldc, size_t m, size_t k,
+                                                        size_t cols, bool accumulate) {
+  size_t r = 0;
+  for (; r + 6 <= m; r += 6) Tile16<6, kMaskedB>(a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, cols, accumulate);
+  a += r * ars;
+  c += r * ldc;
+  switch (m - r) {
+    case 5: return Tile16<5, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
+    case 4: return Tile16<4, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
+    case 3: return Tile16<3, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
+    case 2: return Tile16<2, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
+    case 1: return Tile16<1, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
+    default: return;
+  }
+}
+
+}  // namespace avx2
+}  // namespace cream
+
+#endif  // x86-64 with GCC or Clang
+#endif  // CREAM_COMPUTE_TILE_AVX2_H_
