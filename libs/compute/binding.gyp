@@ -7,7 +7,7 @@
       "target_name": "cream_compute",
       "sources": ["native/addon.cc", "native/fused.cc", "native/gemm.cc", "native/thread-pool.cc"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fexceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fno-trapping-math", "-fexceptions"],
       "cflags": ["-O3"],
       "defines": ["NAPI_VERSION=8"]
     }

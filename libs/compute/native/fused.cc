@@ -675,15 +675,22 @@ CREAM_CLONES void LogSoftmaxGatherGradRows(const float* logits, const int32_t* t
 
 CREAM_CLONES void AdamWRange(const float* p, const float* m, const float* v, const float* g, float* p_out,
                              float* m_out, float* v_out, size_t i0, size_t i1, AdamWStep step) {
-  const float one_minus_beta1 = 1.0f - step.beta1;
-  const float one_minus_beta2 = 1.0f - step.beta2;
+  const float beta1 = step.beta1, beta2 = step.beta2, epsilon = step.epsilon;
+  const float decay_factor = step.decay_factor, step_size = step.step_size, gradient_scale = step.gradient_scale;
+  const float one_minus_beta1 = 1.0f - beta1;
+  const float one_minus_beta2 = 1.0f - beta2;
   const float inv_bias_correction2_sqrt = 1.0f / step.bias_correction2_sqrt;
+  // Element i reads and writes only index i (outputs may be the inputs
+  // themselves, never shifted copies), so no iteration depends on another:
+  // without this GCC needs more run-time overlap checks than it allows and
+  // leaves the loop scalar.
+#pragma GCC ivdep
   for (size_t i = i0; i < i1; ++i) {
-    const float gi = g[i] * step.gradient_scale;
-    const float mi = step.beta1 * m[i] + one_minus_beta1 * gi;
-    const float vi = step.beta2 * v[i] + one_minus_beta2 * gi * gi;
-    const float denominator = std::sqrt(vi) * inv_bias_correction2_sqrt + step.epsilon;
-    p_out[i] = p[i] * step.decay_factor - step.step_size * (mi / denominator);
+    const float gi = g[i] * gradient_scale;
+    const float mi = beta1 * m[i] + one_minus_beta1 * gi;
+    const float vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
+    const float denominator = std::sqrt(vi) * inv_bias_correction2_sqrt + epsilon;
+    p_out[i] = p[i] * decay_factor - step_size * (mi / denominator);
     m_out[i] = mi;
     v_out[i] = vi;
   }
