@@ -379,13 +379,15 @@ void PackA(const float* a, size_t m, size_t k, bool trans, size_t i0, size_t mc,
     const size_t rows = std::min(mr, mc - ip);
     float* panel = out + ip * kc;
 #if CREAM_X86
-    if (!trans && rows == mr && mr % 4 == 0) {
+    if (!trans && rows == mr && mr % 2 == 0) {
       // A is [M, K] and the panel is full: 4 x 4 blocks transposed in SSE
-      // registers (the scalar loop below stores one float at a time with a
+      // registers, and a last pair of rows (MR 6) interleaved two floats at
+      // a time (the scalar loop below stores one float at a time with a
       // stride of mr, about a tenth of a product's time).
       size_t p = 0;
       for (; p + 4 <= kc; p += 4) {
-        for (size_t r = 0; r < mr; r += 4) {
+        size_t r = 0;
+        for (; r + 4 <= mr; r += 4) {
           const float* src = a + (i0 + ip + r) * k + p0 + p;
           __m128 r0 = _mm_loadu_ps(src);
           __m128 r1 = _mm_loadu_ps(src + k);
@@ -397,6 +399,18 @@ void PackA(const float* a, size_t m, size_t k, bool trans, size_t i0, size_t mc,
           _mm_storeu_ps(dst + mr, r1);
           _mm_storeu_ps(dst + 2 * mr, r2);
           _mm_storeu_ps(dst + 3 * mr, r3);
+        }
+        if (r < mr) {
+          const float* src = a + (i0 + ip + r) * k + p0 + p;
+          const __m128 x = _mm_loadu_ps(src);
+          const __m128 y = _mm_loadu_ps(src + k);
+          const __m128 low = _mm_unpacklo_ps(x, y);   // x0 y0 x1 y1
+          const __m128 high = _mm_unpackhi_ps(x, y);  // x2 y2 x3 y3
+          float* dst = panel + p * mr + r;
+          _mm_storel_pi(reinterpret_cast<__m64*>(dst), low);
+          _mm_storeh_pi(reinterpret_cast<__m64*>(dst + mr), low);
+          _mm_storel_pi(reinterpret_cast<__m64*>(dst + 2 * mr), high);
+          _mm_storeh_pi(reinterpret_cast<__m64*>(dst + 3 * mr), high);
         }
       }
       for (size_t r = 0; r < mr; ++r) {
@@ -900,7 +914,11 @@ void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
     tasks.reserve(batches);
     for (size_t i = 0; i < batches; ++i) tasks.push_back({i, 0, p.m, 0, p.n});
   } else {
-    const size_t parts = (wanted + batches - 1) / batches;
+    size_t parts = (wanted + batches - 1) / batches;
+    // One product split by rows shares one packed op(B) (below), so a task
+    // costs only its own rows' packing: tasks of about MC rows then let a
+    // thread that falls behind (another process on its core) hand work over.
+    if (batches == 1 && threads > 1 && p.m >= p.n) parts = std::max(parts, (p.m + plan.mc - 1) / plan.mc);
     for (size_t i = 0; i < batches; ++i) SplitBatch(i, p.m, p.n, parts, plan, tasks);
   }
 
