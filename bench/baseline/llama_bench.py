@@ -230,17 +230,18 @@ def measure(torch, case, threads):
 
 
 def loaded_blas():
-    """The BLAS library this process loaded (Debian's torch links the libblas.so.3 alternative: reference BLAS or OpenBLAS)."""
+    """The BLAS libraries this process loaded, relative to the system library directory (Debian's torch links the
+    libblas.so.3 alternative: the reference BLAS in blas/, or OpenBLAS in openblas-openmp/ or openblas-pthread/)."""
     with open("/proc/self/maps") as maps:
         paths = sorted({line.split()[-1] for line in maps if re.search(r"/lib[^/]*blas[^/]*\.so", line)})
-    return ", ".join(os.path.relpath(os.path.realpath(path), "/usr/lib/x86_64-linux-gnu") for path in paths) or "none loaded"
+    return sorted({os.path.relpath(os.path.realpath(path), "/usr/lib/x86_64-linux-gnu") for path in paths})
 
 
 def describe(torch):
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     threads = torch.get_num_threads()
     return (
-        f"PyTorch {torch.__version__} CPU fp32 ({threads} thread{'' if threads == 1 else 's'}, BLAS {loaded_blas()}, "
+        f"PyTorch {torch.__version__} CPU fp32 ({threads} thread{'' if threads == 1 else 's'}, BLAS {', '.join(loaded_blas()) or 'none loaded'}, "
         f"OPENBLAS_CORETYPE {'unset' if coretype is None else '=' + coretype})"
     )
 
@@ -252,7 +253,7 @@ def main(argv):
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float32)
     metrics = measure(torch, args.case, args.threads)
-    print(json.dumps({"implementation": "pytorch", "backend": describe(torch), "threads": torch.get_num_threads(), "metrics": metrics}))
+    print(json.dumps({"implementation": "pytorch", "backend": describe(torch), "threads": torch.get_num_threads(), "blas": loaded_blas(), "metrics": metrics}))
     return 0
 
 

@@ -65,6 +65,8 @@ describe.runIf(torch.probe.ok)('the baseline on the micro case', () => {
     expect(result.implementation).toBe('pytorch');
     expect(result.threads).toBe(1);
     expect(result.backend).toMatch(/^PyTorch .* CPU fp32 \(1 thread, BLAS .*, OPENBLAS_CORETYPE unset\)$/);
+    expect(Array.isArray(result.blas)).toBe(true);
+    for (const path of result.blas ?? []) expect(result.backend).toContain(path);
     for (const metric of ['train_step_ms', 'score_tokens_per_s', 'generate_b2_tokens_per_s', 'generate_b4_tokens_per_s', 'prefill_ms', 'peak_rss_bytes']) {
       expect(result.metrics[metric]?.median, metric).toBeGreaterThan(0);
     }

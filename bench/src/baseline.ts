@@ -38,6 +38,28 @@ export function baselineEnv(env: Record<string, string | undefined>, threads: nu
   return out;
 }
 
+/**
+ * Why a PyTorch result is not a fair baseline, from the BLAS its process
+ * loaded: Debian's python3-torch links whichever libblas.so.3 alternative is
+ * installed. Measured on a 2-core Zen 3 (reference shape, 2 threads): the
+ * reference BLAS made a training step 15.4 s, the pthread OpenBLAS 1,114 ms,
+ * the OpenMP OpenBLAS 645 ms.
+ */
+export function baselineWarnings(result: Pick<ImplementationResult, 'blas' | 'threads'>): string[] {
+  const blas = result.blas;
+  if (blas === undefined) return [];
+  const fix = '`apt-get install libopenblas0-openmp` gives it the OpenMP OpenBLAS, which cream bench then puts first';
+  if (blas.length === 0) return [`PyTorch loaded no BLAS library that cream bench can see; its products may not be optimized (${fix})`];
+  const warnings: string[] = [];
+  if (!blas.some((path) => /openblas|mkl/i.test(path))) {
+    warnings.push(`PyTorch runs on the reference BLAS (${blas.join(', ')}), many times slower than OpenBLAS: not a fair baseline (${fix})`);
+  }
+  if (result.threads > 1 && blas.some((path) => path.includes('openblas-pthread'))) {
+    warnings.push(`PyTorch runs on the pthread OpenBLAS, whose threads compete with torch's own with ${result.threads} threads: not a fair baseline (${fix})`);
+  }
+  return warnings;
+}
+
 /** The pythons tried when none is named: python3 on PATH, then the system's (Debian's python3-torch installs there). */
 export const DEFAULT_PYTHONS = ['python3', '/usr/bin/python3'];
 

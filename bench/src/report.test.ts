@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { microCase } from './cases';
 import { trainingStepFlops } from './flops';
+import { baselineWarnings } from './baseline';
 import { formatReport, reportRows } from './report';
 import { poolRounds, samplesOf, type ImplementationResult } from './results';
 import type { BenchReport } from './run';
@@ -32,7 +33,7 @@ const pytorch: ImplementationResult = {
   },
 };
 
-function report(withBaseline: boolean, rounds = 1): BenchReport {
+function report(withBaseline: boolean, rounds = 1, baselineWarnings: string[] = []): BenchReport {
   return {
     date: '2026-11-28T12:00:00.000Z',
     machine: { cpu: 'AMD EPYC', cores: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 0.5, 0.3] },
@@ -41,7 +42,7 @@ function report(withBaseline: boolean, rounds = 1): BenchReport {
       : { status: 'skipped', python: 'python3', torchVersion: null, message: 'PyTorch baseline skipped: python3 cannot import torch' },
     peakGflops: 530,
     flopsFormula: 'formula',
-    cases: [{ case: benchCase, rounds, trainingStepFlops: trainingStepFlops(benchCase.shape, 2, 16), ours, pytorch: withBaseline ? pytorch : null }],
+    cases: [{ case: benchCase, rounds, trainingStepFlops: trainingStepFlops(benchCase.shape, 2, 16), ours, pytorch: withBaseline ? pytorch : null, baselineWarnings }],
   };
 }
 
@@ -78,6 +79,27 @@ describe('formatReport', () => {
     expect(text).toContain('load average 0.50 0.40 0.30 before');
     expect(text).toMatch(/training step, batch 2 x 16 .*11\.0 ms\s+22\.0 ms\s+2\.00x/);
     expect(text).toMatch(/greedy generation, batch 2, .*300 tokens\/s\s+600 tokens\/s\s+0\.50x/);
+    expect(text).not.toContain('WARNING');
+  });
+
+  it('prints why the baseline is not fair under its backend line', () => {
+    const text = formatReport(report(true, 1, baselineWarnings({ threads: 2, blas: ['blas/libblas.so.3.11.0'] })));
+    expect(text).toMatch(/PyTorch: PyTorch 1\.13\.1 CPU fp32.*\n {2}WARNING: PyTorch runs on the reference BLAS \(blas\/libblas\.so\.3\.11\.0\)/);
+  });
+});
+
+describe('baselineWarnings', () => {
+  it('names the reference BLAS and the pthread OpenBLAS with several threads, and says what to install', () => {
+    expect(baselineWarnings({ threads: 2, blas: ['openblas-openmp/libblas.so.3', 'openblas-openmp/libopenblasp-r0.3.21.so'] })).toEqual([]);
+    expect(baselineWarnings({ threads: 2 })).toEqual([]); // a result without the field (ours)
+    const reference = baselineWarnings({ threads: 1, blas: ['blas/libblas.so.3.11.0'] });
+    expect(reference).toHaveLength(1);
+    expect(reference[0]).toContain('reference BLAS');
+    expect(reference[0]).toContain('apt-get install libopenblas0-openmp');
+    const pthread = ['openblas-pthread/libblas.so.3', 'openblas-pthread/libopenblasp-r0.3.21.so'];
+    expect(baselineWarnings({ threads: 1, blas: pthread })).toEqual([]);
+    expect(baselineWarnings({ threads: 2, blas: pthread })[0]).toContain('pthread OpenBLAS');
+    expect(baselineWarnings({ threads: 2, blas: [] })[0]).toContain('no BLAS library');
   });
 });
 

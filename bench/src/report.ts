@@ -111,7 +111,10 @@ export function formatReport(report: BenchReport): string {
     const runs = item.rounds > 1 ? `${item.rounds} x ${item.case.repeats} runs (${item.rounds} rounds alternating with PyTorch)` : `${item.case.repeats} runs`;
     lines.push('', `${item.case.name}: ${item.case.title}; median of ${runs} after ${item.case.warmup} warm-up`);
     lines.push(`  ours:    ${item.ours.backend}`);
-    if (item.pytorch !== null) lines.push(`  PyTorch: ${item.pytorch.backend}`);
+    if (item.pytorch !== null) {
+      lines.push(`  PyTorch: ${item.pytorch.backend}`);
+      lines.push(...item.baselineWarnings.map((warning) => `  WARNING: ${warning}`));
+    }
     const caseRows = rows.filter((row) => row.case === item.case.name);
     lines.push(
       ...table([

@@ -15,6 +15,8 @@ export interface ImplementationResult {
   readonly backend: string;
   /** Threads of the heavy kernels. */
   readonly threads: number;
+  /** PyTorch only: the BLAS libraries its process loaded, relative to /usr/lib/x86_64-linux-gnu. */
+  readonly blas?: readonly string[];
   /**
    * By metric name: train_step_ms, score_tokens_per_s, generate_b<N>_tokens_per_s,
    * prefill_ms, peak_rss_bytes, peak_tensor_bytes (ours: live tfjs tensor bytes).

@@ -7,7 +7,7 @@ import { fork } from 'node:child_process';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { baseCase, METRIC_GROUPS, microCase, referenceCase, type BenchCase, type CaseOptions, type MetricGroup } from './cases';
-import { DEFAULT_PYTHONS, findTorch, runBaseline, TORCH_HINT } from './baseline';
+import { baselineWarnings, DEFAULT_PYTHONS, findTorch, runBaseline, TORCH_HINT } from './baseline';
 import { TRAINING_FLOPS_FORMULA, trainingStepFlops } from './flops';
 import { poolRounds, type ImplementationResult } from './results';
 import type { WorkerReply } from './worker-protocol';
@@ -51,6 +51,8 @@ export interface CaseReport {
   readonly ours: ImplementationResult;
   /** null when the baseline was skipped. */
   readonly pytorch: ImplementationResult | null;
+  /** Why the baseline's figures are not fair ones (baselineWarnings); empty when they are or it was skipped. */
+  readonly baselineWarnings: readonly string[];
 }
 
 /** A whole run. */
@@ -130,6 +132,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       trainingStepFlops: trainingStepFlops(benchCase.shape, batch, seq),
       ours: poolRounds(ourRounds),
       pytorch: baselineRounds.length > 0 ? poolRounds(baselineRounds) : null,
+      baselineWarnings: baselineRounds.length > 0 ? baselineWarnings(baselineRounds[0]) : [],
     });
   }
   return {
