@@ -26,6 +26,10 @@ const shapes: Array<[number, number, number, number, number]> = [
   [2, 2, 65, 1, 257],
   [1, 1, 65, 257, 300],
   [4, 1, 3, 65, 1],
+  // Far deeper than wide (a weight gradient): split by depth across threads,
+  // a transposed A read in place in whole panels (149 = 24 x 6 + 5 rows: the
+  // last panel packed), depth past several KC blocks.
+  [1, 1, 149, 37, 1100],
   // Few rows: B is read in place, with a packed partial last panel.
   [1, 1, 5, 100, 300],
   [3, 1, 7, 64, 33],
