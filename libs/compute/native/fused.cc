@@ -524,12 +524,18 @@ __attribute__((target("avx2,fma"))) void ProductTransposedAvx2(const float* a, s
   for (size_t j = 0; j < n; j += 16) avx2::Strip16<false>(a, lda, 1, bt + j, ldb, c + j, ldc, m, k, 16, false);
 }
 
-// As ProductIntoHeadAvx512; B's rows end at dh (masked loads past it).
+// As ProductIntoHeadAvx512; B's rows end at dh (masked loads in a last
+// partial strip only).
 __attribute__((target("avx2,fma"))) void ProductIntoHeadAvx2(const float* a, size_t ars, size_t aks, const float* b,
                                                             size_t ldb, float* c, size_t ldc, size_t m, size_t k,
                                                             size_t dh, bool accumulate) {
   for (size_t c0 = 0; c0 < dh; c0 += 16) {
-    avx2::Strip16<true>(a, ars, aks, b + c0, ldb, c + c0, ldc, m, k, std::min<size_t>(16, dh - c0), accumulate);
+    const size_t cols = std::min<size_t>(16, dh - c0);
+    if (cols == 16) {
+      avx2::Strip16<false>(a, ars, aks, b + c0, ldb, c + c0, ldc, m, k, 16, accumulate);
+    } else {
+      avx2::Strip16<true>(a, ars, aks, b + c0, ldb, c + c0, ldc, m, k, cols, accumulate);
+    }
   }
 }
 #endif
