@@ -124,7 +124,7 @@ __attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* 
   for (size_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * ldb), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(a + 16 * lda), _MM_HINT_T0);
 #pragma GCC unroll 6
     for (int i = 0; i < 6; ++i) {
       const __m256 ai = _mm256_broadcast_ss(a + i);
