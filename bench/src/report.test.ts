@@ -36,7 +36,7 @@ const pytorch: ImplementationResult = {
 function report(withBaseline: boolean, rounds = 1, baselineWarnings: string[] = []): BenchReport {
   return {
     date: '2026-11-28T12:00:00.000Z',
-    machine: { cpu: 'AMD EPYC', cores: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 0.5, 0.3] },
+    machine: { cpu: 'AMD EPYC', cores: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 0.5, 0.3], measuredPeak: { gflops: 176, isa: 'avx2+fma', threads: 2 } },
     baseline: withBaseline
       ? { status: 'ran', python: 'python3', torchVersion: '1.13.1', message: 'PyTorch 1.13.1 baseline via python3' }
       : { status: 'skipped', python: 'python3', torchVersion: null, message: 'PyTorch baseline skipped: python3 cannot import torch' },
@@ -60,6 +60,8 @@ describe('reportRows', () => {
     const rows = new Map(reportRows(report(true)).map((row) => [row.metric, row]));
     expect(rows.get('train_gflops')?.ours).toBeCloseTo(4_300_800 / 0.011 / 1e9, 6);
     expect(rows.get('train_peak_percent')?.ours).toBeCloseTo((100 * 4_300_800) / 0.011 / 1e9 / 530, 6);
+    expect(rows.get('train_measured_peak_percent')?.ours).toBeCloseTo((100 * 4_300_800) / 0.011 / 1e9 / 176, 6);
+    expect(rows.get('train_measured_peak_percent')?.label).toBe('  % of the measured 176 GFLOP/s peak');
     expect(rows.get('train_gflops')?.ratio).toBeCloseTo(2);
   });
 
@@ -80,11 +82,22 @@ describe('formatReport', () => {
     expect(text).toMatch(/training step, batch 2 x 16 .*11\.0 ms\s+22\.0 ms\s+2\.00x/);
     expect(text).toMatch(/greedy generation, batch 2, .*300 tokens\/s\s+600 tokens\/s\s+0\.50x/);
     expect(text).not.toContain('WARNING');
+    expect(text).toContain('measured FP32 peak: 176 GFLOP/s (register-only FMA loop, avx2+fma, 2 threads)');
   });
 
   it('prints why the baseline is not fair under its backend line', () => {
     const text = formatReport(report(true, 1, baselineWarnings({ threads: 2, blas: ['blas/libblas.so.3.11.0'] })));
     expect(text).toMatch(/PyTorch: PyTorch 1\.13\.1 CPU fp32.*\n {2}WARNING: PyTorch runs on the reference BLAS \(blas\/libblas\.so\.3\.11\.0\)/);
+  });
+});
+
+describe('the measured peak', () => {
+  it('is named on its own line, and its row left out when it was not measured', () => {
+    const unmeasured = report(true);
+    const text = formatReport({ ...unmeasured, machine: { ...unmeasured.machine, measuredPeak: null } });
+    expect(text).toContain('measured FP32 peak: not measured');
+    expect(text).not.toContain('% of the measured');
+    expect(text).toContain('% of the 530 GFLOP/s FP32 peak');
   });
 });
 

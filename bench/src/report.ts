@@ -2,7 +2,7 @@
 // `cream bench`. Every ratio is oriented so that > 1 means ours is better:
 // PyTorch / ours for times and memory, ours / PyTorch for throughputs.
 import { gflopsPerSecond } from './flops';
-import type { BenchReport, CaseReport } from './run';
+import type { BenchReport, CaseReport, MeasuredPeak } from './run';
 import type { ImplementationResult } from './results';
 
 /** One line of the table. */
@@ -32,7 +32,7 @@ interface RowSpec {
   value: (result: ImplementationResult) => number | undefined;
 }
 
-function rowSpecs(item: CaseReport, peakGflops: number): RowSpec[] {
+function rowSpecs(item: CaseReport, peakGflops: number, measuredPeak: MeasuredPeak | null): RowSpec[] {
   const { train, score, generate, prefill } = item.case.workload;
   const median = (metric: string) => (result: ImplementationResult) => result.metrics[metric]?.median;
   const stepMs = median('train_step_ms');
@@ -57,6 +57,20 @@ function rowSpecs(item: CaseReport, peakGflops: number): RowSpec[] {
         return achieved === undefined ? undefined : (100 * achieved) / peakGflops;
       },
     },
+    ...(measuredPeak === null
+      ? []
+      : [
+          {
+            metric: 'train_measured_peak_percent',
+            label: `  % of the measured ${measuredPeak.gflops.toFixed(0)} GFLOP/s peak`,
+            unit: '%',
+            higherIsBetter: true,
+            value: (result: ImplementationResult) => {
+              const achieved = gflops(result);
+              return achieved === undefined ? undefined : (100 * achieved) / measuredPeak.gflops;
+            },
+          },
+        ]),
     { metric: 'score_tokens_per_s', label: `scoring, ${score.items} items of ${score.prompt}+${score.response} tokens`, unit: 'tokens/s', higherIsBetter: true, value: median('score_tokens_per_s') },
     ...generate.batches.map((batch) => ({
       metric: `generate_b${batch}_tokens_per_s`,
@@ -74,7 +88,7 @@ function rowSpecs(item: CaseReport, peakGflops: number): RowSpec[] {
 /** The rows of every case, only the metrics that were measured. */
 export function reportRows(report: BenchReport): ReportRow[] {
   return report.cases.flatMap((item) =>
-    rowSpecs(item, report.peakGflops).flatMap((spec) => {
+    rowSpecs(item, report.peakGflops, report.machine.measuredPeak).flatMap((spec) => {
       const ours = spec.value(item.ours) ?? null;
       const pytorch = item.pytorch === null ? null : (spec.value(item.pytorch) ?? null);
       if (ours === null && pytorch === null) return [];
@@ -97,6 +111,12 @@ function table(rows: readonly string[][]): string[] {
   return rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('   ').trimEnd());
 }
 
+function measuredPeakLine(peak: MeasuredPeak | null): string {
+  if (peak === null) return 'measured FP32 peak: not measured (the native addon is not loaded)';
+  const threads = `${peak.threads} thread${peak.threads === 1 ? '' : 's'}`;
+  return `measured FP32 peak: ${peak.gflops.toFixed(0)} GFLOP/s (register-only FMA loop, ${peak.isa}, ${threads})`;
+}
+
 /** The report as text: machine and load, then per case the backends and the table. */
 export function formatReport(report: BenchReport): string {
   const load = (values: readonly number[]) => values.map((v) => v.toFixed(2)).join(' ');
@@ -104,6 +124,7 @@ export function formatReport(report: BenchReport): string {
   const lines = [
     `cream bench, ${report.date}`,
     `machine: ${report.machine.cores} cores, ${report.machine.cpu}; load average ${load(report.machine.loadAverageBefore)} before, ${load(report.machine.loadAverageAfter)} after`,
+    measuredPeakLine(report.machine.measuredPeak),
     report.baseline.message,
     `training FLOPs = ${report.flopsFormula}`,
   ];

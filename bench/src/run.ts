@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { baseCase, METRIC_GROUPS, microCase, referenceCase, type BenchCase, type CaseOptions, type MetricGroup } from './cases';
 import { baselineWarnings, DEFAULT_PYTHONS, findTorch, runBaseline, TORCH_HINT } from './baseline';
 import { TRAINING_FLOPS_FORMULA, trainingStepFlops } from './flops';
+import { loadNativeGemm } from '@cream/compute';
 import { poolRounds, type ImplementationResult } from './results';
 import type { WorkerReply } from './worker-protocol';
 
@@ -35,6 +36,8 @@ export interface BenchOptions {
   readonly torchThreads?: number;
   /** FP32 peak the training step is compared with, GFLOP/s. */
   readonly peakGflops?: number;
+  /** Measure the native kernels' FP32 peak first (default true; about a second). */
+  readonly measurePeak?: boolean;
   /** Environment of the worker and the baseline (CREAM_BACKEND, the thread variables). */
   readonly env?: Record<string, string | undefined>;
   /** Progress lines (one per measured side). */
@@ -55,11 +58,33 @@ export interface CaseReport {
   readonly baselineWarnings: readonly string[];
 }
 
+/** NativeGemm.peakGflops with the kernel and threads it ran on. */
+export interface MeasuredPeak {
+  readonly gflops: number;
+  readonly isa: string;
+  readonly threads: number;
+}
+
+/** The native kernels' measured FP32 peak, or null when the addon does not load. */
+export function measurePeak(): MeasuredPeak | null {
+  const loaded = loadNativeGemm();
+  if (!loaded.ok) return null;
+  const info = loaded.native.info();
+  return { gflops: loaded.native.peakGflops(0.2), isa: info.isa, threads: info.threads };
+}
+
 /** A whole run. */
 export interface BenchReport {
   /** ISO time the run started. */
   readonly date: string;
-  readonly machine: { readonly cpu: string; readonly cores: number; readonly loadAverageBefore: readonly number[]; readonly loadAverageAfter: readonly number[] };
+  readonly machine: {
+    readonly cpu: string;
+    readonly cores: number;
+    readonly loadAverageBefore: readonly number[];
+    readonly loadAverageAfter: readonly number[];
+    /** The FP32 peak the native kernels reach here (register-only FMA loop, before the cases); null without the addon. */
+    readonly measuredPeak: MeasuredPeak | null;
+  };
   readonly baseline: { readonly status: 'ran' | 'skipped'; readonly python: string; readonly torchVersion: string | null; readonly message: string };
   readonly peakGflops: number;
   readonly flopsFormula: string;
@@ -104,6 +129,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const date = new Date().toISOString();
   const loadAverageBefore = loadavg();
   const cases = benchCases(options);
+  const measuredPeak = options.measurePeak === false ? null : measurePeak();
   const { python, probe: torch } = findTorch(options.python === undefined ? DEFAULT_PYTHONS : [options.python], env);
   const baseline = torch.ok
     ? { status: 'ran' as const, python, torchVersion: torch.version, message: `PyTorch ${torch.version} baseline via ${python}` }
@@ -137,7 +163,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   }
   return {
     date,
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), loadAverageBefore, loadAverageAfter: loadavg() },
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), loadAverageBefore, loadAverageAfter: loadavg(), measuredPeak },
     baseline,
     peakGflops: options.peakGflops ?? DEFAULT_PEAK_GFLOPS,
     flopsFormula: TRAINING_FLOPS_FORMULA,

@@ -791,6 +791,26 @@ napi_value InfoCall(napi_env env, napi_callback_info /*info*/) {
   return result;
 }
 
+// peakGflops(seconds): MeasurePeakGflops for the kernel and pool in use.
+napi_value PeakGflopsCall(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr);
+  double seconds = 0.1;
+  if (argc >= 1) {
+    napi_valuetype type;
+    napi_typeof(env, arg, &type);
+    if (type != napi_number || napi_get_value_double(env, arg, &seconds) != napi_ok || !(seconds > 0.0) || seconds > 10.0) {
+      napi_throw_range_error(env, nullptr, "seconds must be a number in (0, 10]");
+      return nullptr;
+    }
+  }
+  Instance* instance = GetInstance(env);
+  napi_value result;
+  napi_create_double(env, cream::MeasurePeakGflops(instance->isa, *instance->pool, seconds), &result);
+  return result;
+}
+
 // configure({ isa?: string, threads?: number }): picks the kernel (one this
 // CPU supports) and/or rebuilds the pool with another thread count.
 napi_value ConfigureCall(napi_env env, napi_callback_info info) {
@@ -860,6 +880,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"gemmPacked", nullptr, GemmPackedCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"decodeLayer", nullptr, DecodeLayerCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, InfoCall, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"peakGflops", nullptr, PeakGflopsCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"configure", nullptr, ConfigureCall, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);

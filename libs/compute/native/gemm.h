@@ -41,6 +41,12 @@ Isa DetectIsa();
 bool IsaSupported(Isa isa);
 const char* IsaName(Isa isa);
 
+// The FP32 peak this machine delivers to the given kernel's instruction set,
+// in GFLOP/s: every pool thread runs a loop of independent FMA chains on
+// registers only (no memory traffic), best of a few timed passes of about
+// `seconds` each. What the products' GFLOP/s can be compared with.
+double MeasurePeakGflops(Isa isa, ThreadPool& pool, double seconds);
+
 // Computes the problem with the given kernel on up to pool.size() threads.
 void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool);
 

@@ -54,6 +54,26 @@ describe('native gemm', () => {
     expect(info.threads).toBeGreaterThanOrEqual(1);
   });
 
+  it('measures the FP32 peak of each kernel, and rejects a bad duration', () => {
+    const before = native.info();
+    try {
+      const peaks = new Map<string, number>();
+      for (const isa of isas) {
+        native.configure({ isa });
+        peaks.set(isa, native.peakGflops(0.02));
+      }
+      for (const [isa, peak] of peaks) {
+        // At least one FLOP per cycle per thread at 100 MHz, at most 64 per cycle at 10 GHz.
+        expect(peak, isa).toBeGreaterThan(0.1 * before.threads);
+        expect(peak, isa).toBeLessThan(640 * before.threads);
+      }
+      expect(() => native.peakGflops(0)).toThrow(/seconds must be a number in \(0, 10\]/);
+      expect(() => native.peakGflops(11)).toThrow(/seconds must be a number in \(0, 10\]/);
+    } finally {
+      native.configure({ isa: before.isa });
+    }
+  });
+
   for (const isa of isas) {
     it(`gemmPacked on packPanels' copy matches the float64 reference with the ${isa} kernel`, () => {
       const before = native.info();

@@ -50,6 +50,7 @@ interface RawAddon {
   decodeLayer(heap: Float32Array, offsets: number[], weights: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void;
   info(): NativeInfo;
   configure(options: { isa?: NativeIsa; threads?: number }): void;
+  peakGflops(seconds: number): number;
 }
 
 /** Operands of one native GEMM call: arrays plus float offsets into them. */
@@ -124,6 +125,17 @@ export class NativeGemm {
   /** Kernel, supported kernels and thread count. */
   info(): NativeInfo {
     return this.addon.info();
+  }
+
+  /**
+   * The FP32 GFLOP/s this machine delivers to the kernel in use on all the
+   * pool's threads: register-only FMA chains (separate multiplies and adds for
+   * the portable kernel), best of three passes of about `seconds` each. The
+   * ceiling a product's GFLOP/s can be compared with; a measurement, so it
+   * moves with the machine's load.
+   */
+  peakGflops(seconds = 0.1): number {
+    return this.addon.peakGflops(seconds);
   }
 
   /** Picks a kernel (one this CPU supports) and/or the thread count. */
