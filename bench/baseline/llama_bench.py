@@ -237,11 +237,11 @@ def loaded_blas():
     return sorted({os.path.relpath(os.path.realpath(path), "/usr/lib/x86_64-linux-gnu") for path in paths})
 
 
-def describe(torch):
+def describe(torch, blas):
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     threads = torch.get_num_threads()
     return (
-        f"PyTorch {torch.__version__} CPU fp32 ({threads} thread{'' if threads == 1 else 's'}, BLAS {', '.join(loaded_blas()) or 'none loaded'}, "
+        f"PyTorch {torch.__version__} CPU fp32 ({threads} thread{'' if threads == 1 else 's'}, BLAS {', '.join(blas) or 'none loaded'}, "
         f"OPENBLAS_CORETYPE {'unset' if coretype is None else '=' + coretype})"
     )
 
@@ -253,7 +253,8 @@ def main(argv):
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float32)
     metrics = measure(torch, args.case, args.threads)
-    print(json.dumps({"implementation": "pytorch", "backend": describe(torch), "threads": torch.get_num_threads(), "blas": loaded_blas(), "metrics": metrics}))
+    blas = loaded_blas()
+    print(json.dumps({"implementation": "pytorch", "backend": describe(torch, blas), "threads": torch.get_num_threads(), "blas": blas, "metrics": metrics}))
     return 0
 
 

@@ -40,6 +40,17 @@ function rowSpecs(item: CaseReport, peakGflops: number, measuredPeak: MeasuredPe
     const ms = stepMs(result);
     return ms === undefined ? undefined : gflopsPerSecond(item.trainingStepFlops, ms);
   };
+  // The training step's GFLOP/s as a share of a peak.
+  const percentOfPeak = (metric: string, label: string, peak: number): RowSpec => ({
+    metric,
+    label,
+    unit: '%',
+    higherIsBetter: true,
+    value: (result) => {
+      const achieved = gflops(result);
+      return achieved === undefined ? undefined : (100 * achieved) / peak;
+    },
+  });
   const bytes = (metric: string) => (result: ImplementationResult) => {
     const value = median(metric)(result);
     return value === undefined ? undefined : value / MIB;
@@ -47,30 +58,10 @@ function rowSpecs(item: CaseReport, peakGflops: number, measuredPeak: MeasuredPe
   return [
     { metric: 'train_step_ms', label: `training step, batch ${train.batch} x ${train.seq} (fwd, bwd, clip, AdamW)`, unit: 'ms', higherIsBetter: false, value: stepMs },
     { metric: 'train_gflops', label: `  training GFLOP/s (${(item.trainingStepFlops / 1e9).toFixed(2)} GFLOP/step)`, unit: 'GFLOP/s', higherIsBetter: true, value: gflops },
-    {
-      metric: 'train_peak_percent',
-      label: `  % of the ${peakGflops} GFLOP/s FP32 peak`,
-      unit: '%',
-      higherIsBetter: true,
-      value: (result) => {
-        const achieved = gflops(result);
-        return achieved === undefined ? undefined : (100 * achieved) / peakGflops;
-      },
-    },
+    percentOfPeak('train_peak_percent', `  % of the ${peakGflops} GFLOP/s FP32 peak`, peakGflops),
     ...(measuredPeak === null
       ? []
-      : [
-          {
-            metric: 'train_measured_peak_percent',
-            label: `  % of the measured ${measuredPeak.gflops.toFixed(0)} GFLOP/s peak`,
-            unit: '%',
-            higherIsBetter: true,
-            value: (result: ImplementationResult) => {
-              const achieved = gflops(result);
-              return achieved === undefined ? undefined : (100 * achieved) / measuredPeak.gflops;
-            },
-          },
-        ]),
+      : [percentOfPeak('train_measured_peak_percent', `  % of the measured ${measuredPeak.gflops.toFixed(0)} GFLOP/s peak`, measuredPeak.gflops)]),
     { metric: 'score_tokens_per_s', label: `scoring, ${score.items} items of ${score.prompt}+${score.response} tokens`, unit: 'tokens/s', higherIsBetter: true, value: median('score_tokens_per_s') },
     ...generate.batches.map((batch) => ({
       metric: `generate_b${batch}_tokens_per_s`,

@@ -36,8 +36,6 @@ export interface BenchOptions {
   readonly torchThreads?: number;
   /** FP32 peak the training step is compared with, GFLOP/s. */
   readonly peakGflops?: number;
-  /** Measure the native kernels' FP32 peak first (default true; about a second). */
-  readonly measurePeak?: boolean;
   /** Environment of the worker and the baseline (CREAM_BACKEND, the thread variables). */
   readonly env?: Record<string, string | undefined>;
   /** Progress lines (one per measured side). */
@@ -129,7 +127,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const date = new Date().toISOString();
   const loadAverageBefore = loadavg();
   const cases = benchCases(options);
-  const measuredPeak = options.measurePeak === false ? null : measurePeak();
+  const measuredPeak = measurePeak();
   const { python, probe: torch } = findTorch(options.python === undefined ? DEFAULT_PYTHONS : [options.python], env);
   const baseline = torch.ok
     ? { status: 'ran' as const, python, torchVersion: torch.version, message: `PyTorch ${torch.version} baseline via ${python}` }

@@ -261,6 +261,13 @@ CREAM_CLONES void WeightedSumPortable(const float* p, const float* v, float* out
   }
 }
 
+// A slot's score: the dot product scaled plus its bias, or kMaskedScore
+// where the bias skips the slot.
+CREAM_INLINE float SlotScore(const float* bias, size_t slot, float dot, float scale) {
+  if (bias == nullptr) return dot * scale;
+  return bias[slot] > kSkipBias ? dot * scale + bias[slot] : kMaskedScore;
+}
+
 #if CREAM_X86_FUSED
 // AVX-512: four slots at a time, each in one zmm accumulator over the head
 // (a masked load for a head size that is not a multiple of 16), reduced
@@ -270,7 +277,6 @@ __attribute__((target("avx512f"))) void DecodeScoresAvx512(const float* query, c
   const size_t full = dh / 16 * 16;
   const __mmask16 tail = static_cast<__mmask16>((1u << (dh - full)) - 1u);
   size_t j = 0;
-  const auto live = [&](size_t slot) { return bias == nullptr || bias[slot] > kSkipBias; };
   for (; j + 4 <= s; j += 4) {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (size_t d = 0; d < full; d += 16) {
@@ -281,16 +287,13 @@ __attribute__((target("avx512f"))) void DecodeScoresAvx512(const float* query, c
       const __m512 x = _mm512_maskz_loadu_ps(tail, query + full);
       for (int q = 0; q < 4; ++q) acc[q] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, k + (j + q) * dh + full), acc[q]);
     }
-    for (int q = 0; q < 4; ++q) {
-      const size_t slot = j + q;
-      out[slot] = live(slot) ? _mm512_reduce_add_ps(acc[q]) * scale + (bias == nullptr ? 0.0f : bias[slot]) : kMaskedScore;
-    }
+    for (int q = 0; q < 4; ++q) out[j + q] = SlotScore(bias, j + q, _mm512_reduce_add_ps(acc[q]), scale);
   }
   for (; j < s; ++j) {
     __m512 acc = _mm512_setzero_ps();
     for (size_t d = 0; d < full; d += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(query + d), _mm512_loadu_ps(k + j * dh + d), acc);
     if (tail != 0) acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, query + full), _mm512_maskz_loadu_ps(tail, k + j * dh + full), acc);
-    out[j] = live(j) ? _mm512_reduce_add_ps(acc) * scale + (bias == nullptr ? 0.0f : bias[j]) : kMaskedScore;
+    out[j] = SlotScore(bias, j, _mm512_reduce_add_ps(acc), scale);
   }
 }
 
@@ -327,13 +330,6 @@ __attribute__((target("avx2,fma"))) CREAM_INLINE float SumLanes(__m256 x) {
   return _mm_cvtss_f32(v);
 }
 
-// A slot's score: the dot product scaled plus its bias, or kMaskedScore
-// where the bias skips the slot.
-CREAM_INLINE float SlotScore(const float* bias, size_t slot, float dot, float scale) {
-  if (bias == nullptr) return dot * scale;
-  return bias[slot] > kSkipBias ? dot * scale + bias[slot] : kMaskedScore;
-}
-
 __attribute__((target("avx2,fma"))) void DecodeScoresAvx2(const float* query, const float* k, const float* bias,
                                                         float* out, size_t s, size_t dh, float scale) {
   const size_t full = dh / 8 * 8;
@@ -363,6 +359,24 @@ __attribute__((target("avx2,fma"))) void DecodeScoresAvx2(const float* query, co
   }
 }
 
+// acc[0..4) += p[j] * v[j][d0 .. d0 + 32) over the slots with p[j] != 0;
+// kMasked loads only the lanes `masks` keep (the head's last strip).
+template <bool kMasked>
+__attribute__((target("avx2,fma"), always_inline)) inline void WeightedStripAvx2(const float* p, const float* v,
+                                                                                size_t s, size_t dh, size_t d0,
+                                                                                const __m256i* masks, __m256* acc) {
+  for (size_t j = 0; j < s; ++j) {
+    if (p[j] == 0.0f) continue;
+    const __m256 w = _mm256_set1_ps(p[j]);
+    const float* row = v + j * dh + d0;
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m256 x = kMasked ? _mm256_maskload_ps(row + c * 8, masks[c]) : _mm256_loadu_ps(row + c * 8);
+      acc[c] = _mm256_fmadd_ps(w, x, acc[c]);
+    }
+  }
+}
+
 __attribute__((target("avx2,fma"))) void WeightedSumAvx2(const float* p, const float* v, float* out, size_t s,
                                                        size_t dh) {
   for (size_t d0 = 0; d0 < dh; d0 += 32) {
@@ -375,21 +389,9 @@ __attribute__((target("avx2,fma"))) void WeightedSumAvx2(const float* p, const f
     }
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     if (width == 32) {
-      for (size_t j = 0; j < s; ++j) {
-        if (p[j] == 0.0f) continue;
-        const __m256 w = _mm256_set1_ps(p[j]);
-        const float* row = v + j * dh + d0;
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(row + c * 8), acc[c]);
-      }
+      WeightedStripAvx2<false>(p, v, s, dh, d0, masks, acc);
     } else {
-      for (size_t j = 0; j < s; ++j) {
-        if (p[j] == 0.0f) continue;
-        const __m256 w = _mm256_set1_ps(p[j]);
-        const float* row = v + j * dh + d0;
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_maskload_ps(row + c * 8, masks[c]), acc[c]);
-      }
+      WeightedStripAvx2<true>(p, v, s, dh, d0, masks, acc);
     }
 #pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) _mm256_maskstore_ps(out + d0 + c * 8, masks[c], acc[c]);
@@ -681,10 +683,8 @@ CREAM_CLONES void LogSoftmaxGatherGradRows(const float* logits, const int32_t* t
 
 CREAM_CLONES void AdamWRange(const float* p, const float* m, const float* v, const float* g, float* p_out,
                              float* m_out, float* v_out, size_t i0, size_t i1, AdamWStep step) {
-  const float beta1 = step.beta1, beta2 = step.beta2, epsilon = step.epsilon;
-  const float decay_factor = step.decay_factor, step_size = step.step_size, gradient_scale = step.gradient_scale;
-  const float one_minus_beta1 = 1.0f - beta1;
-  const float one_minus_beta2 = 1.0f - beta2;
+  const float one_minus_beta1 = 1.0f - step.beta1;
+  const float one_minus_beta2 = 1.0f - step.beta2;
   const float inv_bias_correction2_sqrt = 1.0f / step.bias_correction2_sqrt;
   // Element i reads and writes only index i (outputs may be the inputs
   // themselves, never shifted copies), so no iteration depends on another:
@@ -692,11 +692,11 @@ CREAM_CLONES void AdamWRange(const float* p, const float* m, const float* v, con
   // leaves the loop scalar.
 #pragma GCC ivdep
   for (size_t i = i0; i < i1; ++i) {
-    const float gi = g[i] * gradient_scale;
-    const float mi = beta1 * m[i] + one_minus_beta1 * gi;
-    const float vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
-    const float denominator = std::sqrt(vi) * inv_bias_correction2_sqrt + epsilon;
-    p_out[i] = p[i] * decay_factor - step_size * (mi / denominator);
+    const float gi = g[i] * step.gradient_scale;
+    const float mi = step.beta1 * m[i] + one_minus_beta1 * gi;
+    const float vi = step.beta2 * v[i] + one_minus_beta2 * gi * gi;
+    const float denominator = std::sqrt(vi) * inv_bias_correction2_sqrt + step.epsilon;
+    p_out[i] = p[i] * step.decay_factor - step.step_size * (mi / denominator);
     m_out[i] = mi;
     v_out[i] = vi;
   }

@@ -765,9 +765,6 @@ __attribute__((target("avx512f"))) void PackedRowsAvx512(const float* a, const f
 
 #endif
 
-// Rows per pass of the AVX2 tile (its 16 registers hold 6 x 2 accumulators).
-constexpr size_t kPackedRowsAvx2 = 6;
-
 // Any ISA: the same walk in plain C++ over one panel at a time.
 void PackedRowsGeneric(const float* a, const float* panel, float* c, size_t rows, size_t k, size_t ldc, size_t cols) {
   for (size_t r = 0; r < rows; ++r) {
@@ -855,7 +852,7 @@ void GemmPacked(const float* a, const float* packed, float* c, size_t m, size_t 
     for (size_t block = next.fetch_add(1); block < blocks; block = next.fetch_add(1)) {
       const size_t p0 = block * kBlockPanels;
       const size_t p1 = std::min(panels, p0 + kBlockPanels);
-      const size_t row_step = isa == Isa::kAvx2Fma ? kPackedRowsAvx2 : kPackedRows;
+      const size_t row_step = isa == Isa::kAvx2Fma ? avx2::kTileRows : kPackedRows;
       for (size_t r0 = 0; r0 < m; r0 += row_step) {
         const size_t rows = std::min(row_step, m - r0);
         const float* x = a + r0 * k;

@@ -6,13 +6,23 @@
 #ifndef CREAM_COMPUTE_TILE_AVX2_H_
 #define CREAM_COMPUTE_TILE_AVX2_H_
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-
 #include <cstddef>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CREAM_TILE_AVX2 1
+#include <immintrin.h>
+#else
+#define CREAM_TILE_AVX2 0
+#endif
 
 namespace cream {
 namespace avx2 {
+
+// Rows of A per tile: 6 x 2 accumulators, two B vectors and a broadcast fill
+// the 16 ymm registers.
+constexpr size_t kTileRows = 6;
+
+#if CREAM_TILE_AVX2
 
 // The first `count` (0 to 8) of 8 lanes, for maskload and maskstore.
 __attribute__((target("avx2"))) inline __m256i LeadingLanes(size_t count) {
@@ -70,13 +80,15 @@ __attribute__((target("avx2,fma"), always_inline)) inline void Tile16(const floa
   }
 }
 
-// C[m, cols] (+)= A[m, k] . B[k, cols] for cols <= 16, in tiles of 6 rows.
+// C[m, cols] (+)= A[m, k] . B[k, cols] for cols <= 16, in tiles of kTileRows.
 template <bool kMaskedB>
 __attribute__((target("avx2,fma"))) inline void Strip16(const float* a, size_t ars, size_t aks, const float* b,
                                                         size_t ldb, float* c, size_t ldc, size_t m, size_t k,
                                                         size_t cols, bool accumulate) {
   size_t r = 0;
-  for (; r + 6 <= m; r += 6) Tile16<6, kMaskedB>(a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, cols, accumulate);
+  for (; r + kTileRows <= m; r += kTileRows) {
+    Tile16<kTileRows, kMaskedB>(a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, cols, accumulate);
+  }
   a += r * ars;
   c += r * ldc;
   switch (m - r) {
@@ -89,8 +101,9 @@ __attribute__((target("avx2,fma"))) inline void Strip16(const float* a, size_t a
   }
 }
 
+#endif  // CREAM_TILE_AVX2
+
 }  // namespace avx2
 }  // namespace cream
 
-#endif  // x86-64 with GCC or Clang
 #endif  // CREAM_COMPUTE_TILE_AVX2_H_
