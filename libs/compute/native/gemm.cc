@@ -54,6 +54,10 @@ constexpr double kParallelFlops = 2.0 * 64 * 64 * 64;
 // small-M product reads B in place.
 using MicroKernel = void (*)(size_t kc, const float* a, size_t lda, const float* b, size_t ldb, float* c,
                              size_t ldc, bool accumulate);
+// A micro-kernel that also copies each depth step's MR values of A to
+// `copy`, in packed panel layout.
+using CopyingKernel = void (*)(size_t kc, const float* a, size_t lda, float* copy, const float* b, size_t ldb,
+                               float* c, size_t ldc, bool accumulate);
 
 struct Plan {
   MicroKernel kernel;
@@ -65,6 +69,13 @@ struct Plan {
   // Measured on AVX2 only (Zen 3); the AVX-512 kernel keeps packing until
   // it is measured on an AVX-512 machine.
   bool trans_a_in_place;
+  // The kernel reading whole panels of an untransposed A in place, row by
+  // row (nullptr: such an A is packed).
+  MicroKernel rows_kernel;
+  // With a transposed A read in place: the kernel that packs each panel
+  // while the first column strip uses it, for the later strips to read the
+  // packed copy (nullptr: every strip reads it in place).
+  CopyingKernel copying_kernel;
 };
 
 #if CREAM_X86
@@ -105,9 +116,18 @@ __attribute__((target("avx512f"))) void Kernel12x32Avx512(size_t kc, const float
   }
 }
 
+// How the 6 x 16 tile reads A.
+enum class AvxRead {
+  kPanel,      // a depth step's 6 values side by side, steps lda apart
+  kRows,       // 6 rows lda apart, each walked along its depth (an untransposed A in place)
+  kPanelCopy,  // as kPanel, and each step's 6 values are copied to `copy` (packing A as it is used)
+};
+
 // 6 x 16 tile: 12 ymm accumulators, the classic Haswell-to-Zen 3 shape.
-__attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* a, size_t lda, const float* b,
-                                                       size_t ldb, float* c, size_t ldc, bool accumulate) {
+template <AvxRead kRead>
+__attribute__((target("avx2,fma"), always_inline)) inline void Tile6x16Avx2(size_t kc, const float* a, size_t lda,
+                                                                           float* copy, const float* b, size_t ldb,
+                                                                           float* c, size_t ldc, bool accumulate) {
   __m256 acc0[6];
   __m256 acc1[6];
 #pragma GCC unroll 6
@@ -125,14 +145,19 @@ __attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* 
   for (size_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
-    _mm_prefetch(reinterpret_cast<const char*>(a + 16 * lda), _MM_HINT_T0);
+    if (kRead != AvxRead::kRows) _mm_prefetch(reinterpret_cast<const char*>(a + 16 * lda), _MM_HINT_T0);
+    if (kRead == AvxRead::kPanelCopy) {
+      _mm_storeu_ps(copy, _mm_loadu_ps(a));
+      _mm_store_sd(reinterpret_cast<double*>(copy + 4), _mm_load_sd(reinterpret_cast<const double*>(a + 4)));
+      copy += 6;
+    }
 #pragma GCC unroll 6
     for (int i = 0; i < 6; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
+      const __m256 ai = _mm256_broadcast_ss(kRead == AvxRead::kRows ? a + i * lda : a + i);
       acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
       acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
     }
-    a += lda;
+    a += kRead == AvxRead::kRows ? 1 : lda;
     b += ldb;
   }
 #pragma GCC unroll 6
@@ -145,6 +170,18 @@ __attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* 
     _mm256_storeu_ps(row, acc0[i]);
     _mm256_storeu_ps(row + 8, acc1[i]);
   }
+}
+
+template <AvxRead kRead>
+__attribute__((target("avx2,fma"))) void Kernel6x16Avx2(size_t kc, const float* a, size_t lda, const float* b,
+                                                       size_t ldb, float* c, size_t ldc, bool accumulate) {
+  Tile6x16Avx2<kRead>(kc, a, lda, nullptr, b, ldb, c, ldc, accumulate);
+}
+
+__attribute__((target("avx2,fma"))) void Kernel6x16Avx2Copy(size_t kc, const float* a, size_t lda, float* copy,
+                                                           const float* b, size_t ldb, float* c, size_t ldc,
+                                                           bool accumulate) {
+  Tile6x16Avx2<AvxRead::kPanelCopy>(kc, a, lda, copy, b, ldb, c, ldc, accumulate);
 }
 #endif  // CREAM_X86
 
@@ -368,12 +405,13 @@ Plan PlanFor(Isa isa) {
   switch (isa) {
 #if CREAM_X86
     case Isa::kAvx512:
-      return {Kernel12x32Avx512, 12, 32, 256, 144, 1024, false};
+      return {Kernel12x32Avx512, 12, 32, 256, 144, 1024, false, nullptr, nullptr};
     case Isa::kAvx2Fma:
-      return {Kernel6x16Avx2, 6, 16, 256, 144, 1024, true};
+      return {Kernel6x16Avx2<AvxRead::kPanel>, 6, 16, 256, 144, 1024, true, Kernel6x16Avx2<AvxRead::kRows>,
+              Kernel6x16Avx2Copy};
 #endif
     default:
-      return {Kernel4x16Generic, 4, 16, 256, 128, 1024, true};
+      return {Kernel4x16Generic, 4, 16, 256, 128, 1024, true, nullptr, nullptr};
   }
 }
 
@@ -557,13 +595,19 @@ void PrePackB(const GemmProblem& p, const Plan& plan, ThreadPool& pool, size_t p
 // Panels of an operand read where it is stored instead of from the packed
 // block: the first `extent` rows (A) or columns (B), whole panels, `ld`
 // floats apart per depth step.
+// `rows` (A only): the panels' rows are `ld` floats apart and each is read
+// along its depth (an untransposed A), by the plan's rows_kernel.
+// `copy` (A only): the first column strip packs the panels as it reads
+// them (the plan's copying_kernel), and the later strips read the packed copy.
 struct InPlace {
   const float* data = nullptr;
   size_t ld = 0;
   size_t extent = 0;
+  bool rows = false;
+  bool copy = false;
 };
 
-void MacroKernel(const Plan& plan, size_t mc, size_t nc, size_t kc, const float* pack_a, InPlace a_in_place,
+void MacroKernel(const Plan& plan, size_t mc, size_t nc, size_t kc, float* pack_a, InPlace a_in_place,
                  const float* b_block, InPlace b_in_place, float* c_block, size_t ldc, bool accumulate) {
   alignas(64) float edge[kMaxMr * kMaxNr];
   for (size_t jr = 0; jr < nc; jr += plan.nr) {
@@ -573,15 +617,25 @@ void MacroKernel(const Plan& plan, size_t mc, size_t nc, size_t kc, const float*
     const size_t panel_ld = b_direct ? b_in_place.ld : plan.nr;
     for (size_t ir = 0; ir < mc; ir += plan.mr) {
       const size_t mr = std::min(plan.mr, mc - ir);
-      const bool a_direct = ir < a_in_place.extent;
-      const float* a_panel = a_direct ? a_in_place.data + ir : pack_a + ir * kc;
+      float* packed_panel = pack_a + ir * kc;
+      const bool a_direct = ir < a_in_place.extent && !(a_in_place.copy && jr > 0);
+      const float* a_panel =
+          a_direct ? a_in_place.data + ir * (a_in_place.rows ? a_in_place.ld : 1) : packed_panel;
       const size_t lda = a_direct ? a_in_place.ld : plan.mr;
-      float* tile = c_block + ir * ldc + jr;
-      if (mr == plan.mr && nr == plan.nr) {
-        plan.kernel(kc, a_panel, lda, b_panel, panel_ld, tile, ldc, accumulate);
+      const bool copying = a_direct && a_in_place.copy;
+      const MicroKernel kernel = a_direct && a_in_place.rows ? plan.rows_kernel : plan.kernel;
+      const bool full = mr == plan.mr && nr == plan.nr;
+      // An edge tile is computed whole aside, and its valid part kept.
+      float* out = full ? c_block + ir * ldc + jr : edge;
+      const size_t ld_out = full ? ldc : plan.nr;
+      const bool add = full && accumulate;
+      if (copying) {
+        plan.copying_kernel(kc, a_panel, lda, packed_panel, b_panel, panel_ld, out, ld_out, add);
       } else {
-        // Edge tile: compute the full tile aside, keep the valid part.
-        plan.kernel(kc, a_panel, lda, b_panel, panel_ld, edge, plan.nr, false);
+        kernel(kc, a_panel, lda, b_panel, panel_ld, out, ld_out, add);
+      }
+      if (!full) {
+        float* tile = c_block + ir * ldc + jr;
         for (size_t r = 0; r < mr; ++r) {
           float* dst = tile + r * ldc;
           const float* src = edge + r * plan.nr;
@@ -596,21 +650,34 @@ void MacroKernel(const Plan& plan, size_t mc, size_t nc, size_t kc, const float*
   }
 }
 
-// A transposed A (stored [K, M]: weight gradients dY^T . X) holds each depth
-// step's MR rows side by side already, so its whole panels are read in place
-// (M floats apart per step) and only a partial last panel is packed. In the
-// weight gradients N is a layer width, as small as 160: packing A, read once
-// per product, cost a third as much as the arithmetic on it (AVX2, Zen 3:
-// [864,160,2048] 88.3/80.4 -> 100.9/87.0 GFLOP/s on 2 threads).
+// Whole panels of A are read where A is stored, and only a partial last
+// panel is packed, when the plan has the kernels for it (AVX2 here):
+// - A transposed (stored [K, M]: weight gradients dY^T . X) holds each depth
+//   step's MR rows side by side, M floats apart per step. In the weight
+//   gradients N is a layer width, as small as 160: packing A in a pass of its
+//   own, read once per product, cost a third as much as the arithmetic on it
+//   (AVX2, Zen 3: [864,160,2048] 88.3/80.4 -> 100.9/87.0 GFLOP/s on 2
+//   threads). Read in place at every column strip, though, a stride of a
+//   multiple of 1 KiB (M = 256, 768, 1536) maps the panel's lines to a few
+//   L1 sets, which evict each other: the first strip packs the panels as it
+//   reads them, and the later strips read that copy ([1536,256,2048]
+//   89.9 -> 111.7 GFLOP/s, [768,256,2048] 101.6 -> 109.7).
+// - A untransposed ([M, K]): each of the MR rows is walked along its depth,
+//   six streams the prefetcher follows, instead of a packing pass
+//   ([2048,256,1536] 111.5 -> 118.0, [2048,256,768] 121.2 -> 128.0).
 InPlace PackAUnlessInPlace(const GemmProblem& p, const Plan& plan, const float* a, size_t ic, size_t mc, size_t pc,
                            size_t kc, float* pack_a) {
-  if (!p.trans_a || !plan.trans_a_in_place) {
+  const bool in_place = p.trans_a ? plan.trans_a_in_place : plan.rows_kernel != nullptr;
+  if (!in_place) {
     PackA(a, p.m, p.k, p.trans_a, ic, mc, pc, kc, plan.mr, pack_a);
     return InPlace{};
   }
   const size_t full_rows = mc / plan.mr * plan.mr;
-  if (full_rows < mc) PackA(a, p.m, p.k, true, ic + full_rows, mc - full_rows, pc, kc, plan.mr, pack_a + full_rows * kc);
-  return InPlace{a + pc * p.m + ic, p.m, full_rows};
+  if (full_rows < mc) {
+    PackA(a, p.m, p.k, p.trans_a, ic + full_rows, mc - full_rows, pc, kc, plan.mr, pack_a + full_rows * kc);
+  }
+  if (p.trans_a) return InPlace{a + pc * p.m + ic, p.m, full_rows, false, plan.copying_kernel != nullptr};
+  return InPlace{a + ic * p.k + pc, p.k, full_rows, true};
 }
 
 // `packed_b`, when given, holds all of op(B) packed by PrePackB; the task then
