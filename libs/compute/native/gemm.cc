@@ -69,6 +69,8 @@ struct Plan {
   // Measured on AVX2 only (Zen 3); the AVX-512 kernel keeps packing until
   // it is measured on an AVX-512 machine.
   bool trans_a_in_place;
+  // Panels of a transposed B are packed by 8 x 8 register transposes (AVX).
+  bool transpose_avx;
   // The kernel reading whole panels of an untransposed A in place, row by
   // row (nullptr: such an A is packed).
   MicroKernel rows_kernel;
@@ -405,13 +407,13 @@ Plan PlanFor(Isa isa) {
   switch (isa) {
 #if CREAM_X86
     case Isa::kAvx512:
-      return {Kernel12x32Avx512, 12, 32, 256, 144, 1024, false, nullptr, nullptr};
+      return {Kernel12x32Avx512, 12, 32, 256, 144, 1024, false, true, nullptr, nullptr};
     case Isa::kAvx2Fma:
-      return {Kernel6x16Avx2<AvxRead::kPanel>, 6, 16, 256, 144, 1024, true, Kernel6x16Avx2<AvxRead::kRows>,
+      return {Kernel6x16Avx2<AvxRead::kPanel>, 6, 16, 256, 144, 1024, true, true, Kernel6x16Avx2<AvxRead::kRows>,
               Kernel6x16Avx2Copy};
 #endif
     default:
-      return {Kernel4x16Generic, 4, 16, 256, 128, 1024, true, nullptr, nullptr};
+      return {Kernel4x16Generic, 4, 16, 256, 128, 1024, true, false, nullptr, nullptr};
   }
 }
 
@@ -495,8 +497,24 @@ void CopyRows(const float* src, size_t ld, float* dst, size_t rows) {
 
 // Packs depth [p0, p0 + kc) and columns [j0, j0 + nc) of op(B) into NR-wide
 // panels, each laid out [kc][nr], zero-padding a short last panel.
-void PackB(const float* b, size_t n, size_t k, bool trans, size_t j0, size_t nc, size_t p0, size_t kc, size_t nr,
-           float* out) {
+#if CREAM_X86
+// One full panel of a transposed B (rows `row` .. row + nr of B [N, K], depth
+// p0 .. p0 + kc) packed [kc][nr], nr a multiple of 8.
+__attribute__((target("avx"))) void PackTransposedPanelAvx(const float* b, size_t k, size_t row, size_t p0, size_t kc,
+                                                           size_t nr, float* panel) {
+  size_t p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    for (size_t j = 0; j < nr; j += 8) avx2::Transpose8x8(b + (row + j) * k + p0 + p, k, panel + p * nr + j, nr);
+  }
+  for (; p < kc; ++p) {
+    for (size_t j = 0; j < nr; ++j) panel[p * nr + j] = b[(row + j) * k + p0 + p];
+  }
+}
+#endif
+
+void PackB(const float* b, size_t n, size_t k, bool trans, size_t j0, size_t nc, size_t p0, size_t kc,
+           const Plan& plan, float* out) {
+  const size_t nr = plan.nr;
   for (size_t jp = 0; jp < nc; jp += nr) {
     const size_t cols = std::min(nr, nc - jp);
     float* panel = out + jp * kc;
@@ -515,6 +533,12 @@ void PackB(const float* b, size_t n, size_t k, bool trans, size_t j0, size_t nc,
         }
       }
     } else {
+#if CREAM_X86
+      if (plan.transpose_avx && cols == nr && nr % 8 == 0) {
+        PackTransposedPanelAvx(b, k, j0 + jp, p0, kc, nr, panel);
+        continue;
+      }
+#endif
       // B is stored [N, K]: each output column is a contiguous row of B.
       for (size_t j = 0; j < cols; ++j) {
         const float* src = b + (j0 + jp + j) * k + p0;
@@ -595,7 +619,7 @@ void PrePackB(const GemmProblem& p, const Plan& plan, ThreadPool& pool, size_t p
     for (size_t i = next.fetch_add(1); i < pieces.size(); i = next.fetch_add(1)) {
       const Piece& piece = pieces[i];
       float* block = out + SharedBlockOffset(p, plan, piece.jc, piece.nc, piece.pc);
-      PackB(p.b, p.n, p.k, p.trans_b, piece.jc + piece.j0, piece.j1 - piece.j0, piece.pc, piece.kc, plan.nr,
+      PackB(p.b, p.n, p.k, p.trans_b, piece.jc + piece.j0, piece.j1 - piece.j0, piece.pc, piece.kc, plan,
             block + piece.j0 * piece.kc);
     }
   });
@@ -734,7 +758,7 @@ void RunTask(const GemmProblem& p, const Plan& plan, const Task& t, float* pack_
       // the row, and past the array on the last row).
       const size_t full_cols = direct_b ? (nc / plan.nr) * plan.nr : 0;
       if (full_cols < nc) {
-        PackB(b, p.n, p.k, p.trans_b, jc + full_cols, nc - full_cols, pc, kc, plan.nr, pack_b + full_cols * kc);
+        PackB(b, p.n, p.k, p.trans_b, jc + full_cols, nc - full_cols, pc, kc, plan, pack_b + full_cols * kc);
       }
       for (size_t ic = t.m0; ic < t.m1; ic += plan.mc) {
         const size_t mc = std::min(plan.mc, t.m1 - ic);

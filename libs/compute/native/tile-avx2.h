@@ -29,6 +29,35 @@ __attribute__((target("avx2"))) inline __m256i LeadingLanes(size_t count) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// dst[c * ldd + r] = src[r * lds + c] for r, c < 8: an 8 x 8 block
+// transposed in registers (packing a transposed operand, whose scalar copy
+// stores one float per instruction with a stride).
+__attribute__((target("avx"), always_inline)) inline void Transpose8x8(const float* src, size_t lds, float* dst,
+                                                                      size_t ldd) {
+  __m256 r[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  __m256 t[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  __m256 u[8];
+#pragma GCC unroll 2
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+  }
+}
+
 // C[R, cols] (+)= A[R, k] . B[k, cols] for cols <= 16: A's element (r, i) at
 // a[r * ars + i * aks] (a transposed A swaps the strides), B rows ldb apart,
 // C rows ldc apart. kMaskedB reads B's row only up to cols (B ends there);
