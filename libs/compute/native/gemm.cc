@@ -149,8 +149,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void Tile6x16Avx2(size
     const __m256 b1 = _mm256_loadu_ps(b + 8);
     if (kRead != AvxRead::kRows) _mm_prefetch(reinterpret_cast<const char*>(a + 16 * lda), _MM_HINT_T0);
     if (kRead == AvxRead::kPanelCopy) {
-      _mm_storeu_ps(copy, _mm_loadu_ps(a));
-      _mm_store_sd(reinterpret_cast<double*>(copy + 4), _mm_load_sd(reinterpret_cast<const double*>(a + 4)));
+      std::memcpy(copy, a, 6 * sizeof(float));  // one 16-byte and one 8-byte move
       copy += 6;
     }
 #pragma GCC unroll 6
