@@ -160,6 +160,17 @@ CREAM_CLONES void SwiGluGradUpRange(const float* gate, const float* dy, float* d
   for (size_t i = i0; i < i1; ++i) dup[i] = dy[i] * gate[i] * Sigmoid(gate[i]);
 }
 
+// Both gradients in one pass, each sigmoid computed once.
+CREAM_CLONES void SwiGluGradRange(const float* gate, const float* up, const float* dy, float* dgate, float* dup,
+                                  size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const float s = Sigmoid(gate[i]);
+    const float dys = dy[i] * s;
+    dup[i] = dys * gate[i];
+    dgate[i] = dys * up[i] * (1.0f + gate[i] * (1.0f - s));
+  }
+}
+
 // Rows are (batch, token) pairs; sign is +1 forward and -1 backward.
 // With `slots` (forward only), row r = (bi, ti) sits at position slots[bi] +
 // ti: its angles are that row of the cos and sin tables, and with
@@ -802,8 +813,8 @@ void SwiGluMergedGrad(const float* gate_up, const float* dy, float* d_gate_up, s
   ForRows(pool, rows, 2 * inter, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       const float* gate = gate_up + r * 2 * inter;
-      SwiGluGradGateRange(gate, gate + inter, dy + r * inter, d_gate_up + r * 2 * inter, 0, inter);
-      SwiGluGradUpRange(gate, dy + r * inter, d_gate_up + r * 2 * inter + inter, 0, inter);
+      float* d_gate = d_gate_up + r * 2 * inter;
+      SwiGluGradRange(gate, gate + inter, dy + r * inter, d_gate, d_gate + inter, inter);
     }
   });
 }
