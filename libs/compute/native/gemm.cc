@@ -889,6 +889,24 @@ void PackedRowsGeneric(const float* a, const float* panel, float* c, size_t rows
 // own partial C, and the partials are summed after.
 constexpr size_t kDeepSplitRatio = 2;
 
+// dst [cols, rows] = src [rows, cols] transposed, split by rows of dst across the pool.
+void TransposeInto(const float* src, size_t rows, size_t cols, float* dst, ThreadPool& pool) {
+  constexpr size_t kBlock = 32;
+  const size_t blocks = (cols + kBlock - 1) / kBlock;
+  std::atomic<size_t> next{0};
+  pool.Run(std::min(pool.size(), blocks), [&](size_t) {
+    for (size_t block = next.fetch_add(1); block < blocks; block = next.fetch_add(1)) {
+      const size_t c0 = block * kBlock, c1 = std::min(cols, c0 + kBlock);
+      for (size_t r0 = 0; r0 < rows; r0 += kBlock) {
+        const size_t r1 = std::min(rows, r0 + kBlock);
+        for (size_t c = c0; c < c1; ++c) {
+          for (size_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+        }
+      }
+    }
+  });
+}
+
 void GemmSplitDepth(const GemmProblem& p, const Plan& plan, size_t parts, ThreadPool& pool) {
   const size_t pack_floats = plan.mc * plan.kc + plan.nc * plan.kc;
   const size_t c_floats = p.m * p.n;
@@ -1119,7 +1137,22 @@ void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
   const size_t threads = flops < kParallelFlops ? 1 : pool.size();
   if (batches == 1 && threads > 1 && p.trans_a && !p.trans_b && p.bias == nullptr &&
       p.activation == Activation::kLinear && p.k >= kDeepSplitRatio * std::max(p.m, p.n) && p.k >= threads * plan.kc) {
-    GemmSplitDepth(p, plan, threads, pool);
+    if (p.m >= p.n) {
+      GemmSplitDepth(p, plan, threads, pool);
+      return;
+    }
+    // Wider than tall: C^T = B^T . A (the same two [k, .] operands, roles
+    // swapped) has the narrower operand as its packed B, whose KC-deep block
+    // then stays in L2 across the row blocks; C is its transpose.
+    float* ct = pool.Scratch(pool.size(), p.m * p.n);
+    GemmProblem q = p;
+    q.a = p.b;
+    q.b = p.a;
+    q.m = p.n;
+    q.n = p.m;
+    q.c = ct;
+    GemmSplitDepth(q, plan, threads, pool);
+    TransposeInto(ct, p.n, p.m, p.c, pool);
     return;
   }
 
@@ -1154,9 +1187,14 @@ void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
   // One thread packs it whole too when the depth spans several KC blocks and
   // the rows several MC blocks: RunTask then keeps each block of C in cache
   // across the depth blocks.
+  // The pre-packed blocks are laid out from column 0 (SharedBlockOffset), so
+  // only tasks over whole rows of C may read them: a product split by
+  // columns (wider than tall) packs its own B per task.
+  const bool whole_rows = tasks.size() == 1 || p.m >= p.n;
   const bool shared_split = participants > 1 && tasks.size() > 1 && p.m >= p.n;
   const bool deep = p.k > plan.kc && p.m > plan.mc && shared_floats <= kMaxDeepPackedB;
-  if (batches == 1 && (shared_split || deep) && !direct_b && p.k > 0 && shared_floats <= kMaxSharedPackedB) {
+  if (batches == 1 && whole_rows && (shared_split || deep) && !direct_b && p.k > 0 &&
+      shared_floats <= kMaxSharedPackedB) {
     packed_b = pool.Scratch(pool.size(), shared_floats);
     PrePackB(p, plan, pool, participants, packed_b);
   }

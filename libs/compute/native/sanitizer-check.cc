@@ -22,17 +22,19 @@ int main() {
   for (Isa isa : {Isa::kAvx512, Isa::kAvx2Fma, Isa::kGeneric}) {
     if (!IsaSupported(isa)) continue;  // this CPU cannot run that kernel
     const int dims[] = {1, 2, 3, 5, 12, 13, 17, 31, 32, 33, 65, 100, 257, 300};
-    for (int trial = 0; trial < 166; ++trial) {
+    for (int trial = 0; trial < 174; ++trial) {
       size_t m = dims[rng() % 14], n = dims[rng() % 14], k = dims[rng() % 14];
       size_t ba = 1 + rng() % 3, bb = (rng() % 2) ? 1 : ba; if (rng() % 3 == 0) std::swap(ba, bb);
       bool ta = rng() % 2, tb = rng() % 2;
       if (trial >= 150) {
         // Single tall products: op(B) packed once and shared by the threads,
         // with ragged last column and depth blocks.
-        // The last: A^T . B far deeper than wide, split across the threads by depth.
-        const size_t tall[5][3] = {{300, 100, 300}, {257, 65, 257}, {1100, 1030, 70}, {600, 33, 513}, {40, 30, 1100}};
-        m = tall[trial % 5][0]; n = tall[trial % 5][1]; k = tall[trial % 5][2];
-        ba = bb = 1; ta = (trial / 4) % 2; tb = (trial / 8) % 2;
+        // The last two: A^T . B far deeper than wide, split across the threads by
+        // depth (the wider one as C^T = B^T . A, transposed after).
+        const size_t tall[6][3] = {{300, 100, 300}, {257, 65, 257}, {1100, 1030, 70}, {600, 33, 513}, {40, 30, 1100},
+                                   {30, 70, 1100}};
+        m = tall[trial % 6][0]; n = tall[trial % 6][1]; k = tall[trial % 6][2];
+        ba = bb = 1; ta = (trial / 6) % 2; tb = (trial / 12) % 2;  // every shape with each transpose pair
       }
       size_t bt = std::max(ba, bb);
       // Exact-size heap buffers so any overread or overwrite trips ASan.

@@ -30,6 +30,8 @@ const shapes: Array<[number, number, number, number, number]> = [
   // a transposed A read in place in whole panels (149 = 24 x 6 + 5 rows: the
   // last panel packed), depth past several KC blocks.
   [1, 1, 149, 37, 1100],
+  // The same wider than tall: C^T = B^T . A by depth, then transposed into C.
+  [1, 1, 37, 149, 1100],
   // Few rows: B is read in place, with a packed partial last panel.
   [1, 1, 5, 100, 300],
   [3, 1, 7, 64, 33],
@@ -173,6 +175,38 @@ describe('native gemm', () => {
       }
     } finally {
       native.configure({ threads });
+    }
+  });
+
+  it('splits a wider-than-tall product by columns across threads when its depth spans several KC blocks', () => {
+    // Regression: more rows than one 144-row block and more depth than one
+    // 256-deep block made the pooled product pack all of B first in blocks
+    // laid out from column 0, while the column tasks read them from their
+    // own first column: wrong results on 2 threads, right on 1.
+    const random = seededUniform(17);
+    const before = native.info();
+    native.configure({ threads: 2 });
+    try {
+      for (const isa of isas) {
+        native.configure({ isa });
+        for (const [m, n, k] of [
+          [257, 300, 257],
+          [150, 520, 600],
+        ]) {
+          for (const transposeA of [false, true]) {
+            for (const transposeB of [false, true]) {
+              const shape: GemmShape = { batchA: 1, batchB: 1, m, n, k, transposeA, transposeB };
+              const a = randomFloats(m * k, random);
+              const b = randomFloats(k * n, random);
+              const got = gemm(a, b, shape);
+              const want = referenceGemm(a, b, shape);
+              expect(relativeError(got, want), `${isa} ${JSON.stringify(shape)}`).toBeLessThan(1e-5);
+            }
+          }
+        }
+      }
+    } finally {
+      native.configure({ isa: before.isa, threads: before.threads });
     }
   });
 
