@@ -494,8 +494,6 @@ void CopyRows(const float* src, size_t ld, float* dst, size_t rows) {
   for (size_t p = 0; p < rows; ++p) std::memcpy(dst + p * W, src + p * ld, W * sizeof(float));
 }
 
-// Packs depth [p0, p0 + kc) and columns [j0, j0 + nc) of op(B) into NR-wide
-// panels, each laid out [kc][nr], zero-padding a short last panel.
 #if CREAM_X86
 // One full panel of a transposed B (rows `row` .. row + nr of B [N, K], depth
 // p0 .. p0 + kc) packed [kc][nr], nr a multiple of 8.
@@ -511,6 +509,8 @@ __attribute__((target("avx"))) void PackTransposedPanelAvx(const float* b, size_
 }
 #endif
 
+// Packs depth [p0, p0 + kc) and columns [j0, j0 + nc) of op(B) into NR-wide
+// panels, each laid out [kc][nr], zero-padding a short last panel.
 void PackB(const float* b, size_t n, size_t k, bool trans, size_t j0, size_t nc, size_t p0, size_t kc,
            const Plan& plan, float* out) {
   const size_t nr = plan.nr;
