@@ -573,28 +573,17 @@ void ProductIntoHead(Isa isa, const float* a, size_t ars, size_t aks, const floa
       (void)accumulate;
 }
 
-// Bt [dh, padded] = B [s, dh] transposed, columns s.. padded zero. Only the
-// tiled products use it, which run with AVX2 or AVX-512: 8 x 8 blocks are
-// transposed in registers, the edges one float at a time.
-#if CREAM_X86_FUSED
-__attribute__((target("avx")))
-#endif
+// Bt [dh, padded] = B [s, dh] transposed, columns s.. padded zero (8 x 8
+// blocks in registers on x86, where the tiled products that use it run).
 void TransposeHead(const float* b, float* bt, size_t s, size_t dh, size_t padded) {
-  size_t j = 0;
 #if CREAM_X86_FUSED
-  for (; j + 8 <= s; j += 8) {
-    size_t d = 0;
-    for (; d + 8 <= dh; d += 8) avx2::Transpose8x8(b + j * dh + d, dh, bt + d * padded + j, padded);
-    for (; d < dh; ++d) {
-      for (size_t r = j; r < j + 8; ++r) bt[d * padded + r] = b[r * dh + d];
-    }
+  avx2::TransposeRect(b, dh, bt, padded, s, dh);
+#else
+  for (size_t d = 0; d < dh; ++d) {
+    for (size_t j = 0; j < s; ++j) bt[d * padded + j] = b[j * dh + d];
   }
 #endif
-  for (size_t d = 0; d < dh; ++d) {
-    float* row = bt + d * padded;
-    for (size_t r = j; r < s; ++r) row[r] = b[r * dh + d];
-    std::fill(row + s, row + padded, 0.0f);
-  }
+  for (size_t d = 0; d < dh; ++d) std::fill(bt + d * padded + s, bt + d * padded + padded, 0.0f);
 }
 
 // p = softmax(scores) in place, kMaskedScore slots exactly 0 (exp in 16 lanes, as SoftmaxRows).

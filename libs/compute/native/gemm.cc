@@ -494,20 +494,6 @@ void CopyRows(const float* src, size_t ld, float* dst, size_t rows) {
   for (size_t p = 0; p < rows; ++p) std::memcpy(dst + p * W, src + p * ld, W * sizeof(float));
 }
 
-#if CREAM_X86
-// One full panel of a transposed B (rows `row` .. row + nr of B [N, K], depth
-// p0 .. p0 + kc) packed [kc][nr], nr a multiple of 8.
-__attribute__((target("avx"))) void PackTransposedPanelAvx(const float* b, size_t k, size_t row, size_t p0, size_t kc,
-                                                           size_t nr, float* panel) {
-  size_t p = 0;
-  for (; p + 8 <= kc; p += 8) {
-    for (size_t j = 0; j < nr; j += 8) avx2::Transpose8x8(b + (row + j) * k + p0 + p, k, panel + p * nr + j, nr);
-  }
-  for (; p < kc; ++p) {
-    for (size_t j = 0; j < nr; ++j) panel[p * nr + j] = b[(row + j) * k + p0 + p];
-  }
-}
-#endif
 
 // Packs depth [p0, p0 + kc) and columns [j0, j0 + nc) of op(B) into NR-wide
 // panels, each laid out [kc][nr], zero-padding a short last panel.
@@ -533,8 +519,8 @@ void PackB(const float* b, size_t n, size_t k, bool trans, size_t j0, size_t nc,
       }
     } else {
 #if CREAM_X86
-      if (plan.transpose_avx && cols == nr && nr % 8 == 0) {
-        PackTransposedPanelAvx(b, k, j0 + jp, p0, kc, nr, panel);
+      if (plan.transpose_avx && cols == nr) {  // B's rows j0 + jp .. + nr, depth p0 .. + kc
+        avx2::TransposeRect(b + (j0 + jp) * k + p0, k, panel, nr, nr, kc);
         continue;
       }
 #endif

@@ -58,6 +58,23 @@ __attribute__((target("avx"), always_inline)) inline void Transpose8x8(const flo
   }
 }
 
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: 8 x 8 blocks
+// transposed in registers, the edges one float at a time.
+__attribute__((target("avx"))) inline void TransposeRect(const float* src, size_t lds, float* dst, size_t ldd,
+                                                         size_t rows, size_t cols) {
+  size_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    size_t c = 0;
+    for (; c + 8 <= cols; c += 8) Transpose8x8(src + r * lds + c, lds, dst + c * ldd + r, ldd);
+    for (; c < cols; ++c) {
+      for (size_t i = r; i < r + 8; ++i) dst[c * ldd + i] = src[i * lds + c];
+    }
+  }
+  for (; r < rows; ++r) {
+    for (size_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+  }
+}
+
 // C[R, cols] (+)= A[R, k] . B[k, cols] for cols <= 16: A's element (r, i) at
 // a[r * ars + i * aks] (a transposed A swaps the strides), B rows ldb apart,
 // C rows ldc apart. kMaskedB reads B's row only up to cols (B ends there);
