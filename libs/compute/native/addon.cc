@@ -219,10 +219,10 @@ enum class FusedOp {
 };
 constexpr size_t kFusedOps = 21;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 14, 15, 3, 12, 4, 5};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 16, 17, 3, 12, 4, 5};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
-  constexpr size_t kMaxArgs = 18;
+  constexpr size_t kMaxArgs = 19;
   size_t argc = kMaxArgs;
   napi_value argv[kMaxArgs];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
@@ -487,12 +487,17 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         cream::SwiGluMergedGrad(a, b, c, rows, inter, pool);
         break;
       }
-      case FusedOp::kAttention:  // q, keys, values, mask (-1: none), out, probs (-1: none), b, hq, hkv, t, s, dh, scale, past (-1: none; int32 [b])
-      case FusedOp::kAttentionGrad: {  // dy, q, keys, values, probs, dq, dk, dv, b, hq, hkv, t, s, dh, scale
+      // With cos and sin (else -1), the merged form: q, keys and values are all
+      // the one projection qkv [b, t, (hq + 2 hkv) dh] (the same offset thrice,
+      // s == t), and dq, dk and dv all its gradient dqkv; cos and sin are [b, t, dh / 2].
+      case FusedOp::kAttention:  // q, keys, values, mask (-1: none), out, probs (-1: none), b, hq, hkv, t, s, dh, scale, past (-1: none; int32 [b]), cos, sin
+      case FusedOp::kAttentionGrad: {  // dy, q, keys, values, probs, dq, dk, dv, b, hq, hkv, t, s, dh, scale, cos, sin
         const bool forward = code == static_cast<size_t>(FusedOp::kAttention);
         const size_t first = forward ? 6 : 8;
+        const size_t angles_at = forward ? 14 : 15;
+        const bool merged = num[angles_at] != -1 || num[angles_at + 1] != -1;
         cream::AttentionShape shape;
-        size_t q_total = 0, kv_total = 0, p_total = 0, mask_total = 0;
+        size_t q_total = 0, kv_total = 0, p_total = 0, mask_total = 0, angles = 0;
         if (!size(first, &shape.b) || !size(first + 1, &shape.hq) || !size(first + 2, &shape.hkv) ||
             !size(first + 3, &shape.t) || !size(first + 4, &shape.s) || !size(first + 5, &shape.dh) ||
             !product({shape.b, shape.hq, shape.t, shape.dh}, &q_total) ||
@@ -506,9 +511,33 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
           return nullptr;
         }
         shape.scale = static_cast<float>(num[first + 6]);
+        // Extents of q, keys and values (and dq, dk, dv): one projection each merged.
+        size_t q_in = q_total;
+        if (merged) {
+          const size_t q_at = forward ? 0 : 1, dq_at = 5;
+          if (shape.s != shape.t || shape.dh % 2 != 0) {
+            Fail(env, "merged attention needs as many keys as queries and an even head size, got t " +
+                          std::to_string(shape.t) + ", s " + std::to_string(shape.s) + ", dh " + std::to_string(shape.dh), true);
+            return nullptr;
+          }
+          if (num[q_at] != num[q_at + 1] || num[q_at] != num[q_at + 2] ||
+              (!forward && (num[dq_at] != num[dq_at + 1] || num[dq_at] != num[dq_at + 2]))) {
+            Fail(env, "merged attention takes the one qkv offset for q, keys and values (and the one dqkv for dq, dk, dv)", true);
+            return nullptr;
+          }
+          float *cos = nullptr, *sin = nullptr;
+          if (!product({shape.b, shape.t, shape.hq + 2 * shape.hkv, shape.dh}, &q_in) ||
+              !product({shape.b, shape.t, shape.dh / 2}, &angles) || !span(angles_at, angles, "cos", &cos) ||
+              !span(angles_at + 1, angles, "sin", &sin)) {
+            return nullptr;
+          }
+          shape.cos = cos;
+          shape.sin = sin;
+          kv_total = q_in;
+        }
         const Isa isa = GetInstance(env)->isa;
         if (forward) {
-          if (!span(0, q_total, "q", &a) || !span(1, kv_total, "keys", &b) || !span(2, kv_total, "values", &c) ||
+          if (!span(0, q_in, "q", &a) || !span(1, kv_total, "keys", &b) || !span(2, kv_total, "values", &c) ||
               (num[3] != -1 && !span(3, mask_total, "mask", &d)) || !span(4, q_total, "out", &e) ||
               (num[5] != -1 && !span(5, p_total, "probs", &f))) {
             return nullptr;
@@ -528,8 +557,8 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
           cream::Attention(a, b, c, num[3] == -1 ? nullptr : d, e, num[5] == -1 ? nullptr : f, shape, isa, pool);
         } else {
           float* h = nullptr;
-          if (!span(0, q_total, "dy", &a) || !span(1, q_total, "q", &b) || !span(2, kv_total, "keys", &c) ||
-              !span(3, kv_total, "values", &d) || !span(4, p_total, "probs", &e) || !span(5, q_total, "dq", &f) ||
+          if (!span(0, q_total, "dy", &a) || !span(1, q_in, "q", &b) || !span(2, kv_total, "keys", &c) ||
+              !span(3, kv_total, "values", &d) || !span(4, p_total, "probs", &e) || !span(5, q_in, "dq", &f) ||
               !span(6, kv_total, "dk", &g) || !span(7, kv_total, "dv", &h)) {
             return nullptr;
           }

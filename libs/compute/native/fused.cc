@@ -171,6 +171,18 @@ CREAM_CLONES void SwiGluGradRange(const float* gate, const float* up, const floa
   }
 }
 
+// x [dh] rotated by the angles (c, s) [dh / 2] into out: pairs (i, i + dh / 2)
+// turn as complex numbers, by the negated angles when sign is -1 (the gradient).
+CREAM_INLINE void RotateHead(const float* x, const float* c, const float* s, float sign, float* out, size_t half) {
+  for (size_t i = 0; i < half; ++i) {
+    const float x1 = x[i];
+    const float x2 = x[i + half];
+    const float si = sign * s[i];
+    out[i] = x1 * c[i] - x2 * si;
+    out[i + half] = x2 * c[i] + x1 * si;
+  }
+}
+
 // Rows are (batch, token) pairs; sign is +1 forward and -1 backward.
 // With `slots` (forward only), row r = (bi, ti) sits at position slots[bi] +
 // ti: its angles are that row of the cos and sin tables, and with
@@ -194,15 +206,41 @@ CREAM_CLONES void RotaryRows(const float* x, const float* cos, const float* sin,
       // [b, t, h, dh] and [b, h, t, dh] (or the cache's) offsets of this (token, head).
       const size_t tokens_first = (r * row_heads + head_offset + hi) * dh;
       const size_t heads_first = cache_slots == 0 ? ((bi * h + hi) * t + ti) * dh : ((bi * h + hi) * cache_slots + at) * dh;
-      const float* src = x + (backward ? heads_first : tokens_first);
-      float* dst = out + (backward ? tokens_first : heads_first);
-      for (size_t i = 0; i < half; ++i) {
-        const float x1 = src[i];
-        const float x2 = src[i + half];
-        const float si = sign * s[i];
-        dst[i] = x1 * c[i] - x2 * si;
-        dst[i + half] = x2 * c[i] + x1 * si;
-      }
+      RotateHead(x + (backward ? heads_first : tokens_first), c, s, sign, out + (backward ? tokens_first : heads_first), half);
+    }
+  }
+}
+
+// Head `slot` of sequence bi in a merged projection [b, t, row_heads, dh]
+// (tokens first) to dst [t, dh], rotated by the sequence's angle rows (cos and
+// sin [b, t, dh / 2]) unless cos is nullptr: one task's q, k or v of
+// Attention and AttentionGrad with AttentionShape::cos set.
+CREAM_CLONES void GatherHead(const float* qkv, size_t row_heads, size_t slot, size_t bi, size_t t, size_t dh,
+                             const float* cos, const float* sin, float* dst) {
+  const size_t half = dh / 2;
+  for (size_t ti = 0; ti < t; ++ti) {
+    const size_t r = bi * t + ti;
+    const float* src = qkv + (r * row_heads + slot) * dh;
+    if (cos == nullptr) {
+      std::memcpy(dst + ti * dh, src, dh * sizeof(float));
+    } else {
+      RotateHead(src, cos + r * half, sin + r * half, 1.0f, dst + ti * dh, half);
+    }
+  }
+}
+
+// GatherHead's inverse for gradients: src [t, dh] to head `slot` of sequence
+// bi in d_qkv, rotated back unless cos is nullptr.
+CREAM_CLONES void ScatterHead(const float* src, size_t row_heads, size_t slot, size_t bi, size_t t, size_t dh,
+                              const float* cos, const float* sin, float* d_qkv) {
+  const size_t half = dh / 2;
+  for (size_t ti = 0; ti < t; ++ti) {
+    const size_t r = bi * t + ti;
+    float* dst = d_qkv + (r * row_heads + slot) * dh;
+    if (cos == nullptr) {
+      std::memcpy(dst, src + ti * dh, dh * sizeof(float));
+    } else {
+      RotateHead(src + ti * dh, cos + r * half, sin + r * half, -1.0f, dst, half);
     }
   }
 }
@@ -1075,20 +1113,38 @@ void Attention(const float* q, const float* keys, const float* values, const flo
   const bool tiled = TiledAttention(isa, a.dh);
   const size_t padded = (a.s + 15) / 16 * 16;
   const size_t out_ld = a.hq * a.dh;
+  const bool merged = a.cos != nullptr;
   ForItems(pool, a.b * a.hq, a.t * a.s * a.dh, [&](size_t item) {
     thread_local std::vector<float> scratch;
-    const size_t need = kBlockRows * (padded + a.dh) + (tiled ? a.dh * padded : 0);
+    const size_t tiled_size = tiled ? a.dh * padded : 0;
+    const size_t need = kBlockRows * (padded + a.dh) + tiled_size + (merged ? (a.t + 2 * a.s) * a.dh : 0);
     if (scratch.size() < need) scratch.resize(need);
     float* scores = scratch.data();                   // [kBlockRows, ld]
     float* weighted = scores + kBlockRows * padded;   // [kBlockRows, dh] (SmallGemm's output)
     float* kt = weighted + kBlockRows * a.dh;         // [dh, padded]: the keys transposed (tiled)
     const size_t bi = item / a.hq, hi = item % a.hq;
-    const size_t kv = (bi * a.hkv + hi / groups) * a.s * a.dh;
-    if (tiled) TransposeHead(keys + kv, kt, a.s, a.dh, padded);
+    // This task's query head [t, dh] and its kv head's keys and values [s, dh].
+    const float *q_head, *k_head, *v_head;
+    if (merged) {
+      const size_t row_heads = a.hq + 2 * a.hkv, kvi = hi / groups;
+      float* gathered = kt + tiled_size;
+      GatherHead(q, row_heads, hi, bi, a.t, a.dh, a.cos, a.sin, gathered);
+      GatherHead(q, row_heads, a.hq + kvi, bi, a.t, a.dh, a.cos, a.sin, gathered + a.t * a.dh);
+      GatherHead(q, row_heads, a.hq + a.hkv + kvi, bi, a.t, a.dh, nullptr, nullptr, gathered + (a.t + a.s) * a.dh);
+      q_head = gathered;
+      k_head = gathered + a.t * a.dh;
+      v_head = k_head + a.s * a.dh;
+    } else {
+      const size_t kv = (bi * a.hkv + hi / groups) * a.s * a.dh;
+      q_head = q + item * a.t * a.dh;
+      k_head = keys + kv;
+      v_head = values + kv;
+    }
+    if (tiled) TransposeHead(k_head, kt, a.s, a.dh, padded);
     for (size_t r0 = 0; r0 < a.t; r0 += kBlockRows) {
       const size_t rows = std::min(kBlockRows, a.t - r0);
       const float* bias = mask == nullptr ? nullptr : mask + (bi * a.t + r0) * a.s;
-      const float* q_block = q + (item * a.t + r0) * a.dh;
+      const float* q_block = q_head + r0 * a.dh;
       // Keys past the last one any row of the block may attend are left out,
       // and each row's softmax stops at its own last key.
       size_t row_keys[kBlockRows];
@@ -1111,7 +1167,7 @@ void Attention(const float* q, const float* keys, const float* values, const flo
         ld = padded;
         ProductTransposed(isa, q_block, a.dh, kt, padded, scores, ld, rows, keys_used, a.dh);
       } else {
-        SmallGemm(q_block, keys + kv, scores, rows, keys_used, a.dh, false, true, isa);
+        SmallGemm(q_block, k_head, scores, rows, keys_used, a.dh, false, true, isa);
       }
       // The probabilities go where the gradient keeps them (zeros past the
       // block's keys), else in place of the scores.
@@ -1129,10 +1185,10 @@ void Attention(const float* q, const float* keys, const float* values, const flo
       }
       float* dst = out + ((bi * a.t + r0) * a.hq + hi) * a.dh;
       if (tiled) {
-        ProductIntoHead(isa, p_block, p_ld, 1, values + kv, a.dh, dst, out_ld, rows, width, a.dh, false);
+        ProductIntoHead(isa, p_block, p_ld, 1, v_head, a.dh, dst, out_ld, rows, width, a.dh, false);
       } else {
         for (size_t r = 0; r < rows && probs != nullptr; ++r) std::memcpy(scores + r * width, p_block + r * p_ld, width * sizeof(float));
-        SmallGemm(scores, values + kv, weighted, rows, a.dh, width, false, false, isa);
+        SmallGemm(scores, v_head, weighted, rows, a.dh, width, false, false, isa);
         for (size_t r = 0; r < rows; ++r) std::memcpy(dst + r * out_ld, weighted + r * a.dh, a.dh * sizeof(float));
       }
       // Rows with no key to attend: uniform over every key, as the composed
@@ -1142,7 +1198,7 @@ void Attention(const float* q, const float* keys, const float* values, const flo
         float* row = dst + r * out_ld;
         std::fill(row, row + a.dh, 0.0f);
         for (size_t j = 0; j < a.s; ++j) {
-          for (size_t d = 0; d < a.dh; ++d) row[d] += values[kv + j * a.dh + d];
+          for (size_t d = 0; d < a.dh; ++d) row[d] += v_head[j * a.dh + d];
         }
         for (size_t d = 0; d < a.dh; ++d) row[d] /= static_cast<float>(a.s);
         if (probs != nullptr) std::fill(p_block + r * p_ld, p_block + r * p_ld + a.s, 1.0f / static_cast<float>(a.s));
@@ -1160,22 +1216,33 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
   const bool tiled = TiledAttention(isa, a.dh);
   const size_t padded = (a.s + 15) / 16 * 16;
   const size_t dy_ld = a.hq * a.dh;
+  const bool merged = a.cos != nullptr;
+  const size_t row_heads = a.hq + 2 * a.hkv;
   // One task per (sequence, kv head): its query heads' dK and dV add up there.
   ForItems(pool, a.b * a.hkv, groups * a.t * a.s * a.dh, [&](size_t item) {
     thread_local std::vector<float> scratch;
     const size_t td = a.t * a.dh, sd = a.s * a.dh, bs = kBlockRows * padded;
     const size_t first = std::max(td, a.dh * padded);
-    if (scratch.size() < first + 3 * bs + sd) scratch.resize(first + 3 * bs + sd);
+    // Merged: the gathered k, v and q head, and dk, dv and dq before they are scattered.
+    const size_t need = first + 3 * bs + sd + (merged ? 4 * sd + 2 * td : 0);
+    if (scratch.size() < need) scratch.resize(need);
     float* d_out = scratch.data();  // [t, dh] (SmallGemm) or V transposed [dh, padded] (tiled)
     float* p_block = d_out + first;
     float* d_probs = p_block + bs;
     float* d_scores = d_probs + bs;
     float* part = d_scores + bs;
+    float* gathered = part + sd;  // merged: k, v, dk, dv [s, dh]; q, dq [t, dh]
     const size_t bi = item / a.hkv, kvi = item % a.hkv;
-    const float* k = keys + item * sd;
-    const float* v = values + item * sd;
-    float* dk_item = dk + item * sd;
-    float* dv_item = dv + item * sd;
+    const float* k = merged ? gathered : keys + item * sd;
+    const float* v = merged ? gathered + sd : values + item * sd;
+    float* dk_item = merged ? gathered + 2 * sd : dk + item * sd;
+    float* dv_item = merged ? gathered + 3 * sd : dv + item * sd;
+    float* q_head = gathered + 4 * sd;  // merged
+    float* dq_head = q_head + td;       // merged
+    if (merged) {
+      GatherHead(keys, row_heads, a.hq + kvi, bi, a.s, a.dh, a.cos, a.sin, gathered);
+      GatherHead(values, row_heads, a.hq + a.hkv + kvi, bi, a.s, a.dh, nullptr, nullptr, gathered + sd);
+    }
     std::fill(dk_item, dk_item + sd, 0.0f);
     std::fill(dv_item, dv_item + sd, 0.0f);
     if (tiled) TransposeHead(v, d_out, a.s, a.dh, padded);
@@ -1183,6 +1250,9 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
       const size_t hi = kvi * groups + g;
       const size_t head = bi * a.hq + hi;
       const float* dy_head = dy + (bi * a.t * a.hq + hi) * a.dh;  // rows dy_ld apart
+      if (merged) GatherHead(q, row_heads, hi, bi, a.t, a.dh, a.cos, a.sin, q_head);
+      const float* q_rows = merged ? q_head : q + head * td;
+      float* dq_rows = merged ? dq_head : dq + head * td;
       if (!tiled) {
         for (size_t ti = 0; ti < a.t; ++ti) std::memcpy(d_out + ti * a.dh, dy_head + ti * dy_ld, a.dh * sizeof(float));
       }
@@ -1191,12 +1261,12 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
         const float* p = probs + (head * a.t + r0) * a.s;
         size_t keys_used = 0;
         for (size_t r = rows; r-- > 0;) keys_used = LastLive(p + r * a.s, keys_used, a.s, Weighted);
-        float* dq_block = dq + head * td + r0 * a.dh;
+        float* dq_block = dq_rows + r0 * a.dh;
         if (keys_used == 0) {
           std::fill(dq_block, dq_block + rows * a.dh, 0.0f);
           continue;
         }
-        const float* q_block = q + head * td + r0 * a.dh;
+        const float* q_block = q_rows + r0 * a.dh;
         if (tiled) {
           const float* dy_block = dy_head + r0 * dy_ld;
           // dV[:keys] += P^T dO
@@ -1224,6 +1294,11 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
         SmallGemm(d_scores, q_block, part, keys_used, a.dh, rows, true, false, isa);
         AddRange(dk_item, part, dk_item, 0, keys_used * a.dh);
       }
+      if (merged) ScatterHead(dq_head, row_heads, hi, bi, a.t, a.dh, a.cos, a.sin, dq);
+    }
+    if (merged) {
+      ScatterHead(dk_item, row_heads, a.hq + kvi, bi, a.s, a.dh, a.cos, a.sin, dk);
+      ScatterHead(dv_item, row_heads, a.hq + a.hkv + kvi, bi, a.s, a.dh, nullptr, nullptr, dv);
     }
   });
 }

@@ -151,6 +151,13 @@ struct AttentionShape {
   // Without a mask: nullptr attends every key; else query t of sequence b
   // attends slots 0 .. past[b] + t (causal, the queries at slots past[b]..).
   const int32_t* past = nullptr;
+  // Set: q, keys and values are one merged projection qkv [b, t, (hq + 2 hkv)
+  // dh] tokens first (s == t), q and k rotated while they are read (QkvHeads'
+  // arithmetic, cos and sin [b, t, dh / 2]); the gradient's dq, dk and dv are
+  // one dqkv of the same layout, q and k rotated back. No heads-first copies
+  // are written.
+  const float* cos = nullptr;
+  const float* sin = nullptr;
 };
 void Attention(const float* q, const float* keys, const float* values, const float* mask, float* out, float* probs,
                const AttentionShape& shape, Isa isa, ThreadPool& pool);

@@ -30,6 +30,8 @@ export const FusedKernel = {
   sumSquares: 'CreamSumSquares',
   qkvHeads: 'CreamQkvHeads',
   qkvHeadsGrad: 'CreamQkvHeadsGrad',
+  qkvAttention: 'CreamQkvAttention',
+  qkvAttentionGrad: 'CreamQkvAttentionGrad',
   swigluMerged: 'CreamSwiGluMerged',
   swigluMergedGrad: 'CreamSwiGluMergedGrad',
 } as const;
@@ -250,16 +252,41 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       const keepProbs = a.attrs.keepProbs !== false;
       const outputs = keepProbs ? [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, S] }] : [{ shape: [B, T, Hq * Dh] }];
       const made = launch(native, a.backend, Op.attention, { q, keys, values, mask, past }, outputs, (i, o) => [
-        i.q, i.keys, i.values, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), i.past,
+        i.q, i.keys, i.values, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), i.past, -1, -1,
       ]);
       return keepProbs ? made : made[0];
+    }),
+    // Attention read straight from the merged projection qkv [B, T, (Hq + 2 Hkv) Dh]:
+    // no heads-first q, k and v are written (the native op's merged form).
+    [FusedKernel.qkvAttention]: k((a) => {
+      const [qkv, cos, sin] = [input(a, 'qkv'), input(a, 'cos'), input(a, 'sin')];
+      const mask = a.inputs.mask ?? null;
+      const past = a.inputs.past ?? null;
+      const [B, T] = qkv.shape;
+      const [Hq, Hkv] = [Number(a.attrs.nHeads), Number(a.attrs.nKvHeads)];
+      const Dh = last(qkv) / (Hq + 2 * Hkv);
+      const keepProbs = a.attrs.keepProbs !== false;
+      const outputs = keepProbs ? [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, T] }] : [{ shape: [B, T, Hq * Dh] }];
+      const made = launch(native, a.backend, Op.attention, { qkv, cos, sin, mask, past }, outputs, (i, o) => [
+        i.qkv, i.qkv, i.qkv, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, T, Dh, Number(a.attrs.scale), i.past, i.cos, i.sin,
+      ]);
+      return keepProbs ? made : made[0];
+    }),
+    [FusedKernel.qkvAttentionGrad]: k((a) => {
+      const [dy, qkv, probs, cos, sin] = [input(a, 'dy'), input(a, 'qkv'), input(a, 'probs'), input(a, 'cos'), input(a, 'sin')];
+      const [B, Hq, T] = probs.shape;
+      const Hkv = (last(qkv) / (last(dy) / Hq) - Hq) / 2;
+      const Dh = last(dy) / Hq;
+      return launch(native, a.backend, Op.attentionGrad, { dy, qkv, probs, cos, sin }, [{ shape: qkv.shape }], (i, o) => [
+        i.dy, i.qkv, i.qkv, i.qkv, i.probs, o[0], o[0], o[0], B, Hq, Hkv, T, T, Dh, Number(a.attrs.scale), i.cos, i.sin,
+      ])[0];
     }),
     [FusedKernel.attentionGrad]: k((a) => {
       const [dy, q, keys, values, probs] = [input(a, 'dy'), input(a, 'q'), input(a, 'keys'), input(a, 'values'), input(a, 'probs')];
       const [B, Hq, T, Dh] = q.shape;
       const [, Hkv, S] = keys.shape;
       return launch(native, a.backend, Op.attentionGrad, { dy, q, keys, values, probs }, [{ shape: q.shape }, { shape: keys.shape }, { shape: values.shape }], (i, o) => [
-        i.dy, i.q, i.keys, i.values, i.probs, o[0], o[1], o[2], B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale),
+        i.dy, i.q, i.keys, i.values, i.probs, o[0], o[1], o[2], B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), -1, -1,
       ]);
     }),
     [FusedKernel.qkvHeads]: k((a) => {

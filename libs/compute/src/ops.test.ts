@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCompute } from './backend';
 import { fusedKernelsActive, useFusedKernels } from './fused-kernels';
 import { loadNativeGemm } from './native';
-import { adamwUpdate, causalAttention, logSoftmaxGather, maskedSoftmax, qkvHeads, rmsNorm, rotaryHeads, sumOfSquares, swiglu, swigluMerged } from './ops';
+import { adamwUpdate, causalAttention, logSoftmaxGather, maskedSoftmax, qkvAttention, qkvHeads, rmsNorm, rotaryHeads, sumOfSquares, swiglu, swigluMerged } from './ops';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
 
 const random = seededUniform(21);
@@ -179,6 +179,28 @@ const cases: Case[] = [
     differentiable: [0, 1, 2],
   },
   {
+    // Read straight from the merged projection: grouped heads, a mask with
+    // padding and rows that attend no key, 40-wide heads, threaded.
+    name: 'qkvAttention (grouped heads, a mask, rows with no key, threaded)',
+    inputs: () => [uniform([3, 37, (4 + 2 * 2) * 40]), uniform([3, 37, 20]), uniform([3, 37, 20]), causalMask(3, 37, 37, [0, 5, 30])],
+    op: (x, c, s, m) => qkvAttention(x as tf.Tensor3D, c, s, 4, 2, m),
+    differentiable: [0],
+  },
+  {
+    // Causal from each row's past (here 0: keys are the queries' own tokens), 64-wide heads.
+    name: 'qkvAttention (causal from each row\'s past)',
+    inputs: () => [uniform([2, 19, 3 * 2 * 64]), uniform([2, 19, 32]), uniform([2, 19, 32])],
+    op: (x, c, s) => qkvAttention(x as tf.Tensor3D, c, s, 2, 2, [0, 0]),
+    differentiable: [0],
+  },
+  {
+    // Wider than the register-tiled products take: the GEMM's.
+    name: 'qkvAttention (136-wide heads)',
+    inputs: () => [uniform([1, 9, 3 * 136]), uniform([1, 9, 68]), uniform([1, 9, 68]), causalMask(1, 9, 9)],
+    op: (x, c, s, m) => qkvAttention(x as tf.Tensor3D, c, s, 1, 1, m),
+    differentiable: [0],
+  },
+  {
     name: 'logSoftmaxGather (threaded)',
     inputs: () => [uniform([131, 517], 5), tf.tensor1d(Array.from({ length: 131 }, (_, i) => (i * 97) % 517), 'int32')],
     op: (l, t) => logSoftmaxGather(l as tf.Tensor2D, t as tf.Tensor1D),
@@ -229,12 +251,12 @@ describe('fused ops', () => {
   const native = loadNativeGemm();
   const isas = native.ok ? native.native.info().supported : [];
   for (const isa of isas) {
-    it(`causalAttention over whole sequences with the ${isa} kernel equals the composed ops`, () => {
+    it(`causalAttention and qkvAttention over whole sequences with the ${isa} kernel equal the composed ops`, () => {
       if (!native.ok) throw new Error(native.reason);
       const before = native.native.info().isa;
       native.native.configure({ isa });
       try {
-        for (const c of cases.filter((c) => c.name.startsWith('causalAttention') && !c.name.includes('decoding'))) expectFusedEqualsComposed(c);
+        for (const c of cases.filter((c) => /^(causal|qkv)Attention/.test(c.name) && !c.name.includes('decoding'))) expectFusedEqualsComposed(c);
       } finally {
         native.native.configure({ isa: before });
       }
@@ -329,6 +351,10 @@ describe('fused ops', () => {
       const [q, k] = [uniform([2, 2, 5, 8]) as tf.Tensor4D, uniform([2, 2, 7, 8]) as tf.Tensor4D];
       expect(() => causalAttention(q, k, k, [2, 3])).toThrow(/past must hold 2 integers in \[0, 2\], got \[2, 3\]/);
       expect(() => causalAttention(q, k, k, [0])).toThrow(/past must hold 2 integers/);
+      // Without a cache the keys are the queries' own tokens: only past 0 fits.
+      expect(() => qkvAttention(uniform([2, 5, 3 * 8]) as tf.Tensor3D, uniform([2, 5, 4]), uniform([2, 5, 4]), 1, 1, [0, 1])).toThrow(
+        /qkvAttention: past must hold 2 integers in \[0, 0\], got \[0, 1\]/,
+      );
     });
   });
 

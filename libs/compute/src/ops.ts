@@ -121,9 +121,7 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   const groups = nHeads / nKvHeads;
   if (!(mask instanceof tf.Tensor)) {
     const past = mask;
-    if (past.length !== B || past.some((p) => !(Number.isInteger(p) && p >= 0 && p + T <= S))) {
-      throw new ComputeError(`causalAttention: past must hold ${B} integers in [0, ${S - T}], got [${past.join(', ')}]`);
-    }
+    checkPast('causalAttention', past, B, T, S);
     if (T > 1 && fusedKernelsActive()) return wholeSequenceAttention(q, k, v, null, past);
     return tf.tidy(() => causalAttention(q, k, v, causalBias(past, T, S)));
   }
@@ -173,6 +171,53 @@ function wholeSequenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
       };
     });
     return attend(q, k, v) as tf.Tensor3D; // [B, T, Hq*Dh]
+  });
+}
+
+function checkPast(op: string, past: readonly number[], B: number, T: number, S: number): void {
+  if (past.length !== B || past.some((p) => !(Number.isInteger(p) && p >= 0 && p + T <= S))) {
+    throw new ComputeError(`${op}: past must hold ${B} integers in [0, ${S - T}], got [${past.join(', ')}]`);
+  }
+}
+
+/**
+ * causalAttention over the q, k and v that qkvHeads splits from one merged
+ * projection qkv [B, T, (Hq + 2 Hkv) Dh] (q and k rotated by cos and sin
+ * [B, T, Dh/2]), the keys being the same T tokens (no cache); mask as
+ * causalAttention's with S = T. Returns [B, T, Hq * Dh]. On wasm+native one
+ * kernel each way reads and writes the merged layout, and no heads-first
+ * q, k and v are written or kept for the gradient.
+ */
+export function qkvAttention(qkv: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, nHeads: number, nKvHeads: number, mask: tf.Tensor | readonly number[]): tf.Tensor3D {
+  if (!fusedKernelsActive()) {
+    return tf.tidy(() => {
+      const [q, k, v] = qkvHeads(qkv, cos, sin, nHeads, nKvHeads);
+      return causalAttention(q, k, v, mask);
+    });
+  }
+  const [B, T, width] = qkv.shape;
+  const headDim = width / (nHeads + 2 * nKvHeads);
+  if (!(mask instanceof tf.Tensor)) checkPast('qkvAttention', mask, B, T, T);
+  const attrs = { nHeads, nKvHeads, scale: 1 / Math.sqrt(headDim) };
+  return tf.tidy(() => {
+    // Constants: no gradient.
+    const angles: tf.NamedTensorMap = { cos: tf.reshape(cos, [B, T, headDim / 2]), sin: tf.reshape(sin, [B, T, headDim / 2]) };
+    const given: tf.NamedTensorMap = mask instanceof tf.Tensor ? { mask: tf.reshape(mask, [B, T, T]) } : { past: tf.tensor1d(mask as number[], 'int32') };
+    if (!tf.engine().state.gradientDepth) {
+      return run(FusedKernel.qkvAttention, { qkv, ...angles, ...given }, { ...attrs, keepProbs: false }) as tf.Tensor3D; // [B, T, Hq*Dh]
+    }
+    const attend = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const qkvIn = args[0] as tf.Tensor;
+      const save = args[1] as tf.GradSaveFunc;
+      const [out, probs] = run(FusedKernel.qkvAttention, { qkv: qkvIn, ...angles, ...given }, attrs) as tf.Tensor[];
+      save([qkvIn, probs, angles.cos, angles.sin]);
+      return {
+        value: out, // [B, T, Hq*Dh]
+        gradFunc: (dy, [qkvSaved, probsSaved, cosSaved, sinSaved]) =>
+          run(FusedKernel.qkvAttentionGrad, { dy: dy as tf.Tensor, qkv: qkvSaved, probs: probsSaved, cos: cosSaved, sin: sinSaved }, attrs) as tf.Tensor,
+      };
+    });
+    return attend(qkv) as tf.Tensor3D; // [B, T, Hq*Dh]
   });
 }
 

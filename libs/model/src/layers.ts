@@ -7,7 +7,7 @@
 // wasm+native backend and plain tf ops elsewhere, so they run on any backend
 // and differentiate; call them inside tf.tidy.
 
-import { causalAttention, fusedKernelsActive, qkvHeads, rmsNorm as fusedRmsNorm, rotaryHeads, swiglu, swigluMerged } from '@cream/compute';
+import { causalAttention, fusedKernelsActive, qkvAttention, qkvHeads, rmsNorm as fusedRmsNorm, rotaryHeads, swiglu, swigluMerged } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 
@@ -157,18 +157,21 @@ export interface AttentionWeights {
  */
 export type KeyValueStore = (k: tf.Tensor4D, v: tf.Tensor4D) => [tf.Tensor4D, tf.Tensor4D];
 
-// q, k and v heads first [B, H, T, headDim], q and k rotated. With the fused
-// kernels and no biases or q/k norms, one product of the stacked weights and
-// one kernel to split it (fewer passes, one gradient product for x); else a
-// product per projection.
+// With the fused kernels and no biases or q/k norms: one product of the
+// stacked q, k and v weights (fewer passes, one gradient product for x).
+function mergedProjection(x: tf.Tensor3D, w: AttentionWeights): tf.Tensor3D | undefined {
+  const plain = w.bq === undefined && w.bk === undefined && w.bv === undefined && w.qNorm === undefined && w.kNorm === undefined;
+  if (!fusedKernelsActive() || !plain) return undefined;
+  return linear(x, tf.concat([w.wq, w.wk, w.wv], 0)) as tf.Tensor3D; // [B, T, (nHeads + 2 nKvHeads) headDim]
+}
+
+// q, k and v heads first [B, H, T, headDim], q and k rotated: the merged
+// projection split by one kernel, else a product per projection.
 function projectHeads(x: tf.Tensor3D, w: AttentionWeights, config: ModelConfig, angles: RotaryAngles): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
   const [B, T] = x.shape;
   const { nHeads, nKvHeads, headDim, rmsNormEps } = config;
-  const plain = w.bq === undefined && w.bk === undefined && w.bv === undefined && w.qNorm === undefined && w.kNorm === undefined;
-  if (fusedKernelsActive() && plain) {
-    const qkv = linear(x, tf.concat([w.wq, w.wk, w.wv], 0)) as tf.Tensor3D; // [B, T, (nHeads + 2 nKvHeads) headDim]
-    return qkvHeads(qkv, angles.cos, angles.sin, nHeads, nKvHeads);
-  }
+  const qkv = mergedProjection(x, w);
+  if (qkv !== undefined) return qkvHeads(qkv, angles.cos, angles.sin, nHeads, nKvHeads);
   let q = tf.reshape(linear(x, w.wq, w.bq), [B, T, nHeads, headDim]); // [B, T, nHeads, headDim]
   let k = tf.reshape(linear(x, w.wk, w.bk), [B, T, nKvHeads, headDim]); // [B, T, nKvHeads, headDim]
   const v = tf.reshape(linear(x, w.wv, w.bv), [B, T, nKvHeads, headDim]); // [B, T, nKvHeads, headDim]
@@ -193,6 +196,11 @@ export function selfAttention(
   maskBias: tf.Tensor | readonly number[], // [B, 1, 1, T, S], or each row's past: causal (causalAttention)
   store?: KeyValueStore,
 ): tf.Tensor3D {
+  if (store === undefined) {
+    // No cache (training, scoring): attention reads the merged projection as it is.
+    const qkv = mergedProjection(x, w);
+    if (qkv !== undefined) return linear(qkvAttention(qkv, angles.cos, angles.sin, config.nHeads, config.nKvHeads, maskBias), w.wo, w.bo) as tf.Tensor3D; // [B, T, D]
+  }
   const [qRotated, kRotated, vHeads] = projectHeads(x, w, config, angles); // [B, nHeads | nKvHeads, T, headDim]
   const [keys, values] = store === undefined ? [kRotated, vHeads] : store(kRotated, vHeads); // [B, nKvHeads, S, headDim]
   // Grouped-query heads: query head h reads kv head floor(h / (nHeads / nKvHeads)), as HF's repeat_kv.
