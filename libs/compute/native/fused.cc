@@ -211,6 +211,20 @@ CREAM_CLONES void RotaryRows(const float* x, const float* cos, const float* sin,
   }
 }
 
+// A head's rows in the merged projection are a whole token row apart (3 KiB
+// and more), too far for the hardware prefetchers to follow from a few
+// reads: the row this many tokens on is fetched ahead.
+constexpr size_t kHeadRowsAhead = 6;
+CREAM_INLINE void PrefetchHeadRow(const float* row, size_t dh, bool for_write) {
+  for (size_t i = 0; i < dh; i += 16) {
+    if (for_write) {
+      __builtin_prefetch(row + i, 1);
+    } else {
+      __builtin_prefetch(row + i, 0);
+    }
+  }
+}
+
 // Head `slot` of sequence bi in a merged projection [b, t, row_heads, dh]
 // (tokens first) to dst [t, dh], rotated by the sequence's angle rows (cos and
 // sin [b, t, dh / 2]) unless cos is nullptr: one task's q, k or v of
@@ -221,6 +235,7 @@ CREAM_CLONES void GatherHead(const float* qkv, size_t row_heads, size_t slot, si
   for (size_t ti = 0; ti < t; ++ti) {
     const size_t r = bi * t + ti;
     const float* src = qkv + (r * row_heads + slot) * dh;
+    if (ti + kHeadRowsAhead < t) PrefetchHeadRow(src + kHeadRowsAhead * row_heads * dh, dh, false);
     if (cos == nullptr) {
       std::memcpy(dst + ti * dh, src, dh * sizeof(float));
     } else {
@@ -237,6 +252,7 @@ CREAM_CLONES void ScatterHead(const float* src, size_t row_heads, size_t slot, s
   for (size_t ti = 0; ti < t; ++ti) {
     const size_t r = bi * t + ti;
     float* dst = d_qkv + (r * row_heads + slot) * dh;
+    if (ti + kHeadRowsAhead < t) PrefetchHeadRow(dst + kHeadRowsAhead * row_heads * dh, dh, true);
     if (cos == nullptr) {
       std::memcpy(dst, src + ti * dh, dh * sizeof(float));
     } else {

@@ -141,10 +141,22 @@ int main() {
     auto hv = buffer(qb * qhkv * qt * qdh), qc = buffer(qb * qt * qdh / 2), qs = buffer(qb * qt * qdh / 2);
     QkvHeads(qkv.data(), hq.data(), hk.data(), hv.data(), qc.data(), qs.data(), qb, qt, qhq, qhkv, qdh, false, pool);
     QkvHeads(qkv.data(), hq.data(), hk.data(), hv.data(), qc.data(), qs.data(), qb, qt, qhq, qhkv, qdh, true, pool);
+    // Attention read from that projection (grouped heads, causal from past 0,
+    // more tokens than the gather's prefetch distance) and its gradient into dqkv.
+    AttentionShape mq;
+    mq.b = 2; mq.hq = 4; mq.hkv = 2; mq.t = 23; mq.s = 23; mq.dh = 6; mq.scale = 0.4f;
+    std::vector<int32_t> no_past = {0, 0};
+    mq.past = no_past.data();
+    auto mqkv = buffer(mq.b * mq.t * (mq.hq + 2 * mq.hkv) * mq.dh), mcos = buffer(mq.b * mq.t * mq.dh / 2);
+    auto msin = buffer(mq.b * mq.t * mq.dh / 2), mo = buffer(mq.b * mq.t * mq.hq * mq.dh), mdy = buffer(mq.b * mq.t * mq.hq * mq.dh);
+    auto mp = buffer(mq.b * mq.hq * mq.t * mq.s), mdqkv = buffer(mq.b * mq.t * (mq.hq + 2 * mq.hkv) * mq.dh);
+    mq.cos = mcos.data(); mq.sin = msin.data();
+    Attention(mqkv.data(), mqkv.data(), mqkv.data(), nullptr, mo.data(), mp.data(), mq, isa, pool);
+    AttentionGrad(mdy.data(), mqkv.data(), mqkv.data(), mqkv.data(), mp.data(), mdqkv.data(), mdqkv.data(), mdqkv.data(), mq, isa, pool);
     auto gu = buffer(9 * 2 * 13), act = buffer(9 * 13), dgu = buffer(9 * 2 * 13);
     SwiGluMerged(gu.data(), act.data(), 9, 13, pool);
     SwiGluMergedGrad(gu.data(), act.data(), dgu.data(), 9, 13, pool);
-    runs += 8;
+    runs += 10;
   }
   printf("%d runs, %d bad\n", runs, bad);
   return bad != 0;
