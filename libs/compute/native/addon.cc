@@ -216,10 +216,12 @@ enum class FusedOp {
   kQkvHeads = 18,
   kSwiGluMerged = 19,
   kSwiGluMergedGrad = 20,
+  kAddRmsNorm = 21,
+  kRmsNormGrad = 22,
 };
-constexpr size_t kFusedOps = 21;
+constexpr size_t kFusedOps = 23;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 16, 17, 3, 12, 4, 5};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 16, 17, 3, 12, 4, 5, 8, 9};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
   constexpr size_t kMaxArgs = 19;
@@ -311,6 +313,26 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
           return nullptr;
         }
         cream::RmsNormGradX(a, b, c, d, rows, width, static_cast<float>(num[6]), pool);
+        break;
+      }
+      case FusedOp::kAddRmsNorm: {  // x, y, w, h, out, rows, d, eps
+        size_t rows = 0, width = 0, total = 0;
+        if (!size(5, &rows) || !size(6, &width) || !product({rows, width}, &total)) return nullptr;
+        if (!span(0, total, "x", &a) || !span(1, total, "y", &b) || !span(2, width, "weight", &c) ||
+            !span(3, total, "h", &d) || !span(4, total, "out", &e)) {
+          return nullptr;
+        }
+        cream::AddRmsNorm(a, b, c, d, e, rows, width, static_cast<float>(num[7]), pool);
+        break;
+      }
+      case FusedOp::kRmsNormGrad: {  // x, w, dy, addend (-1: none), dx, dw, rows, d, eps
+        size_t rows = 0, width = 0, total = 0;
+        if (!size(6, &rows) || !size(7, &width) || !product({rows, width}, &total)) return nullptr;
+        if (!span(0, total, "x", &a) || !span(1, width, "weight", &b) || !span(2, total, "dy", &c) ||
+            (num[3] != -1 && !span(3, total, "addend", &d)) || !span(4, total, "dx", &e) || !span(5, width, "dw", &f)) {
+          return nullptr;
+        }
+        cream::RmsNormGrad(a, b, c, num[3] == -1 ? nullptr : d, e, f, rows, width, static_cast<float>(num[8]), pool);
         break;
       }
       case FusedOp::kSwiGlu:          // gate, up, out, n

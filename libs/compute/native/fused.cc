@@ -143,6 +143,32 @@ CREAM_CLONES void RmsNormGradWRows(const float* x, const float* dy, float* dw, s
   }
 }
 
+// h = x + y, then RmsNormRows on h, a row at a time while it is in L1: a
+// residual add and the norm after it.
+CREAM_CLONES void AddRmsNormRows(const float* x, const float* y, const float* w, float* h, float* out, size_t r0,
+                                 size_t r1, size_t d, float eps) {
+  for (size_t r = r0; r < r1; ++r) {
+    for (size_t j = r * d; j < (r + 1) * d; ++j) h[j] = x[j] + y[j];
+    RmsNormRows(h, w, out, r, r + 1, d, eps);
+  }
+}
+
+// A row at a time: RmsNormGradXRows' dx plus addend (nullptr: none; the
+// gradient the residual stream brings) when dx is given, and RmsNormGradWRows'
+// terms added into dw, over x and dy read once.
+CREAM_CLONES void RmsNormGradRows(const float* x, const float* w, const float* dy, const float* addend, float* dx,
+                                  float* dw, size_t r0, size_t r1, size_t d, float eps) {
+  for (size_t r = r0; r < r1; ++r) {
+    if (dx != nullptr) {
+      RmsNormGradXRows(x, w, dy, dx, r, r + 1, d, eps);
+      if (addend != nullptr) {
+        for (size_t j = r * d; j < (r + 1) * d; ++j) dx[j] = addend[j] + dx[j];
+      }
+    }
+    RmsNormGradWRows(x, dy, dw, r, r + 1, d, eps);
+  }
+}
+
 CREAM_CLONES void SwiGluRange(const float* gate, const float* up, float* out, size_t i0, size_t i1) {
   for (size_t i = i0; i < i1; ++i) out[i] = gate[i] * Sigmoid(gate[i]) * up[i];
 }
@@ -783,7 +809,17 @@ void RmsNormGradX(const float* x, const float* w, const float* dy, float* dx, si
 }
 
 void RmsNormGradW(const float* x, const float* dy, float* dw, size_t rows, size_t d, float eps, ThreadPool& pool) {
-  // Each participant sums its rows into its own scratch; the partial sums are added at the end.
+  RmsNormGrad(x, nullptr, dy, nullptr, nullptr, dw, rows, d, eps, pool);
+}
+
+void AddRmsNorm(const float* x, const float* y, const float* w, float* h, float* out, size_t rows, size_t d, float eps,
+                ThreadPool& pool) {
+  ForRows(pool, rows, d, [&](size_t r0, size_t r1) { AddRmsNormRows(x, y, w, h, out, r0, r1, d, eps); });
+}
+
+void RmsNormGrad(const float* x, const float* w, const float* dy, const float* addend, float* dx, float* dw,
+                 size_t rows, size_t d, float eps, ThreadPool& pool) {
+  // Each participant sums its rows' dw terms into its own scratch; the partial sums are added at the end.
   const size_t parts = rows * d < kParallelValues ? 1 : std::min(pool.size(), rows);
   std::vector<float*> partial(parts);
   for (size_t i = 0; i < parts; ++i) {
@@ -791,9 +827,11 @@ void RmsNormGradW(const float* x, const float* dy, float* dw, size_t rows, size_
     std::fill(partial[i], partial[i] + d, 0.0f);
   }
   if (parts <= 1) {
-    RmsNormGradWRows(x, dy, partial[0], 0, rows, d, eps);
+    RmsNormGradRows(x, w, dy, addend, dx, partial[0], 0, rows, d, eps);
   } else {
-    pool.Run(parts, [&](size_t i) { RmsNormGradWRows(x, dy, partial[i], rows * i / parts, rows * (i + 1) / parts, d, eps); });
+    pool.Run(parts, [&](size_t i) {
+      RmsNormGradRows(x, w, dy, addend, dx, partial[i], rows * i / parts, rows * (i + 1) / parts, d, eps);
+    });
   }
   for (size_t j = 0; j < d; ++j) {
     float total = 0.0f;

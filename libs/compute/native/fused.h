@@ -22,6 +22,14 @@ void RmsNormGradX(const float* x, const float* w, const float* dy, float* dx, si
                   ThreadPool& pool);
 // dw[j] = sum over rows of dy * x / rms.
 void RmsNormGradW(const float* x, const float* dy, float* dw, size_t rows, size_t d, float eps, ThreadPool& pool);
+// h = x + y and out = RmsNormForward(h): a residual add and the norm after it, in one pass.
+void AddRmsNorm(const float* x, const float* y, const float* w, float* h, float* out, size_t rows, size_t d, float eps,
+                ThreadPool& pool);
+// RmsNormGradX's dx plus addend (nullptr: none) unless dx is nullptr, and
+// RmsNormGradW's dw, in one pass over x and dy (AddRmsNorm's gradient, addend
+// the gradient of h from later layers).
+void RmsNormGrad(const float* x, const float* w, const float* dy, const float* addend, float* dx, float* dw,
+                 size_t rows, size_t d, float eps, ThreadPool& pool);
 
 // out = silu(gate) * up over n values.
 void SwiGlu(const float* gate, const float* up, float* out, size_t n, ThreadPool& pool);

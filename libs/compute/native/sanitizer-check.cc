@@ -156,7 +156,15 @@ int main() {
     auto gu = buffer(9 * 2 * 13), act = buffer(9 * 13), dgu = buffer(9 * 2 * 13);
     SwiGluMerged(gu.data(), act.data(), 9, 13, pool);
     SwiGluMergedGrad(gu.data(), act.data(), dgu.data(), 9, 13, pool);
-    runs += 10;
+    // The residual add with the norm after it, and its gradient with and
+    // without the residual's own (threaded: more than kParallelValues values).
+    const size_t nr = 131, nd = 257;
+    auto rx = buffer(nr * nd), ry = buffer(nr * nd), rw = buffer(nd), rh = buffer(nr * nd), rn = buffer(nr * nd);
+    auto rdy = buffer(nr * nd), rdh = buffer(nr * nd), rdx = buffer(nr * nd), rdw = buffer(nd);
+    AddRmsNorm(rx.data(), ry.data(), rw.data(), rh.data(), rn.data(), nr, nd, 1e-6f, pool);
+    RmsNormGrad(rh.data(), rw.data(), rdy.data(), rdh.data(), rdx.data(), rdw.data(), nr, nd, 1e-6f, pool);
+    RmsNormGrad(rh.data(), rw.data(), rdy.data(), nullptr, rdx.data(), rdw.data(), 3, nd, 1e-6f, pool);
+    runs += 13;
   }
   printf("%d runs, %d bad\n", runs, bad);
   return bad != 0;

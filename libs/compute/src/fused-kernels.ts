@@ -31,6 +31,8 @@ export const FusedKernel = {
   qkvHeads: 'CreamQkvHeads',
   qkvHeadsGrad: 'CreamQkvHeadsGrad',
   qkvAttention: 'CreamQkvAttention',
+  addRmsNorm: 'CreamAddRmsNorm',
+  rmsNormGrad: 'CreamRmsNormGrad',
   qkvAttentionGrad: 'CreamQkvAttentionGrad',
   swigluMerged: 'CreamSwiGluMerged',
   swigluMergedGrad: 'CreamSwiGluMergedGrad',
@@ -59,6 +61,8 @@ const Op = {
   qkvHeads: 18,
   swigluMerged: 19,
   swigluMergedGrad: 20,
+  addRmsNorm: 21,
+  rmsNormGrad: 22,
 } as const;
 
 const backendName = 'wasm';
@@ -128,6 +132,21 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       const [x, dy] = [input(a, 'x'), input(a, 'dy')];
       const d = last(x);
       return launch(native, a.backend, Op.rmsNormGradW, { x, dy }, [{ shape: [d] }], (i, o) => [i.x, i.dy, o[0], size(x) / d, d, Number(a.attrs.eps)])[0];
+    }),
+    [FusedKernel.addRmsNorm]: k((a) => {
+      const [x, y, weight] = [input(a, 'x'), input(a, 'y'), input(a, 'weight')];
+      const d = last(x);
+      return launch(native, a.backend, Op.addRmsNorm, { x, y, weight }, [{ shape: x.shape }, { shape: x.shape }], (i, o) => [
+        i.x, i.y, i.weight, o[0], o[1], size(x) / d, d, Number(a.attrs.eps),
+      ]);
+    }),
+    [FusedKernel.rmsNormGrad]: k((a) => {
+      const [x, weight, dy] = [input(a, 'x'), input(a, 'weight'), input(a, 'dy')];
+      const addend = a.inputs.addend ?? null;
+      const d = last(x);
+      return launch(native, a.backend, Op.rmsNormGrad, { x, weight, dy, addend }, [{ shape: x.shape }, { shape: [d] }], (i, o) => [
+        i.x, i.weight, i.dy, i.addend, o[0], o[1], size(x) / d, d, Number(a.attrs.eps),
+      ]);
     }),
     [FusedKernel.swiglu]: k((a) => {
       const [gate, up] = [input(a, 'gate'), input(a, 'up')];

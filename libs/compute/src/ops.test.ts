@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCompute } from './backend';
 import { fusedKernelsActive, useFusedKernels } from './fused-kernels';
 import { loadNativeGemm } from './native';
-import { adamwUpdate, causalAttention, logSoftmaxGather, maskedSoftmax, qkvAttention, qkvHeads, rmsNorm, rotaryHeads, sumOfSquares, swiglu, swigluMerged } from './ops';
+import { adamwUpdate, addRmsNorm, causalAttention, logSoftmaxGather, maskedSoftmax, qkvAttention, qkvHeads, rmsNorm, rotaryHeads, sumOfSquares, swiglu, swigluMerged } from './ops';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
 
 const random = seededUniform(21);
@@ -46,6 +46,27 @@ interface Case {
 
 const cases: Case[] = [
   { name: 'rmsNorm', inputs: () => [uniform([3, 5, 37], 2), uniform([37])], op: (x, w) => rmsNorm(x, w, 1e-5), differentiable: [0, 1] },
+  {
+    // Both outputs weighted by the probe, so the residual's gradient and the norm's add up.
+    name: 'addRmsNorm',
+    inputs: () => [uniform([3, 5, 37], 2), uniform([3, 5, 37]), uniform([37])],
+    op: (x, y, w) => tf.concat(addRmsNorm(x, y, w, 1e-5).map((t) => tf.reshape(t, [-1]))),
+    differentiable: [0, 1, 2],
+  },
+  {
+    // Only the normed output reaches the loss: h's gradient is null on the tape.
+    name: 'addRmsNorm (normed output only)',
+    inputs: () => [uniform([4, 33], 2), uniform([4, 33]), uniform([33])],
+    op: (x, y, w) => addRmsNorm(x, y, w, 1e-6)[1],
+    differentiable: [0, 1, 2],
+  },
+  {
+    // Only the sum reaches the loss: the norm's gradient is null (and the weight has none).
+    name: 'addRmsNorm (sum output only)',
+    inputs: () => [uniform([4, 33], 2), uniform([4, 33]), uniform([33])],
+    op: (x, y, w) => tf.mul(addRmsNorm(x, y, w, 1e-6)[0], 2),
+    differentiable: [0, 1],
+  },
   { name: 'swiglu', inputs: () => [uniform([7, 53], 4), uniform([7, 53])], op: (g, u) => swiglu(g, u), differentiable: [0, 1] },
   {
     name: 'rotaryHeads',
@@ -109,6 +130,12 @@ const cases: Case[] = [
   },
   // Large enough to split across the native thread pool.
   { name: 'rmsNorm (threaded)', inputs: () => [uniform([301, 131], 2), uniform([131])], op: (x, w) => rmsNorm(x, w, 1e-6), differentiable: [0, 1] },
+  {
+    name: 'addRmsNorm (threaded)',
+    inputs: () => [uniform([301, 131], 2), uniform([301, 131]), uniform([131])],
+    op: (x, y, w) => tf.concat(addRmsNorm(x, y, w, 1e-6).map((t, i) => tf.reshape(tf.mul(t, i + 1), [-1]))),
+    differentiable: [0, 1, 2],
+  },
   { name: 'swiglu (threaded)', inputs: () => [uniform([257, 131], 4), uniform([257, 131])], op: (g, u) => swiglu(g, u), differentiable: [0, 1] },
   {
     name: 'rotaryHeads (threaded)',

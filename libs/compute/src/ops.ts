@@ -21,6 +21,17 @@ export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, eps: numbe
   });
 }
 
+/**
+ * A residual add and the RMSNorm after it: [h, rmsNorm(h, weight, eps)] with
+ * h = x + y (same shapes, [..., D]). One kernel each way on wasm+native: the
+ * gradient of x and y is h's own plus the norm's, summed in the same pass.
+ */
+export function addRmsNorm<T extends tf.Tensor>(x: T, y: T, weight: tf.Tensor, eps: number): [T, T] {
+  if (fusedKernelsActive()) return run(FusedKernel.addRmsNorm, { x, y, weight }, { eps }) as [T, T];
+  const h = tf.add(x, y) as T;
+  return [h, rmsNorm(h, weight, eps)];
+}
+
 /** SwiGLU's gating: silu(gate) * up = gate * sigmoid(gate) * up, elementwise (same shapes). */
 export function swiglu<T extends tf.Tensor>(gate: T, up: T): T {
   if (fusedKernelsActive()) return run(FusedKernel.swiglu, { gate, up }) as T;
@@ -310,6 +321,24 @@ const gradients: tf.GradConfig[] = [
       x: () => run(FusedKernel.rmsNormGradX, { x, weight, dy: dy as tf.Tensor }, { eps: Number(attrs.eps) }) as tf.Tensor,
       weight: () => run(FusedKernel.rmsNormGradWeight, { x, dy: dy as tf.Tensor }, { eps: Number(attrs.eps) }) as tf.Tensor,
     }),
+  },
+  {
+    kernelName: FusedKernel.addRmsNorm,
+    inputsToSave: ['weight'],
+    outputsToSave: [true, false],
+    gradFunc: (dy, saved, attrs) => {
+      const [weight, h] = saved;
+      // A null dy: that output does not reach the loss.
+      const [dh, dNormed] = dy as (tf.Tensor | null)[];
+      if (dNormed === null) {
+        const through = () => (dh === null ? tf.zerosLike(h) : tf.clone(dh));
+        return { x: through, y: through, weight: () => tf.zerosLike(weight) };
+      }
+      // Both gradients in one pass; y gets a clone of x's (the tape may dispose x's).
+      const inputs: tf.NamedTensorMap = dh === null ? { x: h, weight, dy: dNormed } : { x: h, weight, dy: dNormed, addend: dh };
+      const [dx, dWeight] = run(FusedKernel.rmsNormGrad, inputs, { eps: Number(attrs.eps) }) as tf.Tensor[];
+      return { x: () => dx, y: () => tf.clone(dx), weight: () => dWeight };
+    },
   },
   {
     kernelName: FusedKernel.swiglu,

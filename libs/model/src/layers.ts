@@ -7,7 +7,7 @@
 // wasm+native backend and plain tf ops elsewhere, so they run on any backend
 // and differentiate; call them inside tf.tidy.
 
-import { causalAttention, fusedKernelsActive, qkvAttention, qkvHeads, rmsNorm as fusedRmsNorm, rotaryHeads, swiglu, swigluMerged } from '@cream/compute';
+import { addRmsNorm, causalAttention, fusedKernelsActive, qkvAttention, qkvHeads, rmsNorm as fusedRmsNorm, rotaryHeads, swiglu, swigluMerged } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 
@@ -243,8 +243,29 @@ export function decoderLayer(
   maskBias: tf.Tensor | readonly number[], // [B, 1, 1, T, S], or each row's past: causal (causalAttention)
   store?: KeyValueStore,
 ): tf.Tensor3D {
-  const attended = selfAttention(rmsNorm(x, w.inputNorm, config.rmsNormEps) as tf.Tensor3D, w, config, angles, maskBias, store); // [B, T, D]
-  const h = tf.add(x, attended) as tf.Tensor3D; // [B, T, D]
-  const mlpOut = swiGluMlp(rmsNorm(h, w.postAttentionNorm, config.rmsNormEps) as tf.Tensor3D, w); // [B, T, D]
-  return tf.add(h, mlpOut) as tf.Tensor3D; // [B, T, D]
+  return decoderLayerNormed(x, undefined, w, config, angles, maskBias, store)[0];
+}
+
+/**
+ * decoderLayer with the norms on the residual stream joined to the adds
+ * before them (addRmsNorm: one pass each way on wasm+native): normed is
+ * rmsNorm(x, w.inputNorm) when the layer before made it (else computed here),
+ * and with nextNorm the layer returns [out, rmsNorm(out, nextNorm)] (the next
+ * layer's input norm, or the final norm), else [out].
+ */
+export function decoderLayerNormed(
+  x: tf.Tensor3D, // [B, T, D]
+  normed: tf.Tensor3D | undefined, // [B, T, D]
+  w: LayerWeights,
+  config: ModelConfig,
+  angles: RotaryAngles,
+  maskBias: tf.Tensor | readonly number[], // [B, 1, 1, T, S], or each row's past: causal (causalAttention)
+  store?: KeyValueStore,
+  nextNorm?: tf.Tensor, // [D]
+): [tf.Tensor3D] | [tf.Tensor3D, tf.Tensor3D] {
+  const eps = config.rmsNormEps;
+  const attended = selfAttention(normed ?? (rmsNorm(x, w.inputNorm, eps) as tf.Tensor3D), w, config, angles, maskBias, store); // [B, T, D]
+  const [h, hNormed] = addRmsNorm(x, attended, w.postAttentionNorm, eps); // [B, T, D] each
+  const mlpOut = swiGluMlp(hNormed, w); // [B, T, D]
+  return nextNorm === undefined ? [tf.add(h, mlpOut) as tf.Tensor3D] : addRmsNorm(h, mlpOut, nextNorm, eps); // [B, T, D] each
 }

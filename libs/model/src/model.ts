@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, validateModelConfig } from './config';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from './errors';
 import { KvCache, type KvCacheWrite } from './kv-cache';
-import { type LayerWeights, MASKED, RotaryEmbedding, decoderLayer, linear, rmsNorm } from './layers';
+import { type LayerWeights, MASKED, RotaryEmbedding, decoderLayerNormed, linear, rmsNorm } from './layers';
 import { EMBEDDING_WEIGHT, FINAL_NORM_WEIGHT, LM_HEAD_WEIGHT, layerWeightNames, validateWeights } from './weights';
 
 /** A batch of rows of integers, as nested arrays or an int32 tensor [B, T]. */
@@ -136,14 +136,18 @@ export class LlamaModel {
         const maskBias = attentionMask(past, T, keyCount, mask); // [B, (1, 1,) T, S] or past
         const angles = this.rotary.angles(tf.tensor2d(positions.values, [B, T], 'int32'), positions.max); // [B, 1, T, headDim/2]
         let x = tf.gather(this.embedding, tf.tensor2d(Int32Array.from(ids.values), [B, T], 'int32')) as tf.Tensor3D; // [B, T, D]
+        // Each layer also norms its output for the next one (the last: the final norm).
+        let normed: tf.Tensor3D | undefined;
         for (const [i, layer] of this.layers.entries()) {
           // A tidy per layer frees its activations as it goes (a gradient tape keeps
           // copies of what backward needs), so memory holds one layer's, not all.
-          const input = x;
-          x = tf.tidy(() => decoderLayer(input, layer, config, angles, maskBias, write?.layer(i))); // [B, T, D]
+          const [input, inputNormed] = [x, normed];
+          const nextNorm = i + 1 < this.layers.length ? this.layers[i + 1].inputNorm : this.finalNorm;
+          [x, normed] = tf.tidy(() => decoderLayerNormed(input, inputNormed, layer, config, angles, maskBias, write?.layer(i), nextNorm)); // [B, T, D]
           input.dispose();
+          inputNormed?.dispose();
         }
-        const hidden = rmsNorm(x, this.finalNorm, config.rmsNormEps) as tf.Tensor3D; // [B, T, D]
+        const hidden = normed ?? (rmsNorm(x, this.finalNorm, config.rmsNormEps) as tf.Tensor3D); // [B, T, D]
         write?.commit();
         return hidden;
       } catch (error) {
