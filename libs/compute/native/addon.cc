@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "fused.h"
 #include "gemm.h"
@@ -917,6 +918,60 @@ napi_value ConfigureCall(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// sumSquaresList(heap, offsets, sizes): sum(x^2) over the spans of heap at
+// offsets[i] (floats) holding sizes[i] floats, as one number (SumSquaresList).
+napi_value SumSquaresListCall(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 3) {
+    Fail(env, "sumSquaresList expects 3 arguments");
+    return nullptr;
+  }
+  float* heap = nullptr;
+  size_t heap_len = 0;
+  if (!GetFloats(env, argv[0], "heap", &heap, &heap_len)) return nullptr;
+  uint32_t count = 0, size_count = 0;
+  bool offsets_array = false, sizes_array = false;
+  napi_is_array(env, argv[1], &offsets_array);
+  napi_is_array(env, argv[2], &sizes_array);
+  if (!offsets_array || !sizes_array) {
+    Fail(env, "sumSquaresList offsets and sizes must be arrays");
+    return nullptr;
+  }
+  napi_get_array_length(env, argv[1], &count);
+  napi_get_array_length(env, argv[2], &size_count);
+  if (count != size_count) {
+    Fail(env, "sumSquaresList got " + std::to_string(count) + " offsets and " + std::to_string(size_count) + " sizes", true);
+    return nullptr;
+  }
+  std::vector<const float*> spans(count);
+  std::vector<size_t> sizes(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    napi_value value;
+    size_t offset = 0;
+    const std::string at = "[" + std::to_string(i) + "]";
+    if (napi_get_element(env, argv[1], i, &value) != napi_ok || !GetSize(env, value, ("offsets" + at).c_str(), &offset)) {
+      return nullptr;
+    }
+    if (napi_get_element(env, argv[2], i, &value) != napi_ok || !GetSize(env, value, ("sizes" + at).c_str(), &sizes[i])) {
+      return nullptr;
+    }
+    if (!CheckExtent(env, ("span" + at).c_str(), offset, sizes[i], heap_len)) return nullptr;
+    spans[i] = heap + offset;
+  }
+  double sum = 0.0;
+  try {
+    sum = cream::SumSquaresList(spans.data(), sizes.data(), count, *GetInstance(env)->pool);
+  } catch (const std::exception& error) {
+    napi_throw_error(env, "ERR_CREAM_FUSED", (std::string("sumSquaresList failed: ") + error.what()).c_str());
+    return nullptr;
+  }
+  napi_value result;
+  napi_create_double(env, sum, &result);
+  return result;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   auto* instance = new Instance();
   instance->isa = cream::DetectIsa();
@@ -927,6 +982,7 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"gemm", nullptr, GemmCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"fused", nullptr, FusedCall, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumSquaresList", nullptr, SumSquaresListCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"packPanels", nullptr, PackPanelsCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gemmPacked", nullptr, GemmPackedCall, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"decodeLayer", nullptr, DecodeLayerCall, nullptr, nullptr, nullptr, napi_default, nullptr},

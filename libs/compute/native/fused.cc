@@ -1357,6 +1357,34 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
   });
 }
 
+double SumSquaresList(const float* const* spans, const size_t* sizes, size_t count, ThreadPool& pool) {
+  constexpr size_t kChunk = 4096;
+  struct Chunk {
+    const float* x;
+    size_t n;
+  };
+  std::vector<Chunk> chunks;
+  size_t total = 0;
+  for (size_t i = 0; i < count; ++i) {
+    for (size_t c = 0; c < sizes[i]; c += kChunk) chunks.push_back({spans[i] + c, std::min(kChunk, sizes[i] - c)});
+    total += sizes[i];
+  }
+  std::vector<float> sums(chunks.size());
+  const size_t parts = total < kParallelValues ? 1 : std::min(pool.size(), chunks.size());
+  const auto body = [&](size_t index) {
+    const size_t c1 = chunks.size() * (index + 1) / parts;
+    for (size_t c = chunks.size() * index / parts; c < c1; ++c) sums[c] = Dot(chunks[c].x, chunks[c].x, chunks[c].n);
+  };
+  if (parts <= 1) {
+    body(0);
+  } else {
+    pool.Run(parts, body);
+  }
+  double sum = 0.0;
+  for (float value : sums) sum += value;
+  return sum;
+}
+
 double SumSquares(const float* x, size_t n, ThreadPool& pool) {
   constexpr size_t kChunk = 4096;
   const size_t chunks = (n + kChunk - 1) / kChunk;

@@ -87,6 +87,11 @@ void AdamWUpdate(const float* p, const float* m, const float* v, const float* g,
 
 // sum of x[i]^2 over n values (a gradient's share of the global norm).
 double SumSquares(const float* x, size_t n, ThreadPool& pool);
+// sum(x^2) over every value of `count` spans (spans[i] holding sizes[i]
+// floats), as one vector: chunks of 4096 summed in float lanes, the chunk sums
+// added in double in list order, whatever the thread count. One pass of the
+// pool for all of them (a global gradient norm over many weights).
+double SumSquaresList(const float* const* spans, const size_t* sizes, size_t count, ThreadPool& pool);
 
 // One Llama decoder layer for one new token per sequence (a decoding step),
 // start to end in one call: RMSNorm, q/k/v products, rotary at each

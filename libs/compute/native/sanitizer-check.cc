@@ -164,7 +164,11 @@ int main() {
     AddRmsNorm(rx.data(), ry.data(), rw.data(), rh.data(), rn.data(), nr, nd, 1e-6f, pool);
     RmsNormGrad(rh.data(), rw.data(), rdy.data(), rdh.data(), rdx.data(), rdw.data(), nr, nd, 1e-6f, pool);
     RmsNormGrad(rh.data(), rw.data(), rdy.data(), nullptr, rdx.data(), rdw.data(), 3, nd, 1e-6f, pool);
-    runs += 13;
+    // Sums of squares over spans of several sizes, one past a chunk, threaded.
+    const float* list_spans[3] = {rx.data(), ry.data() + 1, rw.data()};
+    const size_t list_sizes[3] = {nr * nd, nr * nd - 1, nd};
+    if (!(SumSquaresList(list_spans, list_sizes, 3, pool) > 0.0)) ++bad;
+    runs += 14;
   }
   printf("%d runs, %d bad\n", runs, bad);
   return bad != 0;

@@ -68,6 +68,7 @@ const Op = {
 const backendName = 'wasm';
 let installed = false;
 let enabled = true;
+let installedNative: NativeGemm | undefined;
 
 interface KernelArgs {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -369,6 +370,7 @@ export function registerFusedKernels(native: NativeGemm): void {
     tf.registerKernel({ kernelName, backendName, kernelFunc });
   }
   installed = true;
+  installedNative = native;
 }
 
 /**
@@ -483,6 +485,26 @@ export function prefillLayer(
   if (!Array.isArray(result)) return { out: result as tf.Tensor2D };
   const [out, keys, values] = result;
   return { out: out as tf.Tensor2D, keys: keys as tf.Tensor4D, values: values as tf.Tensor4D };
+}
+
+/**
+ * sum(x^2) over every value of `tensors` as one vector, read where they lie
+ * in the wasm heap by one native call (no kernel per tensor, no read back of
+ * a tensor), or undefined when the fused kernels are not active or a tensor
+ * is not float32 in the heap.
+ */
+export function nativeSumOfSquares(tensors: readonly tf.Tensor[]): number | undefined {
+  if (!fusedKernelsActive() || installedNative === undefined) return undefined;
+  const backend = tf.backend() as unknown as WasmBackend;
+  const offsets: number[] = [];
+  const sizes: number[] = [];
+  for (const t of tensors) {
+    const offset = t.dtype === 'float32' && !t.isDisposed ? heapOffset(backend, t) : undefined;
+    if (offset === undefined) return undefined;
+    offsets.push(offset);
+    sizes.push(t.size);
+  }
+  return installedNative.sumSquaresList(backend.wasm.HEAPF32, offsets, sizes);
 }
 
 /** Whether the ops run the fused kernels: registered, enabled, and the wasm backend is the active one. */

@@ -266,5 +266,10 @@ describe('native gemm', () => {
     expect(() => gemm(a, b, { batchA: 2, batchB: 3, m: 1, n: 1, k: 1 })).toThrow(GemmShapeError);
     expect(() => gemm(a, b, { batchA: 1, batchB: 1, m: 2, n: 2, k: 2 })).toThrow(GemmShapeError);
     expect(() => native.configure({ isa: 'sse9' as never })).toThrow(/unknown isa/);
+    const heap = new Float32Array(10).fill(2);
+    expect(native.sumSquaresList(heap, [0, 8], [3, 2])).toBe(20);
+    expect(() => native.sumSquaresList(heap, [0, 8], [3, 3])).toThrow(/span\[1\] needs 3 floats at offset 8/);
+    expect(() => native.sumSquaresList(heap, [0], [3, 2])).toThrow(/got 1 offsets and 2 sizes/);
+    expect(() => native.sumSquaresList(heap, [-1], [3])).toThrow(/offsets\[0\] must be a non-negative integer/);
   });
 });

@@ -45,6 +45,7 @@ interface RawAddon {
     leakyAlpha: number,
   ): void;
   fused(op: number, heap: Float32Array, ...numbers: number[]): void;
+  sumSquaresList(heap: Float32Array, offsets: number[], sizes: number[]): number;
   packPanels(w: Float32Array, wOffset: number, n: number, k: number, out: Float32Array): void;
   gemmPacked(a: Float32Array, aOffset: number, packed: Float32Array, c: Float32Array, cOffset: number, m: number, n: number, k: number): void;
   decodeLayer(heap: Float32Array, offsets: number[], weights: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void;
@@ -92,6 +93,11 @@ export class NativeGemm {
    */
   fused(op: number, heap: Float32Array, numbers: readonly number[]): void {
     this.addon.fused(op, heap, ...numbers);
+  }
+
+  /** sum(x^2) over the spans of `heap` at offsets[i] (floats) of sizes[i] floats, as one vector, in one pass of the pool. */
+  sumSquaresList(heap: Float32Array, offsets: number[], sizes: number[]): number {
+    return this.addon.sumSquaresList(heap, offsets, sizes);
   }
 
   /**

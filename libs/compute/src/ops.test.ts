@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCompute } from './backend';
 import { fusedKernelsActive, useFusedKernels } from './fused-kernels';
 import { loadNativeGemm } from './native';
-import { adamwUpdate, addRmsNorm, causalAttention, logSoftmaxGather, maskedSoftmax, qkvAttention, qkvHeads, rmsNorm, rotaryHeads, sumOfSquares, swiglu, swigluMerged } from './ops';
+import { adamwUpdate, addRmsNorm, causalAttention, logSoftmaxGather, maskedSoftmax, qkvAttention, qkvHeads, rmsNorm, rotaryHeads, sumOfSquares, sumOfSquaresAll, swiglu, swigluMerged } from './ops';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
 
 const random = seededUniform(21);
@@ -354,6 +354,33 @@ describe('fused ops', () => {
         useFusedKernels(true);
         x.dispose();
       }
+    }
+  });
+
+  it('sumOfSquaresAll equals the float64 sum over many tensors, the same on 1 and 2 threads, native and composed', () => {
+    const sizes = [1, 37, 4096, 4097, 70007, 160];
+    const arrays = sizes.map((n) => randomFloats(n, random));
+    const tensors = arrays.map((values, i) => tf.reshape(tf.tensor1d(values), i === 4 ? [7, 10000 + 1] : [values.length]));
+    let want = 0;
+    for (const values of arrays) for (const value of values) want += value * value;
+    const native = loadNativeGemm();
+    if (!native.ok) throw new Error(native.reason);
+    const threads = native.native.info().threads;
+    try {
+      const byThreads = [1, 2].map((t) => {
+        native.native.configure({ threads: t });
+        return sumOfSquaresAll(tensors);
+      });
+      // Chunk sums added in list order: the same number whatever the split.
+      expect(byThreads[0]).toBe(byThreads[1]);
+      expect(Math.abs(byThreads[0] - want) / want).toBeLessThan(1e-6);
+      useFusedKernels(false);
+      expect(Math.abs(sumOfSquaresAll(tensors) - want) / want).toBeLessThan(1e-4);
+      expect(sumOfSquaresAll([])).toBe(0);
+    } finally {
+      useFusedKernels(true);
+      native.native.configure({ threads });
+      tf.dispose(tensors);
     }
   });
 

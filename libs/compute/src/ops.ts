@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import { ComputeError } from './errors';
-import { FusedKernel, fusedKernelsActive } from './fused-kernels';
+import { FusedKernel, fusedKernelsActive, nativeSumOfSquares } from './fused-kernels';
 
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, number | boolean> = {}) =>
   tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap);
@@ -255,6 +255,23 @@ export function logSoftmaxGather(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.
     const picks = tf.cast(tf.oneHot(targets, logits.shape[1]), 'float32'); // [N, V]
     return tf.sum(tf.mul(logProbs, picks), -1) as tf.Tensor1D; // [N]
   });
+}
+
+/**
+ * sum(x^2) over every value of all `tensors` as one vector, as a number (a
+ * global gradient norm's square): one native pass over all of them on
+ * wasm+native, else sumOfSquares per tensor, added and read back once.
+ */
+export function sumOfSquaresAll(tensors: readonly tf.Tensor[]): number {
+  if (tensors.length === 0) return 0;
+  const direct = nativeSumOfSquares(tensors);
+  if (direct !== undefined) return direct;
+  const total = tf.tidy(() => tf.addN(tensors.map((t) => sumOfSquares(t)))); // []
+  try {
+    return total.dataSync()[0];
+  } finally {
+    total.dispose();
+  }
 }
 
 /** sum(x^2) over every value of x, as a scalar tensor: one pass on wasm+native (a gradient's share of the global norm). */

@@ -2,20 +2,13 @@
 // norm of all gradients taken as one vector; when it exceeds maxNorm every
 // gradient is scaled by maxNorm / (norm + 1e-6).
 
-import { sumOfSquares } from '@cream/compute';
+import { sumOfSquaresAll } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidOptionError } from '../errors';
 
-/** The L2 norm of all `gradients` together, as one vector (a single read back). */
+/** The L2 norm of all `gradients` together, as one vector (one native pass on wasm+native, else a single read back). */
 export function globalNorm(gradients: Iterable<tf.Tensor>): number {
-  const list = [...gradients];
-  if (list.length === 0) return 0;
-  const total = tf.tidy(() => tf.addN(list.map((gradient) => sumOfSquares(gradient)))); // []
-  try {
-    return Math.sqrt(total.dataSync()[0]);
-  } finally {
-    total.dispose();
-  }
+  return Math.sqrt(sumOfSquaresAll([...gradients]));
 }
 
 /**
