@@ -7,7 +7,7 @@
 // CREAM_BACKEND says otherwise), then on wasm with the native kernels when
 // built, the backend the services train on.
 import * as tf from '@tensorflow/tfjs-core';
-import { initCompute, silentLogger } from '@cream/compute';
+import { FusedKernel, initCompute, silentLogger } from '@cream/compute';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_CONFIGS, referenceResponseLogProbs, toReferenceWeights, type ReferenceWeights } from '../testing';
 import type { ModelConfig } from '../config';
@@ -147,6 +147,25 @@ describe('gradients through the decoder (wasm)', () => {
     expect(tf.getBackend()).toBe('wasm');
     expect(checkGradients(TEST_CONFIGS.qwen2, 5, sftThroughModel, referenceSftLoss)).toBeGreaterThan(20);
     expect(checkGradients(TEST_CONFIGS.qwen2, 6, dpoThroughModel, referenceDpoLoss)).toBeGreaterThan(20);
+  }, SLOW);
+
+  it('SFT and DPO losses (llamaGqaTied: attention read from the merged q/k/v projection, residual adds joined to the norms): tfjs gradients equal float64 central differences', async () => {
+    const config = TEST_CONFIGS.llamaGqaTied;
+    // The fused kernels this config's training step runs on wasm+native (a plain Llama: no biases, no q/k norms).
+    const test = testModel(config, 11);
+    const profile = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(() => sftThroughModel(test.model), [...test.model.weights.values()] as tf.Variable[]);
+      tf.dispose([value, ...Object.values(grads)]);
+      return [];
+    });
+    test.dispose();
+    const names = new Set(profile.kernels.map((k) => k.name));
+    for (const name of [FusedKernel.qkvAttention, FusedKernel.qkvAttentionGrad, FusedKernel.addRmsNorm, FusedKernel.rmsNormGrad]) {
+      expect(names.has(name), name).toBe(true);
+    }
+    expect(names.has(FusedKernel.qkvHeads)).toBe(false);
+    expect(checkGradients(config, 7, sftThroughModel, referenceSftLoss)).toBeGreaterThan(20);
+    expect(checkGradients(config, 8, dpoThroughModel, referenceDpoLoss)).toBeGreaterThan(20);
   }, SLOW);
 
   it('a DPO run lowers its loss and leaves no tensor or data buffer behind', async () => {
