@@ -92,6 +92,15 @@ bool CheckExtent(napi_env env, const char* what, size_t offset, size_t count, si
   return true;
 }
 
+// The call's `expected` arguments into argv; false, with an error naming the
+// call, when it got another number of them.
+bool GetArgs(napi_env env, napi_callback_info info, const char* call, size_t expected, napi_value* argv) {
+  size_t argc = expected;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != expected) return Fail(env, std::string(call) + " expects " + std::to_string(expected) + " arguments");
+  return true;
+}
+
 bool MulFits(size_t a, size_t b, size_t* out) {
   if (a != 0 && b > SIZE_MAX / a) return false;
   *out = a * b;
@@ -599,15 +608,10 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
 // packPanels(w, wOffset, n, k, out): packs W [n, k] at w[wOffset..] into
 // `out` (PackedPanelsSize(n, k) floats, see gemm.h) for gemmPacked.
 napi_value PackPanelsCall(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (!GetArgs(env, info, "packPanels", 5, argv)) return nullptr;
   float *w = nullptr, *out = nullptr;
   size_t w_len = 0, out_len = 0, w_off = 0, n = 0, k = 0, count = 0;
-  if (argc != 5) {
-    Fail(env, "packPanels expects 5 arguments");
-    return nullptr;
-  }
   if (!GetFloats(env, argv[0], "w", &w, &w_len) || !GetSize(env, argv[1], "wOffset", &w_off) ||
       !GetSize(env, argv[2], "n", &n) || !GetSize(env, argv[3], "k", &k) ||
       !GetFloats(env, argv[4], "out", &out, &out_len)) {
@@ -628,13 +632,8 @@ napi_value PackPanelsCall(napi_env env, napi_callback_info info) {
 // gemmPacked(a, aOffset, packed, c, cOffset, m, n, k): C [m, n] = A [m, k] . W^T
 // with W packed by packPanels.
 napi_value GemmPackedCall(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 8) {
-    Fail(env, "gemmPacked expects 8 arguments");
-    return nullptr;
-  }
+  if (!GetArgs(env, info, "gemmPacked", 8, argv)) return nullptr;
   Instance* instance = GetInstance(env);
   float *a = nullptr, *packed = nullptr, *c = nullptr;
   size_t a_len = 0, packed_len = 0, c_len = 0, a_off = 0, c_off = 0, m = 0, n = 0, k = 0, mk = 0, mn = 0;
@@ -669,13 +668,8 @@ napi_value GemmPackedCall(napi_env env, napi_callback_info info) {
 // [b], each sequence's first slot; sizes: b, d, hq, hkv, dh, inter, s,
 // tablePositions and optionally t (default 1).
 napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 6) {
-    Fail(env, "decodeLayer expects 6 arguments");
-    return nullptr;
-  }
+  if (!GetArgs(env, info, "decodeLayer", 6, argv)) return nullptr;
   Instance* instance = GetInstance(env);
   float* heap = nullptr;
   size_t heap_len = 0;
@@ -921,13 +915,8 @@ napi_value ConfigureCall(napi_env env, napi_callback_info info) {
 // sumSquaresList(heap, offsets, sizes): sum(x^2) over the spans of heap at
 // offsets[i] (floats) holding sizes[i] floats, as one number (SumSquaresList).
 napi_value SumSquaresListCall(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 3) {
-    Fail(env, "sumSquaresList expects 3 arguments");
-    return nullptr;
-  }
+  if (!GetArgs(env, info, "sumSquaresList", 3, argv)) return nullptr;
   float* heap = nullptr;
   size_t heap_len = 0;
   if (!GetFloats(env, argv[0], "heap", &heap, &heap_len)) return nullptr;

@@ -271,5 +271,8 @@ describe('native gemm', () => {
     expect(() => native.sumSquaresList(heap, [0, 8], [3, 3])).toThrow(/span\[1\] needs 3 floats at offset 8/);
     expect(() => native.sumSquaresList(heap, [0], [3, 2])).toThrow(/got 1 offsets and 2 sizes/);
     expect(() => native.sumSquaresList(heap, [-1], [3])).toThrow(/offsets\[0\] must be a non-negative integer/);
+    const addon = (native as unknown as { addon: Record<string, (...args: unknown[]) => unknown> }).addon;
+    expect(() => addon.sumSquaresList(heap, [0])).toThrow(/sumSquaresList expects 3 arguments/);
+    expect(() => addon.gemmPacked(heap)).toThrow(/gemmPacked expects 8 arguments/);
   });
 });
