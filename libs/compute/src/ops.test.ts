@@ -221,6 +221,13 @@ const cases: Case[] = [
     differentiable: [0],
   },
   {
+    // One token per row, no cache (a one-token scoring pass): each query sees its own key only.
+    name: 'qkvAttention (one token)',
+    inputs: () => [uniform([3, 1, (2 + 2 * 1) * 8]), uniform([3, 1, 4]), uniform([3, 1, 4]), causalMask(3, 1, 1)],
+    op: (x, c, s, m) => qkvAttention(x as tf.Tensor3D, c, s, 2, 1, m),
+    differentiable: [0],
+  },
+  {
     // Wider than the register-tiled products take: the GEMM's.
     name: 'qkvAttention (136-wide heads)',
     inputs: () => [uniform([1, 9, 3 * 136]), uniform([1, 9, 68]), uniform([1, 9, 68]), causalMask(1, 9, 9)],
