@@ -228,10 +228,11 @@ enum class FusedOp {
   kSwiGluMergedGrad = 20,
   kAddRmsNorm = 21,
   kRmsNormGrad = 22,
+  kScatterAddRows = 23,
 };
-constexpr size_t kFusedOps = 23;
+constexpr size_t kFusedOps = 24;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 16, 17, 3, 12, 4, 5, 8, 9};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 16, 17, 3, 12, 4, 5, 8, 9, 6};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
   constexpr size_t kMaxArgs = 19;
@@ -285,11 +286,12 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
     *out = total;
     return true;
   };
-  auto targets_in_range = [&](const float* raw, size_t rows, size_t v) {
+  // int32 ids (the `what` of each row: a target, an index) in [0, v).
+  auto ids_in_range = [&](const float* raw, size_t rows, size_t v, const char* what) {
     const auto* targets = reinterpret_cast<const int32_t*>(raw);
     for (size_t r = 0; r < rows; ++r) {
       if (targets[r] < 0 || static_cast<size_t>(targets[r]) >= v) {
-        return Fail(env, "target " + std::to_string(targets[r]) + " at row " + std::to_string(r) +
+        return Fail(env, std::string(what) + " " + std::to_string(targets[r]) + " at row " + std::to_string(r) +
                              " is outside [0, " + std::to_string(v) + ")", true);
       }
     }
@@ -323,6 +325,19 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
           return nullptr;
         }
         cream::RmsNormGradX(a, b, c, d, rows, width, static_cast<float>(num[6]), pool);
+        break;
+      }
+      case FusedOp::kScatterAddRows: {  // indices (int32 [m]), updates [m, width], out [rows, width], m, rows, width
+        size_t m = 0, rows = 0, width = 0, in_total = 0, out_total = 0;
+        if (!size(3, &m) || !size(4, &rows) || !size(5, &width) || !product({m, width}, &in_total) ||
+            !product({rows, width}, &out_total)) {
+          return nullptr;
+        }
+        if (!span(0, m, "indices", &a) || !span(1, in_total, "updates", &b) || !span(2, out_total, "out", &c) ||
+            !ids_in_range(a, m, rows, "index")) {
+          return nullptr;
+        }
+        cream::ScatterAddRows(reinterpret_cast<const int32_t*>(a), b, c, m, rows, width, pool);
         break;
       }
       case FusedOp::kAddRmsNorm: {  // x, y, w, h, out, rows, d, eps
@@ -408,7 +423,7 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         size_t rows = 0, v = 0, total = 0;
         if (!size(3, &rows) || !size(4, &v) || !product({rows, v}, &total)) return nullptr;
         if (!span(0, total, "logits", &a) || !span(1, rows, "targets", &b) || !span(2, rows, "out", &c) ||
-            !targets_in_range(b, rows, v)) {
+            !ids_in_range(b, rows, v, "target")) {
           return nullptr;
         }
         cream::LogSoftmaxGather(a, reinterpret_cast<const int32_t*>(b), c, rows, v, pool);
@@ -418,7 +433,7 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
         size_t rows = 0, v = 0, total = 0;
         if (!size(4, &rows) || !size(5, &v) || !product({rows, v}, &total)) return nullptr;
         if (!span(0, total, "logits", &a) || !span(1, rows, "targets", &b) || !span(2, rows, "dy", &c) ||
-            !span(3, total, "dlogits", &d) || !targets_in_range(b, rows, v)) {
+            !span(3, total, "dlogits", &d) || !ids_in_range(b, rows, v, "target")) {
           return nullptr;
         }
         cream::LogSoftmaxGatherGrad(a, reinterpret_cast<const int32_t*>(b), c, d, rows, v, pool);

@@ -951,6 +951,18 @@ void PermuteChunks(const float* x, float* out, const size_t dims[3], const size_
   });
 }
 
+void ScatterAddRows(const int32_t* indices, const float* updates, float* out, size_t m, size_t rows, size_t width,
+                    ThreadPool& pool) {
+  ForRows(pool, rows, m * width / std::max<size_t>(rows, 1) + width, [&](size_t r0, size_t r1) {
+    std::fill(out + r0 * width, out + r1 * width, 0.0f);
+    for (size_t i = 0; i < m; ++i) {
+      const size_t row = static_cast<size_t>(indices[i]);
+      if (row < r0 || row >= r1) continue;
+      AddRange(out + row * width, updates + i * width, out + row * width, 0, width);
+    }
+  });
+}
+
 void AddSame(const float* a, const float* b, float* out, size_t n, ThreadPool& pool) {
   ForRows(pool, (n + 1023) / 1024, 1024, [&](size_t r0, size_t r1) { AddRange(a, b, out, r0 * 1024, std::min(n, r1 * 1024)); });
 }

@@ -63,6 +63,12 @@ void PermuteChunks(const float* x, float* out, const size_t dims[3], const size_
                    ThreadPool& pool);
 // out = a + b elementwise, n values.
 void AddSame(const float* a, const float* b, float* out, size_t n, ThreadPool& pool);
+// out [rows, width] = 0, then out[indices[i]] += updates[i] for each row i of
+// updates [m, width], in i's order (a gather's gradient: repeated indices add
+// up). Indices must lie in [0, rows) (the caller checks). Split across the pool
+// by rows of out, each part scanning every index: the same sums on any thread count.
+void ScatterAddRows(const int32_t* indices, const float* updates, float* out, size_t m, size_t rows, size_t width,
+                    ThreadPool& pool);
 // dscores = scale * p * (dy - sum(dy * p)) per row of s, from the softmax output p.
 void MaskedSoftmaxGrad(const float* probs, const float* dy, float* dx, size_t rows, size_t s, float scale,
                        ThreadPool& pool);

@@ -168,7 +168,12 @@ int main() {
     const float* list_spans[3] = {rx.data(), ry.data() + 1, rw.data()};
     const size_t list_sizes[3] = {nr * nd, nr * nd - 1, nd};
     if (!(SumSquaresList(list_spans, list_sizes, 3, pool) > 0.0)) ++bad;
-    runs += 14;
+    // A scatter-add of rows, repeated indices, threaded (more than kParallelValues values).
+    std::vector<int32_t> scatter_rows(nr);
+    for (size_t i = 0; i < nr; ++i) scatter_rows[i] = static_cast<int32_t>((i * 7) % 61);
+    auto scattered = buffer(61 * nd);
+    ScatterAddRows(scatter_rows.data(), rx.data(), scattered.data(), nr, 61, nd, pool);
+    runs += 15;
   }
   printf("%d runs, %d bad\n", runs, bad);
   return bad != 0;

@@ -63,6 +63,7 @@ const Op = {
   swigluMergedGrad: 20,
   addRmsNorm: 21,
   rmsNormGrad: 22,
+  scatterAddRows: 23,
 } as const;
 
 const backendName = 'wasm';
@@ -376,10 +377,11 @@ export function registerFusedKernels(native: NativeGemm): void {
 /**
  * Registers the wasm backend's Transpose (when the last axis stays last: the
  * moves of heads and tokens, rank <= 4, rows of at least 8 values; a second
- * reference to the input when only axes of size 1 move) and Add
- * (float32 of equal shapes: residuals, summed gradients) as native kernels
- * on the thread pool; other cases keep the stock kernels. Gradients are
- * tfjs-core's, registered on the kernel names. Idempotent.
+ * reference to the input when only axes of size 1 move), Add
+ * (float32 of equal shapes: residuals, summed gradients) and ScatterNd (a
+ * float32 scatter-add of rows along the first axis: a gather's gradient) as
+ * native kernels on the thread pool; other cases keep the stock kernels.
+ * Gradients are tfjs-core's, registered on the kernel names. Idempotent.
  */
 export function useNativeTransposeAndAdd(native: NativeGemm): void {
   const [transposeStock, addStock] = [stockKernel(tf.Transpose), stockKernel(tf.Add)];
@@ -415,8 +417,28 @@ export function useNativeTransposeAndAdd(native: NativeGemm): void {
     }
     return launch(native, a.backend, Op.add, { x, y }, [{ shape: x.shape }], (i, o) => [i.x, i.y, o[0], size(x)])[0];
   };
+  // A scatter-add of rows along the first axis (indices [M, 1], the form a
+  // gather's gradient takes): one native pass per part of the output rows,
+  // where the stock kernel walks every value generically (0.88 ms for
+  // [2048, 256] into [512, 256]). An index outside the rows throws.
+  const scatterStock = stockKernel(tf.ScatterNd);
+  const scatterNd: tf.KernelFunc = (params) => {
+    const a = params as unknown as KernelArgs;
+    const [indices, updates] = [a.inputs.indices as tf.TensorInfo, a.inputs.updates as tf.TensorInfo];
+    const shape = a.attrs.shape as number[];
+    const rows = shape[0];
+    const width = tf.util.sizeFromShape(shape.slice(1));
+    const m = indices.shape[0];
+    if (indices.dtype !== 'int32' || updates.dtype !== 'float32' || indices.shape.length !== 2 || indices.shape[1] !== 1 ||
+      shape.length < 1 || size(updates) !== m * width || m === 0 || width === 0 ||
+      heapOffset(a.backend, indices) === undefined || heapOffset(a.backend, updates) === undefined) {
+      return scatterStock.kernelFunc(params);
+    }
+    return launch(native, a.backend, Op.scatterAddRows, { indices, updates }, [{ shape }], (i, o) => [i.indices, i.updates, o[0], m, rows, width])[0];
+  };
   replaceKernel(tf.Transpose, transpose);
   replaceKernel(tf.Add, add);
+  replaceKernel(tf.ScatterNd, scatterNd);
 }
 
 /**

@@ -432,4 +432,28 @@ describe('wasm matmul kernels', () => {
     expect(relativeError(gradient.dataSync(), Float32Array.from(back, (v) => 2 * v))).toBeLessThan(1e-6);
     tf.dispose([x, ints, moved, probe, gradient]);
   });
+
+  it('ScatterNd adding rows along the first axis runs natively: repeated indices add up, in index order, on 1 and 2 threads; an index outside the rows throws', () => {
+    const random = seededUniform(47);
+    const native = loadNativeGemm();
+    if (!native.ok) throw new Error(native.reason);
+    const threads = native.native.info().threads;
+    // Rows of 3 x 5 values, 9 and 5000 updates into 7 and 600 rows (the larger split across the pool).
+    for (const [m, rows] of [[9, 7], [5000, 600]]) {
+      const indices = Array.from({ length: m }, (_, i) => (i * 13 + (i % 4)) % rows);
+      const updates = randomFloats(m * 15, random);
+      const want = new Float32Array(rows * 15);
+      indices.forEach((row, i) => {
+        for (let j = 0; j < 15; j++) want[row * 15 + j] += updates[i * 15 + j];
+      });
+      const sums = [1, 2].map((t) => {
+        native.native.configure({ threads: t });
+        return tf.tidy(() => tf.scatterND(tf.tensor2d(indices, [m, 1], 'int32'), tf.tensor3d(updates, [m, 3, 5]), [rows, 3, 5]).dataSync());
+      });
+      native.native.configure({ threads });
+      expect(Array.from(sums[0]), `${m} into ${rows}`).toEqual(Array.from(want));
+      expect(Array.from(sums[1])).toEqual(Array.from(sums[0]));
+    }
+    expect(() => tf.tidy(() => tf.scatterND(tf.tensor2d([0, 7], [2, 1], 'int32'), tf.ones([2, 4]), [7, 4]))).toThrow(/index 7 at row 1 is outside \[0, 7\)/);
+  });
 });
