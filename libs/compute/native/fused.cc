@@ -1397,22 +1397,6 @@ double SumSquaresList(const float* const* spans, const size_t* sizes, size_t cou
   return sum;
 }
 
-double SumSquares(const float* x, size_t n, ThreadPool& pool) {
-  constexpr size_t kChunk = 4096;
-  const size_t chunks = (n + kChunk - 1) / kChunk;
-  const size_t parts = n < kParallelValues ? 1 : std::min(pool.size(), chunks);
-  std::vector<double> partial(parts, 0.0);
-  pool.Run(parts, [&](size_t index) {
-    const size_t i0 = std::min(n, chunks * index / parts * kChunk);
-    const size_t i1 = index + 1 == parts ? n : std::min(n, chunks * (index + 1) / parts * kChunk);
-    // 16 float lanes per chunk, the chunks summed in double.
-    double total = 0.0;
-    for (size_t c = i0; c < i1; c += kChunk) total += Dot(x + c, x + c, std::min(kChunk, i1 - c));
-    partial[index] = total;
-  });
-  double total = 0.0;
-  for (double value : partial) total += value;
-  return total;
-}
+double SumSquares(const float* x, size_t n, ThreadPool& pool) { return SumSquaresList(&x, &n, 1, pool); }
 
 }  // namespace cream

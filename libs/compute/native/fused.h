@@ -91,7 +91,7 @@ struct AdamWStep {
 void AdamWUpdate(const float* p, const float* m, const float* v, const float* g, float* p_out, float* m_out,
                  float* v_out, size_t n, const AdamWStep& step, ThreadPool& pool);
 
-// sum of x[i]^2 over n values (a gradient's share of the global norm).
+// sum of x[i]^2 over n values (a gradient's share of the global norm): SumSquaresList of one span.
 double SumSquares(const float* x, size_t n, ThreadPool& pool);
 // sum(x^2) over every value of `count` spans (spans[i] holding sizes[i]
 // floats), as one vector: chunks of 4096 summed in float lanes, the chunk sums

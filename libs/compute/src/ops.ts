@@ -133,7 +133,7 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   if (!(mask instanceof tf.Tensor)) {
     const past = mask;
     checkPast('causalAttention', past, B, T, S);
-    if (T > 1 && fusedKernelsActive()) return wholeSequenceAttention(q, k, v, null, past);
+    if (T > 1 && fusedKernelsActive()) return wholeSequenceAttention(q, k, v, past);
     return tf.tidy(() => causalAttention(q, k, v, causalBias(past, T, S)));
   }
   const maskBias = mask;
@@ -142,7 +142,7 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
     // (no gradient: it is never trained through).
     return tf.tidy(() => run(FusedKernel.decodeAttention, { q, keys: k, values: v, mask: tf.reshape(maskBias, [B, S]) }, { scale: 1 / Math.sqrt(headDim) }) as tf.Tensor3D);
   }
-  if (fusedKernelsActive()) return wholeSequenceAttention(q, k, v, maskBias, null);
+  if (fusedKernelsActive()) return wholeSequenceAttention(q, k, v, maskBias);
   return tf.tidy(() => {
     // The query heads sharing a kv head are adjacent: they are the rows of one
     // product per kv head, with no copy of keys and values.
@@ -157,32 +157,53 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
 }
 
 // One kernel per (sequence, query head): scores, softmax and the weighted sum
-// while they are in cache, masked by maskBias or causal from each row's past;
+// while they are in cache, masked by a bias or causal from each row's past;
 // the probabilities are kept for the gradient (one kernel gives dq, dk and dv).
-function wholeSequenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, maskBias: tf.Tensor | null, past: readonly number[] | null): tf.Tensor3D {
+function wholeSequenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor | readonly number[]): tf.Tensor3D {
   const [B, , T, headDim] = q.shape;
   const S = k.shape[2];
-  const scale = 1 / Math.sqrt(headDim);
-  return tf.tidy(() => {
-    // Constants: no gradient.
-    const given: tf.NamedTensorMap = maskBias === null ? { past: tf.tensor1d(past as number[], 'int32') } : { mask: tf.reshape(maskBias, [B, T, S]) };
-    if (!tf.engine().state.gradientDepth) {
-      // No gradient taped (scoring, prefill): the probabilities are not written at all.
-      return run(FusedKernel.attention, { q, keys: k, values: v, ...given }, { scale, keepProbs: false }) as tf.Tensor3D; // [B, T, Hq*Dh]
-    }
-    const attend = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const [qIn, kIn, vIn] = args as tf.Tensor[];
-      const save = args[3] as tf.GradSaveFunc;
-      const [out, probs] = run(FusedKernel.attention, { q: qIn, keys: kIn, values: vIn, ...given }, { scale }) as tf.Tensor[];
-      save([qIn, kIn, vIn, probs]);
-      return {
-        value: out, // [B, T, Hq*Dh]
-        gradFunc: (dy, [qSaved, kSaved, vSaved, probsSaved]) =>
-          run(FusedKernel.attentionGrad, { dy: dy as tf.Tensor, q: qSaved, keys: kSaved, values: vSaved, probs: probsSaved }, { scale }) as tf.Tensor[],
-      };
-    });
-    return attend(q, k, v) as tf.Tensor3D; // [B, T, Hq*Dh]
+  return tf.tidy(() =>
+    attentionKernels(FusedKernel.attention, FusedKernel.attentionGrad, { q, keys: k, values: v }, maskInputs(mask, B, T, S), {}, { scale: 1 / Math.sqrt(headDim) }),
+  );
+}
+
+// The mask as the attention kernels take it (constants: no gradient): a bias [B, T, S], or each row's past.
+function maskInputs(mask: tf.Tensor | readonly number[], B: number, T: number, S: number): tf.NamedTensorMap {
+  return mask instanceof tf.Tensor ? { mask: tf.reshape(mask, [B, T, S]) } : { past: tf.tensor1d(mask as number[], 'int32') };
+}
+
+// A whole-sequence attention kernel and its gradient kernel, [B, T, Hq*Dh]
+// out. `inputs` are differentiated (the gradient kernel returns their
+// gradients in this order), `constants` are not; the gradient kernel reads
+// dy, the inputs, the kept probabilities and `gradConstants`. With no
+// gradient taped (scoring, prefill) the probabilities are not written at all.
+function attentionKernels(
+  forward: string,
+  backward: string,
+  inputs: tf.NamedTensorMap,
+  constants: tf.NamedTensorMap,
+  gradConstants: tf.NamedTensorMap,
+  attrs: Record<string, number>,
+): tf.Tensor3D {
+  if (!tf.engine().state.gradientDepth) return run(forward, { ...inputs, ...constants }, { ...attrs, keepProbs: false }) as tf.Tensor3D;
+  const names = Object.keys(inputs);
+  const constantNames = Object.keys(gradConstants);
+  const attend = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xs = args.slice(0, names.length) as tf.Tensor[];
+    const save = args[names.length] as tf.GradSaveFunc;
+    const named = Object.fromEntries(names.map((name, i) => [name, xs[i]]));
+    const [out, probs] = run(forward, { ...named, ...constants }, attrs) as tf.Tensor[];
+    save([...xs, probs, ...constantNames.map((name) => gradConstants[name])]);
+    return {
+      value: out,
+      gradFunc: (dy, saved) => {
+        const savedInputs = Object.fromEntries(names.map((name, i) => [name, saved[i]]));
+        const savedConstants = Object.fromEntries(constantNames.map((name, i) => [name, saved[names.length + 1 + i]]));
+        return run(backward, { dy: dy as tf.Tensor, ...savedInputs, probs: saved[names.length], ...savedConstants }, attrs) as tf.Tensor | tf.Tensor[];
+      },
+    };
   });
+  return attend(...names.map((name) => inputs[name])) as tf.Tensor3D;
 }
 
 function checkPast(op: string, past: readonly number[], B: number, T: number, S: number): void {
@@ -211,24 +232,9 @@ export function qkvAttention(qkv: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, n
   if (!(mask instanceof tf.Tensor)) checkPast('qkvAttention', mask, B, T, T);
   const attrs = { nHeads, nKvHeads, scale: 1 / Math.sqrt(headDim) };
   return tf.tidy(() => {
-    // Constants: no gradient.
+    // The rotary angles are constants the gradient kernel reads too.
     const angles: tf.NamedTensorMap = { cos: tf.reshape(cos, [B, T, headDim / 2]), sin: tf.reshape(sin, [B, T, headDim / 2]) };
-    const given: tf.NamedTensorMap = mask instanceof tf.Tensor ? { mask: tf.reshape(mask, [B, T, T]) } : { past: tf.tensor1d(mask as number[], 'int32') };
-    if (!tf.engine().state.gradientDepth) {
-      return run(FusedKernel.qkvAttention, { qkv, ...angles, ...given }, { ...attrs, keepProbs: false }) as tf.Tensor3D; // [B, T, Hq*Dh]
-    }
-    const attend = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const qkvIn = args[0] as tf.Tensor;
-      const save = args[1] as tf.GradSaveFunc;
-      const [out, probs] = run(FusedKernel.qkvAttention, { qkv: qkvIn, ...angles, ...given }, attrs) as tf.Tensor[];
-      save([qkvIn, probs, angles.cos, angles.sin]);
-      return {
-        value: out, // [B, T, Hq*Dh]
-        gradFunc: (dy, [qkvSaved, probsSaved, cosSaved, sinSaved]) =>
-          run(FusedKernel.qkvAttentionGrad, { dy: dy as tf.Tensor, qkv: qkvSaved, probs: probsSaved, cos: cosSaved, sin: sinSaved }, attrs) as tf.Tensor,
-      };
-    });
-    return attend(qkv) as tf.Tensor3D; // [B, T, Hq*Dh]
+    return attentionKernels(FusedKernel.qkvAttention, FusedKernel.qkvAttentionGrad, { qkv }, { ...angles, ...maskInputs(mask, B, T, T) }, angles, attrs);
   });
 }
 
