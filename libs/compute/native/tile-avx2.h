@@ -93,6 +93,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void Tile16(const floa
     lo[r] = _mm256_setzero_ps();
     hi[r] = _mm256_setzero_ps();
   }
+#pragma GCC unroll 4
   for (size_t i = 0; i < k; ++i) {
     const float* row = b + i * ldb;
     const __m256 b0 = kMaskedB ? _mm256_maskload_ps(row, mask0) : _mm256_loadu_ps(row);
