@@ -127,7 +127,9 @@ int main() {
     f.wq = pq.data(); f.wk = pk.data(); f.wv = pv.data(); f.wo = po.data(); f.w1 = p1.data(); f.w3 = p3.data(); f.w2 = p2.data();
     PrefillLayer(f, isa, pool);
     // Attention without a mask or probabilities, causal from each row's past,
-    // 40-wide heads (a masked last chunk) and keys past a multiple of 16.
+    // 40-wide heads (AVX2: a 24-wide strip of 4-row tiles and a 16-wide one;
+    // AVX-512: a masked last chunk) and keys past a multiple of 16; then with
+    // probabilities, and its gradient.
     AttentionShape c;
     c.b = 2; c.hq = 2; c.hkv = 1; c.t = 21; c.s = 27; c.dh = 40; c.scale = 0.2f;
     std::vector<int32_t> past = {6, 3};
@@ -135,6 +137,10 @@ int main() {
     auto cq = buffer(c.b * c.hq * c.t * c.dh), ck = buffer(c.b * c.hkv * c.s * c.dh), cv = buffer(c.b * c.hkv * c.s * c.dh);
     auto co = buffer(c.b * c.hq * c.t * c.dh);
     Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), nullptr, c, isa, pool);
+    auto cp = buffer(c.b * c.hq * c.t * c.s), cdy = buffer(c.b * c.hq * c.t * c.dh);
+    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), cp.data(), c, isa, pool);
+    auto cdq = buffer(c.b * c.hq * c.t * c.dh), cdk = buffer(c.b * c.hkv * c.s * c.dh), cdv = buffer(c.b * c.hkv * c.s * c.dh);
+    AttentionGrad(cdy.data(), cq.data(), ck.data(), cv.data(), cp.data(), cdq.data(), cdk.data(), cdv.data(), c, isa, pool);
     // A merged q/k/v projection each way, and merged gate/up with its gradient.
     const size_t qb = 2, qt = 7, qhq = 4, qhkv = 2, qdh = 6;
     auto qkv = buffer(qb * qt * (qhq + 2 * qhkv) * qdh), hq = buffer(qb * qhq * qt * qdh), hk = buffer(qb * qhkv * qt * qdh);

@@ -148,6 +148,62 @@ __attribute__((target("avx2,fma"))) inline void Strip16(const float* a, size_t a
   }
 }
 
+// C[R, 24] (+)= A[R, k] . B[k, 24] for R <= 4: 12 ymm accumulators, three B
+// vectors and a broadcast, A's element (r, i) at a[r * ars + i * aks]. For a
+// head width of 16 j + 8 (40 here), a 24-wide strip and 16-wide ones cover it
+// exactly, where 16-wide strips alone end in one half empty.
+template <int R>
+__attribute__((target("avx2,fma"), always_inline)) inline void Tile24(const float* a, size_t ars, size_t aks,
+                                                                     const float* b, size_t ldb, float* c, size_t ldc,
+                                                                     size_t k, bool accumulate) {
+  __m256 acc[R][3];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    acc[r][0] = _mm256_setzero_ps();
+    acc[r][1] = _mm256_setzero_ps();
+    acc[r][2] = _mm256_setzero_ps();
+  }
+#pragma GCC unroll 4
+  for (size_t i = 0; i < k; ++i) {
+    const float* row = b + i * ldb;
+    const __m256 b0 = _mm256_loadu_ps(row);
+    const __m256 b1 = _mm256_loadu_ps(row + 8);
+    const __m256 b2 = _mm256_loadu_ps(row + 16);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * ars + i * aks);
+      acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+      acc[r][2] = _mm256_fmadd_ps(x, b2, acc[r][2]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    float* out = c + r * ldc;
+#pragma GCC unroll 3
+    for (int j = 0; j < 3; ++j) {
+      if (accumulate) acc[r][j] = _mm256_add_ps(acc[r][j], _mm256_loadu_ps(out + 8 * j));
+      _mm256_storeu_ps(out + 8 * j, acc[r][j]);
+    }
+  }
+}
+
+// C[m, 24] (+)= A[m, k] . B[k, 24], in tiles of 4 rows.
+__attribute__((target("avx2,fma"))) inline void Strip24(const float* a, size_t ars, size_t aks, const float* b,
+                                                        size_t ldb, float* c, size_t ldc, size_t m, size_t k,
+                                                        bool accumulate) {
+  size_t r = 0;
+  for (; r + 4 <= m; r += 4) Tile24<4>(a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, accumulate);
+  a += r * ars;
+  c += r * ldc;
+  switch (m - r) {
+    case 3: return Tile24<3>(a, ars, aks, b, ldb, c, ldc, k, accumulate);
+    case 2: return Tile24<2>(a, ars, aks, b, ldb, c, ldc, k, accumulate);
+    case 1: return Tile24<1>(a, ars, aks, b, ldb, c, ldc, k, accumulate);
+    default: return;
+  }
+}
+
 #endif  // CREAM_TILE_AVX2
 
 }  // namespace avx2

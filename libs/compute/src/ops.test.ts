@@ -192,6 +192,14 @@ const cases: Case[] = [
     differentiable: [0, 1, 2],
   },
   {
+    // 40-wide heads take a 24-wide strip of 4-row tiles and a 16-wide one:
+    // 11 rows and 15 keys leave 3 rows past the 4-row tiles.
+    name: 'causalAttention (40-wide heads, 3 rows past the 4-row tiles)',
+    inputs: () => [uniform([2, 2, 11, 40]), uniform([2, 1, 15, 40]), uniform([2, 1, 15, 40]), causalMask(2, 11, 15)],
+    op: (q, k, v, m) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m),
+    differentiable: [0, 1, 2],
+  },
+  {
     // The causal mask given as each row's past (no bias tensor), queries at slots 4.. and 0..
     name: 'causalAttention (causal from each row\'s past)',
     inputs: () => [uniform([2, 4, 9, 40]), uniform([2, 2, 13, 40]), uniform([2, 2, 13, 40])],
@@ -218,6 +226,13 @@ const cases: Case[] = [
     name: 'qkvAttention (causal from each row\'s past)',
     inputs: () => [uniform([2, 19, 3 * 2 * 64]), uniform([2, 19, 32]), uniform([2, 19, 32])],
     op: (x, c, s) => qkvAttention(x as tf.Tensor3D, c, s, 2, 2, [0, 0]),
+    differentiable: [0],
+  },
+  {
+    // 40-wide heads from the merged projection, 14 tokens: 2 rows past the 4-row tiles.
+    name: 'qkvAttention (40-wide heads, 2 rows past the 4-row tiles)',
+    inputs: () => [uniform([2, 14, (2 + 2 * 1) * 40]), uniform([2, 14, 20]), uniform([2, 14, 20]), causalMask(2, 14, 14)],
+    op: (x, c, s, m) => qkvAttention(x as tf.Tensor3D, c, s, 2, 1, m),
     differentiable: [0],
   },
   {
