@@ -1,8 +1,10 @@
-// The one AVX2+FMA register tile of the products that read an operand in
-// place (gemm.cc's packed decoding weights, fused.cc's attention products):
-// R <= 6 rows of A against a strip of 16 columns of B, 12 ymm accumulators
-// plus two B vectors and a broadcast in the 16 registers, the shape of
-// gemm.cc's Kernel6x16Avx2.
+// The AVX2+FMA register tiles of the products that read an operand in place
+// (gemm.cc's packed decoding weights, fused.cc's attention products): R <= 6
+// rows of A against a strip of 16 columns of B, 12 ymm accumulators plus two B
+// vectors and a broadcast in the 16 registers, the shape of gemm.cc's
+// Kernel6x16Avx2; and R <= 4 rows against 24 columns (three B vectors), for a
+// head width of 16 j + 8. Their depth loops are unrolled four times, as the
+// GEMM's: the loop's own instructions cost about a tenth of a tile's time.
 #ifndef CREAM_COMPUTE_TILE_AVX2_H_
 #define CREAM_COMPUTE_TILE_AVX2_H_
 
