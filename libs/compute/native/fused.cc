@@ -252,39 +252,40 @@ CREAM_INLINE void PrefetchHeadRow(const float* row, size_t dh, bool for_write) {
 }
 
 // Head `slot` of sequence bi in a merged projection [b, t, row_heads, dh]
-// (tokens first) to dst [t, dh], rotated by the sequence's angle rows (cos and
-// sin [b, t, dh / 2]) unless cos is nullptr: one task's q, k or v of
-// Attention and AttentionGrad with AttentionShape::cos set.
-CREAM_CLONES void GatherHead(const float* qkv, size_t row_heads, size_t slot, size_t bi, size_t t, size_t dh,
-                             const float* cos, const float* sin, float* dst) {
+// (tokens first) to or from the rows [t, dh] of one task's q, k or v
+// (Attention and AttentionGrad with AttentionShape::cos set), rotated on the
+// way by the sequence's angle rows (cos and sin [b, t, dh / 2]) unless cos is
+// nullptr: from `from` into `to`, whose rows are the merged projection's when
+// kToMerged (a gradient, rotated back by the negated angles), else `from`'s.
+template <bool kToMerged>
+CREAM_INLINE void MoveHead(const float* from, float* to, size_t row_heads, size_t slot, size_t bi, size_t t,
+                           size_t dh, const float* cos, const float* sin) {
   const size_t half = dh / 2;
   for (size_t ti = 0; ti < t; ++ti) {
     const size_t r = bi * t + ti;
-    const float* src = qkv + (r * row_heads + slot) * dh;
-    if (ti + kHeadRowsAhead < t) PrefetchHeadRow(src + kHeadRowsAhead * row_heads * dh, dh, false);
+    const size_t merged = (r * row_heads + slot) * dh, rows = ti * dh;
+    const float* src = from + (kToMerged ? rows : merged);
+    float* dst = to + (kToMerged ? merged : rows);
+    if (ti + kHeadRowsAhead < t) {
+      const float* ahead = (kToMerged ? dst : src) + kHeadRowsAhead * row_heads * dh;
+      PrefetchHeadRow(ahead, dh, kToMerged);
+    }
     if (cos == nullptr) {
-      std::memcpy(dst + ti * dh, src, dh * sizeof(float));
+      std::memcpy(dst, src, dh * sizeof(float));
     } else {
-      RotateHead(src, cos + r * half, sin + r * half, 1.0f, dst + ti * dh, half);
+      RotateHead(src, cos + r * half, sin + r * half, kToMerged ? -1.0f : 1.0f, dst, half);
     }
   }
 }
 
-// GatherHead's inverse for gradients: src [t, dh] to head `slot` of sequence
-// bi in d_qkv, rotated back unless cos is nullptr.
+CREAM_CLONES void GatherHead(const float* qkv, size_t row_heads, size_t slot, size_t bi, size_t t, size_t dh,
+                             const float* cos, const float* sin, float* dst) {
+  MoveHead<false>(qkv, dst, row_heads, slot, bi, t, dh, cos, sin);
+}
+
 CREAM_CLONES void ScatterHead(const float* src, size_t row_heads, size_t slot, size_t bi, size_t t, size_t dh,
                               const float* cos, const float* sin, float* d_qkv) {
-  const size_t half = dh / 2;
-  for (size_t ti = 0; ti < t; ++ti) {
-    const size_t r = bi * t + ti;
-    float* dst = d_qkv + (r * row_heads + slot) * dh;
-    if (ti + kHeadRowsAhead < t) PrefetchHeadRow(dst + kHeadRowsAhead * row_heads * dh, dh, true);
-    if (cos == nullptr) {
-      std::memcpy(dst, src + ti * dh, dh * sizeof(float));
-    } else {
-      RotateHead(src + ti * dh, cos + r * half, sin + r * half, -1.0f, dst, half);
-    }
-  }
+  MoveHead<true>(src, d_qkv, row_heads, slot, bi, t, dh, cos, sin);
 }
 
 // dst = softmax(src * scale + bias) over n values (bias may be null; src may

@@ -1,10 +1,9 @@
-// The AVX2+FMA register tiles of the products that read an operand in place
-// (gemm.cc's packed decoding weights, fused.cc's attention products): R <= 6
-// rows of A against a strip of 16 columns of B, 12 ymm accumulators plus two B
-// vectors and a broadcast in the 16 registers, the shape of gemm.cc's
-// Kernel6x16Avx2; and R <= 4 rows against 24 columns (three B vectors), for a
-// head width of 16 j + 8. Their depth loops are unrolled four times, as the
-// GEMM's: the loop's own instructions cost about a tenth of a tile's time.
+// The AVX2+FMA register tile of the products that read an operand in place
+// (gemm.cc's packed decoding weights, fused.cc's attention products), over V
+// vectors of 8 columns: R <= 6 rows of A against a strip of 16 columns of B
+// (V = 2: 12 ymm accumulators plus two B vectors and a broadcast in the 16
+// registers, the shape of gemm.cc's Kernel6x16Avx2), or R <= 4 rows against
+// 24 columns (V = 3) for a head width of 16 j + 8.
 #ifndef CREAM_COMPUTE_TILE_AVX2_H_
 #define CREAM_COMPUTE_TILE_AVX2_H_
 
@@ -77,56 +76,89 @@ __attribute__((target("avx"))) inline void TransposeRect(const float* src, size_
   }
 }
 
-// C[R, cols] (+)= A[R, k] . B[k, cols] for cols <= 16: A's element (r, i) at
-// a[r * ars + i * aks] (a transposed A swaps the strides), B rows ldb apart,
-// C rows ldc apart. kMaskedB reads B's row only up to cols (B ends there);
-// without it all 16 columns of each B row are read (a padded B) and the
-// products past cols dropped. C past cols is neither read nor written.
-template <int R, bool kMaskedB>
-__attribute__((target("avx2,fma"), always_inline)) inline void Tile16(const float* a, size_t ars, size_t aks,
-                                                                     const float* b, size_t ldb, float* c, size_t ldc,
-                                                                     size_t k, size_t cols, bool accumulate) {
-  const __m256i mask0 = LeadingLanes(cols < 8 ? cols : 8);
-  const __m256i mask1 = LeadingLanes(cols > 8 ? cols - 8 : 0);
-  __m256 lo[R];
-  __m256 hi[R];
+// The lanes of vector v (8 floats) of a row `cols` floats wide.
+__attribute__((target("avx2"))) inline __m256i VectorLanes(size_t cols, int v) {
+  const size_t begin = static_cast<size_t>(v) * 8;
+  return LeadingLanes(cols > begin ? (cols - begin < 8 ? cols - begin : 8) : 0);
+}
+
+// C[R, cols] (+)= A[R, k] . B[k, cols] for cols <= 8 V: R x V accumulators, V
+// B vectors and a broadcast (12 + V + 1 of the 16 registers at R = 12 / V).
+// A's element (r, i) at a[r * ars + i * aks] (a transposed A swaps the
+// strides), B rows ldb apart, C rows ldc apart. kMaskedB reads B's row only
+// up to cols (B ends there); without it all 8 V columns of each B row are
+// read (a padded B) and the products past cols dropped. C past cols is
+// neither read nor written. The depth loop is unrolled four times, as the
+// GEMM's: the loop's own instructions cost about a tenth of a tile's time.
+template <int R, int V, bool kMaskedB>
+__attribute__((target("avx2,fma"), always_inline)) inline void TileVectors(const float* a, size_t ars, size_t aks,
+                                                                          const float* b, size_t ldb, float* c,
+                                                                          size_t ldc, size_t k, size_t cols,
+                                                                          bool accumulate) {
+  __m256i load_mask[V];
+#pragma GCC unroll 3
+  for (int v = 0; v < V; ++v) load_mask[v] = kMaskedB ? VectorLanes(cols, v) : _mm256_setzero_si256();
+  __m256 acc[R][V];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
-    lo[r] = _mm256_setzero_ps();
-    hi[r] = _mm256_setzero_ps();
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_ps();
   }
 #pragma GCC unroll 4
   for (size_t i = 0; i < k; ++i) {
     const float* row = b + i * ldb;
-    const __m256 b0 = kMaskedB ? _mm256_maskload_ps(row, mask0) : _mm256_loadu_ps(row);
-    const __m256 b1 = kMaskedB ? _mm256_maskload_ps(row + 8, mask1) : _mm256_loadu_ps(row + 8);
+    __m256 bv[V];
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) bv[v] = kMaskedB ? _mm256_maskload_ps(row + 8 * v, load_mask[v]) : _mm256_loadu_ps(row + 8 * v);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
       const __m256 x = _mm256_broadcast_ss(a + r * ars + i * aks);
-      lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
-      hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+#pragma GCC unroll 3
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(x, bv[v], acc[r][v]);
     }
   }
-  const bool whole = cols >= 16;
+  const bool whole = cols >= static_cast<size_t>(8 * V);
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
     float* out = c + r * ldc;
-    if (whole) {
-      if (accumulate) {
-        lo[r] = _mm256_add_ps(lo[r], _mm256_loadu_ps(out));
-        hi[r] = _mm256_add_ps(hi[r], _mm256_loadu_ps(out + 8));
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) {
+      if (whole) {
+        if (accumulate) acc[r][v] = _mm256_add_ps(acc[r][v], _mm256_loadu_ps(out + 8 * v));
+        _mm256_storeu_ps(out + 8 * v, acc[r][v]);
+      } else {
+        const __m256i lanes = VectorLanes(cols, v);
+        if (accumulate) acc[r][v] = _mm256_add_ps(acc[r][v], _mm256_maskload_ps(out + 8 * v, lanes));
+        _mm256_maskstore_ps(out + 8 * v, lanes, acc[r][v]);
       }
-      _mm256_storeu_ps(out, lo[r]);
-      _mm256_storeu_ps(out + 8, hi[r]);
-    } else {
-      if (accumulate) {
-        lo[r] = _mm256_add_ps(lo[r], _mm256_maskload_ps(out, mask0));
-        hi[r] = _mm256_add_ps(hi[r], _mm256_maskload_ps(out + 8, mask1));
-      }
-      _mm256_maskstore_ps(out, mask0, lo[r]);
-      _mm256_maskstore_ps(out + 8, mask1, hi[r]);
     }
   }
+}
+
+// The last m rows (0 <= m <= R) of a strip, one tile of exactly m rows.
+template <int R, int V, bool kMaskedB>
+__attribute__((target("avx2,fma"), always_inline)) inline void RemainderTile(size_t m, const float* a, size_t ars,
+                                                                            size_t aks, const float* b, size_t ldb,
+                                                                            float* c, size_t ldc, size_t k, size_t cols,
+                                                                            bool accumulate) {
+  if constexpr (R > 0) {
+    if (m == R) return TileVectors<R, V, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
+    RemainderTile<R - 1, V, kMaskedB>(m, a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
+  }
+}
+
+// C[m, cols] (+)= A[m, k] . B[k, cols] for cols <= 8 V, in tiles of 12 / V
+// rows (12 accumulators: 6 rows of 16 columns, 4 of 24).
+template <int V, bool kMaskedB>
+__attribute__((target("avx2,fma"))) inline void StripVectors(const float* a, size_t ars, size_t aks, const float* b,
+                                                             size_t ldb, float* c, size_t ldc, size_t m, size_t k,
+                                                             size_t cols, bool accumulate) {
+  constexpr int kRows = 12 / V;
+  size_t r = 0;
+  for (; r + kRows <= m; r += kRows) {
+    TileVectors<kRows, V, kMaskedB>(a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, cols, accumulate);
+  }
+  RemainderTile<kRows - 1, V, kMaskedB>(m - r, a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, cols, accumulate);
 }
 
 // C[m, cols] (+)= A[m, k] . B[k, cols] for cols <= 16, in tiles of kTileRows.
@@ -134,76 +166,17 @@ template <bool kMaskedB>
 __attribute__((target("avx2,fma"))) inline void Strip16(const float* a, size_t ars, size_t aks, const float* b,
                                                         size_t ldb, float* c, size_t ldc, size_t m, size_t k,
                                                         size_t cols, bool accumulate) {
-  size_t r = 0;
-  for (; r + kTileRows <= m; r += kTileRows) {
-    Tile16<kTileRows, kMaskedB>(a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, cols, accumulate);
-  }
-  a += r * ars;
-  c += r * ldc;
-  switch (m - r) {
-    case 5: return Tile16<5, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
-    case 4: return Tile16<4, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
-    case 3: return Tile16<3, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
-    case 2: return Tile16<2, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
-    case 1: return Tile16<1, kMaskedB>(a, ars, aks, b, ldb, c, ldc, k, cols, accumulate);
-    default: return;
-  }
+  static_assert(12 / 2 == kTileRows, "16-column tiles are kTileRows high");
+  StripVectors<2, kMaskedB>(a, ars, aks, b, ldb, c, ldc, m, k, cols, accumulate);
 }
 
-// C[R, 24] (+)= A[R, k] . B[k, 24] for R <= 4: 12 ymm accumulators, three B
-// vectors and a broadcast, A's element (r, i) at a[r * ars + i * aks]. For a
-// head width of 16 j + 8 (40 here), a 24-wide strip and 16-wide ones cover it
-// exactly, where 16-wide strips alone end in one half empty.
-template <int R>
-__attribute__((target("avx2,fma"), always_inline)) inline void Tile24(const float* a, size_t ars, size_t aks,
-                                                                     const float* b, size_t ldb, float* c, size_t ldc,
-                                                                     size_t k, bool accumulate) {
-  __m256 acc[R][3];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-    acc[r][0] = _mm256_setzero_ps();
-    acc[r][1] = _mm256_setzero_ps();
-    acc[r][2] = _mm256_setzero_ps();
-  }
-#pragma GCC unroll 4
-  for (size_t i = 0; i < k; ++i) {
-    const float* row = b + i * ldb;
-    const __m256 b0 = _mm256_loadu_ps(row);
-    const __m256 b1 = _mm256_loadu_ps(row + 8);
-    const __m256 b2 = _mm256_loadu_ps(row + 16);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m256 x = _mm256_broadcast_ss(a + r * ars + i * aks);
-      acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
-      acc[r][2] = _mm256_fmadd_ps(x, b2, acc[r][2]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-    float* out = c + r * ldc;
-#pragma GCC unroll 3
-    for (int j = 0; j < 3; ++j) {
-      if (accumulate) acc[r][j] = _mm256_add_ps(acc[r][j], _mm256_loadu_ps(out + 8 * j));
-      _mm256_storeu_ps(out + 8 * j, acc[r][j]);
-    }
-  }
-}
-
-// C[m, 24] (+)= A[m, k] . B[k, 24], in tiles of 4 rows.
+// C[m, 24] (+)= A[m, k] . B[k, 24], in tiles of 4 rows: for a head width of
+// 16 j + 8 (40 here), a 24-wide strip and 16-wide ones cover it exactly,
+// where 16-wide strips alone end in one half empty.
 __attribute__((target("avx2,fma"))) inline void Strip24(const float* a, size_t ars, size_t aks, const float* b,
                                                         size_t ldb, float* c, size_t ldc, size_t m, size_t k,
                                                         bool accumulate) {
-  size_t r = 0;
-  for (; r + 4 <= m; r += 4) Tile24<4>(a + r * ars, ars, aks, b, ldb, c + r * ldc, ldc, k, accumulate);
-  a += r * ars;
-  c += r * ldc;
-  switch (m - r) {
-    case 3: return Tile24<3>(a, ars, aks, b, ldb, c, ldc, k, accumulate);
-    case 2: return Tile24<2>(a, ars, aks, b, ldb, c, ldc, k, accumulate);
-    case 1: return Tile24<1>(a, ars, aks, b, ldb, c, ldc, k, accumulate);
-    default: return;
-  }
+  StripVectors<3, false>(a, ars, aks, b, ldb, c, ldc, m, k, 24, accumulate);
 }
 
 #endif  // CREAM_TILE_AVX2
