@@ -312,7 +312,7 @@ describe('cream serve generator', () => {
 
   it('batches concurrent calls together, and a cancelled call stops its remaining work', async () => {
     const long = {
-      prompts: [text('long-a', 'A long story'), text('long-b', 'Another one'), text('long-c', 'And a third')],
+      prompts: ['A long story', 'Another one', 'And a third', 'A fourth', 'A fifth', 'The last'].map((t, i) => text(`long-${i}`, t)),
       num_samples: 64,
       sampling: { max_new_tokens: 24, seed: 1, temperature: 0.7 },
     };
@@ -327,20 +327,30 @@ describe('cream serve generator', () => {
       longCall.on('end', () => resolve(undefined));
     });
     await firstCompletion;
-    const [a, b] = await Promise.all([generate({ ...pair, prompts: [text('a', 'first')] }), generate({ ...pair, prompts: [text('b', 'second')] })]);
-    expect(a.map((c) => c.prompt_id)).toEqual(['a', 'a']);
-    expect(b.map((c) => c.prompt_id)).toEqual(['b', 'b']);
-    const batches = generator.lines.slice(firstLine).filter((l) => l.msg === 'batch started');
-    expect(batches.some((l) => l.calls === 2 && l.sequences === 4)).toBe(true);
+    // The two short calls share a batch when both reach the server before the first of them starts: between one
+    // and two long batches. On a loaded machine the second can miss that window, so a few pairs are tried in turn;
+    // a scheduler that never merged calls fails every one.
+    let shared = 0;
+    for (let attempt = 0; attempt < 4 && shared === 0; attempt++) {
+      const before = generator.lines.length;
+      const [a, b] = await Promise.all([generate({ ...pair, prompts: [text('a', 'first')] }), generate({ ...pair, prompts: [text('b', 'second')] })]);
+      expect(a.map((c) => c.prompt_id)).toEqual(['a', 'a']);
+      expect(b.map((c) => c.prompt_id)).toEqual(['b', 'b']);
+      const batches = generator.lines.slice(before).filter((l) => l.msg === 'batch started' && l.sequences !== 16);
+      shared = batches.filter((l) => l.calls === 2 && l.sequences === 4).length;
+      // Either one batch held both calls, or each ran alone: never a short call split or merged with the long one.
+      expect(shared === 1 || batches.filter((l) => l.calls === 1 && l.sequences === 2).length === 2, JSON.stringify(batches)).toBe(true);
+    }
+    expect(shared).toBe(1);
 
     // Cancel the long call: what it has not started is dropped.
     longCall.cancel();
     expect((await longEnded)?.code).toBe(grpc.status.CANCELLED);
     const cancelled = await generator.waitForLine((l) => l.msg === 'generation cancelled' && generator.lines.indexOf(l) >= firstLine, 10_000);
     expect(Number(cancelled.droppedSequences)).toBeGreaterThan(0);
-    expect(received.length).toBeLessThan(192);
+    expect(received.length).toBeLessThan(384);
     const longBatches = generator.lines.slice(firstLine).filter((l) => l.msg === 'batch started' && l.sequences === 16);
-    expect(longBatches.length).toBeLessThan(12);
+    expect(longBatches.length).toBeLessThan(24);
     // The service goes on serving.
     expect(await generate({ prompts: [valid], sampling: { max_new_tokens: 2 } })).toHaveLength(1);
   });
