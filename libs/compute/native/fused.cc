@@ -1132,9 +1132,10 @@ ThreadPool& LocalPool() {
 // Runs body(item) for item in [0, items) across the pool, one item at a time.
 void ForItems(ThreadPool& pool, size_t items, size_t work_per_item, const std::function<void(size_t)>& body) {
   const size_t parts = items * work_per_item < kParallelValues ? 1 : std::min(pool.size(), items);
-  std::atomic<size_t> next{0};
-  pool.Run(parts, [&](size_t) {
-    for (size_t item = next.fetch_add(1); item < items; item = next.fetch_add(1)) body(item);
+  TaskShares shares(items, parts);
+  pool.Run(parts, [&](size_t index) {
+    size_t item;
+    while (shares.Next(index, &item)) body(item);
   });
 }
 

@@ -1189,13 +1189,12 @@ void Gemm(const GemmProblem& problem, Isa isa, ThreadPool& pool) {
     PrePackB(p, plan, pool, participants, packed_b);
   }
 
-  std::atomic<size_t> next{0};
+  TaskShares shares(tasks.size(), participants);
   pool.Run(participants, [&](size_t index) {
     float* pack_a = scratch[index];
     float* pack_b = pack_a + pack_a_floats;
-    for (size_t t = next.fetch_add(1); t < tasks.size(); t = next.fetch_add(1)) {
-      RunTask(p, plan, tasks[t], pack_a, pack_b, packed_b);
-    }
+    size_t t;
+    while (shares.Next(index, &t)) RunTask(p, plan, tasks[t], pack_a, pack_b, packed_b);
   });
 }
 

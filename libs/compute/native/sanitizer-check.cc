@@ -5,12 +5,16 @@
 // attention (with a mask and probabilities, and causal from each row's past
 // without) and its gradient, the decoding and prefill layers, the merged
 // q/k/v and gate/up kernels on exact-size buffers
-// (their values are checked by the TypeScript tests). Not part of the addon build.
+// (their values are checked by the TypeScript tests), and the thread pool's
+// task shares (each task handed out once, own share first). Not part of the
+// addon build.
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
 #include <vector>
 #include <random>
+#include <thread>
 #include "fused.h"
 #include "gemm.h"
 using namespace cream;
@@ -180,6 +184,46 @@ int main() {
     auto scattered = buffer(61 * nd);
     ScatterAddRows(scatter_rows.data(), rx.data(), scattered.data(), nr, 61, nd, pool);
     runs += 15;
+  }
+  // Task shares, one thread asking for everything: its own share front to
+  // back, then the others' shares each from its end.
+  for (size_t parts = 1; parts <= 3; ++parts) {
+    for (size_t tasks : {0, 1, 2, 7, 15, 64}) {
+      for (size_t asker = 0; asker < parts; ++asker) {
+        ++runs;
+        TaskShares shares(tasks, parts);
+        std::vector<size_t> expected;
+        for (size_t t = tasks * asker / parts; t < tasks * (asker + 1) / parts; ++t) expected.push_back(t);
+        for (size_t step = 1; step < parts; ++step) {
+          const size_t other = (asker + step) % parts;
+          for (size_t t = tasks * (other + 1) / parts; t > tasks * other / parts; --t) expected.push_back(t - 1);
+        }
+        std::vector<size_t> got;
+        size_t task;
+        while (shares.Next(asker, &task) && got.size() <= tasks) got.push_back(task);
+        if (got != expected) { ++bad; printf("BAD task shares order: %zu tasks, %zu parts, asker %zu\n", tasks, parts, asker); }
+      }
+    }
+  }
+  // Task shares under contention: every task exactly once.
+  for (size_t parts = 2; parts <= 4; ++parts) {
+    for (int trial = 0; trial < 20; ++trial) {
+      ++runs;
+      const size_t tasks = 1 + rng() % 300;
+      TaskShares shares(tasks, parts);
+      std::vector<std::atomic<int>> taken(tasks);
+      std::vector<std::thread> threads;
+      for (size_t i = 0; i < parts; ++i) {
+        threads.emplace_back([&, i] {
+          size_t task;
+          while (shares.Next(i, &task)) taken[task].fetch_add(1);
+        });
+      }
+      for (auto& thread : threads) thread.join();
+      for (size_t t = 0; t < tasks; ++t) {
+        if (taken[t].load() != 1) { ++bad; printf("BAD task shares: task %zu of %zu taken %d times\n", t, tasks, taken[t].load()); break; }
+      }
+    }
   }
   printf("%d runs, %d bad\n", runs, bad);
   return bad != 0;

@@ -118,4 +118,38 @@ void ThreadPool::WorkerLoop(size_t index) {
   }
 }
 
+TaskShares::TaskShares(size_t tasks, size_t participants)
+    : participants_(participants == 0 ? 1 : participants), shares_(new Share[participants_]) {
+  for (size_t i = 0; i < participants_; ++i) {
+    const uint64_t front = tasks * i / participants_;
+    const uint64_t end = tasks * (i + 1) / participants_;
+    shares_[i].range.store(front | end << 32, std::memory_order_relaxed);
+  }
+}
+
+bool TaskShares::Next(size_t index, size_t* task) {
+  // Its own share from the front.
+  std::atomic<uint64_t>& own = shares_[index].range;
+  uint64_t range = own.load(std::memory_order_relaxed);
+  while ((range & 0xffffffffu) < (range >> 32)) {
+    if (own.compare_exchange_weak(range, range + 1, std::memory_order_relaxed)) {
+      *task = range & 0xffffffffu;
+      return true;
+    }
+  }
+  // Then the others' from the end.
+  for (size_t step = 1; step < participants_; ++step) {
+    std::atomic<uint64_t>& other = shares_[(index + step) % participants_].range;
+    range = other.load(std::memory_order_relaxed);
+    while ((range & 0xffffffffu) < (range >> 32)) {
+      const uint64_t last = (range >> 32) - 1;
+      if (other.compare_exchange_weak(range, (range & 0xffffffffu) | last << 32, std::memory_order_relaxed)) {
+        *task = last;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace cream

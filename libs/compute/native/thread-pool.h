@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -55,6 +56,28 @@ class ThreadPool {
     size_t floats = 0;
   };
   std::vector<ScratchBuffer> scratch_;
+};
+
+// Hands out tasks 0 .. tasks - 1 to the participants of one Run(): each
+// starts on its own contiguous share, in order (participant i the i-th
+// share), and one that runs out takes tasks from the far end of the others'.
+// Static shares keep the data a thread writes in one op on that thread's core
+// for the next op that splits the same rows the same way (on some placements
+// of this VM's two vCPUs, reading lines the other core just wrote runs at
+// DRAM speed); taking from the others still lets a thread that falls behind
+// hand work over.
+class TaskShares {
+ public:
+  TaskShares(size_t tasks, size_t participants);
+  // The next task for participant `index`; false when none is left.
+  bool Next(size_t index, size_t* task);
+
+ private:
+  struct alignas(64) Share {
+    std::atomic<uint64_t> range{0};  // front in the low 32 bits, end in the high
+  };
+  size_t participants_;
+  std::unique_ptr<Share[]> shares_;
 };
 
 }  // namespace cream
