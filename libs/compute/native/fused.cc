@@ -621,7 +621,8 @@ __attribute__((target("avx2,fma"))) void ProductTransposedAvx2(const float* a, s
 // As ProductIntoHeadAvx512; B's rows end at dh (masked loads in a last
 // partial strip only). A head width of 16 j + 8 starts with a 24-wide strip
 // (tile-avx2.h's Strip24), so no strip is half empty: 40-wide heads, base
-// model shape, attention gradient 6.1 -> 5.1 ms a layer (kprof/qkvattn-ab.ts).
+// model shape, attention gradient 6.1 -> 5.1 ms a layer (bench/README.md,
+// session 9).
 __attribute__((target("avx2,fma"))) void ProductIntoHeadAvx2(const float* a, size_t ars, size_t aks, const float* b,
                                                             size_t ldb, float* c, size_t ldc, size_t m, size_t k,
                                                             size_t dh, bool accumulate) {
