@@ -4,6 +4,7 @@
 // prefill are generate (greedy, KV cache). Each group runs `warmup` untimed
 // times, then `repeats` timed times; afterwards one untimed pass of each
 // group under tf.profile gives the peak of live tensor bytes.
+import { nativeCallTime } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   createModelConfig,
@@ -70,17 +71,27 @@ function trainingExamples(benchCase: BenchCase, steps: number): SftExample[] {
   });
 }
 
-/** Step times (ms) of one trainSft run of warmup + repeats steps, the warm-up steps dropped. */
-async function trainStepTimes(model: LlamaModel, benchCase: BenchCase, steps: number): Promise<number[]> {
+/**
+ * Per step of one trainSft run of `steps` steps: its wall time (ms) and the
+ * part of it spent inside native addon calls (zero without the addon).
+ */
+async function trainStepTimes(model: LlamaModel, benchCase: BenchCase, steps: number): Promise<{ times: number[]; native: number[] }> {
   const stamps: number[] = [performance.now()];
+  const nativeStamps: number[] = [nativeCallTime().ms];
   await trainSft(
     model,
     trainingExamples(benchCase, steps),
     // One epoch of `steps` steps; a constant rate (a schedule costs nothing), PyTorch's AdamW defaults.
     { batchSize: benchCase.workload.train.batch, epochs: 1, learningRate: 1e-4, schedule: 'constant', warmupRatio: 0 },
-    { onStep: () => void stamps.push(performance.now()) },
+    {
+      onStep: () => {
+        stamps.push(performance.now());
+        nativeStamps.push(nativeCallTime().ms);
+      },
+    },
   );
-  return stamps.slice(1).map((stamp, i) => stamp - stamps[i]);
+  const perStep = (values: number[]) => values.slice(1).map((value, i) => value - values[i]);
+  return { times: perStep(stamps), native: perStep(nativeStamps) };
 }
 
 /** The work of each group, once. */
@@ -114,8 +125,11 @@ export async function measureOurs(benchCase: BenchCase, backend: string, threads
     const runs = groupRuns(model, benchCase);
     for (const group of benchCase.only) {
       if (group === 'train') {
-        const times = await trainStepTimes(model, benchCase, benchCase.warmup + benchCase.repeats);
+        const { times, native } = await trainStepTimes(model, benchCase, benchCase.warmup + benchCase.repeats);
         metrics.train_step_ms = samplesOf(times.slice(benchCase.warmup));
+        // What the native kernels leave: the tfjs engine (tape, dispatch,
+        // disposal), our JS around the kernels and the stock wasm kernels.
+        if (native.some((ms) => ms > 0)) metrics.train_outside_native_ms = samplesOf(times.map((ms, i) => ms - native[i]).slice(benchCase.warmup));
         profiled.push(() => trainStepTimes(model, benchCase, 1));
         continue;
       }

@@ -15,6 +15,7 @@ const ours: ImplementationResult = {
   threads: 2,
   metrics: {
     train_step_ms: samplesOf([10, 12, 11]),
+    train_outside_native_ms: samplesOf([2, 3, 1]),
     generate_b2_tokens_per_s: samplesOf([300]),
     generate_b4_tokens_per_s: samplesOf([900]),
     peak_rss_bytes: samplesOf([200 * 1024 * 1024]),
@@ -54,6 +55,19 @@ describe('reportRows', () => {
     expect(rows.get('generate_b4_tokens_per_s')?.ratio).toBeCloseTo(1);
     expect(rows.get('peak_rss_mib')?.ratio).toBeCloseTo(2); // 400 MiB theirs / 200 MiB ours
     expect(rows.get('peak_tensor_mib')).toMatchObject({ ours: 3, pytorch: null, ratio: null });
+  });
+
+  it('shows the time outside the native kernels for ours only, under the step', () => {
+    const metrics = reportRows(report(true)).map((row) => row.metric);
+    expect(metrics.indexOf('train_outside_native_ms')).toBe(metrics.indexOf('train_measured_peak_percent') + 1);
+    const rows = new Map(reportRows(report(true)).map((row) => [row.metric, row]));
+    expect(rows.get('train_outside_native_ms')).toMatchObject({ ours: 2, pytorch: null, ratio: null, unit: 'ms', higherIsBetter: false });
+    expect(formatReport(report(true))).toMatch(/outside the native kernels \(tfjs engine, JS, stock wasm ops\)\s+2\.00 ms\s+-/);
+    // Without the addon there is no such figure, and no row.
+    const { train_outside_native_ms: _, ...withoutAddon } = ours.metrics;
+    const plain = report(true);
+    const rowsWithout = reportRows({ ...plain, cases: [{ ...plain.cases[0], ours: { ...ours, metrics: withoutAddon } }] });
+    expect(rowsWithout.map((row) => row.metric)).not.toContain('train_outside_native_ms');
   });
 
   it('derives GFLOP/s and % of peak from the step time and the FLOP count', () => {

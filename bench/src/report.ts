@@ -62,6 +62,13 @@ function rowSpecs(item: CaseReport, peakGflops: number, measuredPeak: MeasuredPe
     ...(measuredPeak === null
       ? []
       : [percentOfPeak('train_measured_peak_percent', `  % of the measured ${measuredPeak.gflops.toFixed(0)} GFLOP/s peak`, measuredPeak.gflops)]),
+    {
+      metric: 'train_outside_native_ms',
+      label: '  of the step, outside the native kernels (tfjs engine, JS, stock wasm ops)',
+      unit: 'ms',
+      higherIsBetter: false,
+      value: median('train_outside_native_ms'),
+    },
     { metric: 'score_tokens_per_s', label: `scoring, ${score.items} items of ${score.prompt}+${score.response} tokens`, unit: 'tokens/s', higherIsBetter: true, value: median('score_tokens_per_s') },
     ...generate.batches.map((batch) => ({
       metric: `generate_b${batch}_tokens_per_s`,

@@ -19,7 +19,9 @@ export interface ImplementationResult {
   readonly blas?: readonly string[];
   /**
    * By metric name: train_step_ms, score_tokens_per_s, generate_b<N>_tokens_per_s,
-   * prefill_ms, peak_rss_bytes, peak_tensor_bytes (ours: live tfjs tensor bytes).
+   * prefill_ms, peak_rss_bytes, peak_tensor_bytes (ours: live tfjs tensor bytes);
+   * ours with the native addon, train_outside_native_ms (the part of each
+   * training step spent outside its calls).
    */
   readonly metrics: Readonly<Record<string, MetricSamples>>;
 }

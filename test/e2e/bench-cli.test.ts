@@ -46,6 +46,7 @@ const METRICS = [
   'train_gflops',
   'train_peak_percent',
   'train_measured_peak_percent',
+  'train_outside_native_ms',
   'score_tokens_per_s',
   'generate_b2_tokens_per_s',
   'generate_b4_tokens_per_s',
@@ -84,11 +85,15 @@ describe('cream bench --quick --json', () => {
       expect(peak.isa).toMatch(/^(avx512f|avx2\+fma|generic)$/);
       expect(peak.threads).toBeGreaterThanOrEqual(1);
     }
-    expect(report.rows.map((row) => row.metric)).toEqual(METRICS.filter((metric) => peak !== null || metric !== 'train_measured_peak_percent'));
+    // Both need the native addon: the measured peak, and the part of a step outside its kernels.
+    const needAddon = ['train_measured_peak_percent', 'train_outside_native_ms'];
+    expect(report.rows.map((row) => row.metric)).toEqual(METRICS.filter((metric) => peak !== null || !needAddon.includes(metric)));
     for (const row of report.rows) {
       expect(row.ours, row.metric).toBeGreaterThan(0);
       expect(row.pytorch, row.metric).toBeNull();
     }
+    const rows = new Map(report.rows.map((row) => [row.metric, row]));
+    if (peak !== null) expect(rows.get('train_outside_native_ms')?.ours).toBeLessThan(rows.get('train_step_ms')?.ours as number);
   });
 
   it.runIf(torchImportable)('runs the PyTorch baseline beside ours when python3 imports torch, with ratios', async () => {
@@ -100,7 +105,9 @@ describe('cream bench --quick --json', () => {
     expect(pytorch?.backend).toContain(`(${ours.threads} thread`);
     expect(pytorch?.backend).toContain('OPENBLAS_CORETYPE unset');
     const rows = new Map(report.rows.map((row) => [row.metric, row]));
-    const trainRows = report.machine.measuredPeak === null ? ['train_step_ms', 'train_gflops', 'train_peak_percent'] : ['train_step_ms', 'train_gflops', 'train_peak_percent', 'train_measured_peak_percent'];
+    const trainRows = report.machine.measuredPeak === null
+      ? ['train_step_ms', 'train_gflops', 'train_peak_percent']
+      : ['train_step_ms', 'train_gflops', 'train_peak_percent', 'train_measured_peak_percent', 'train_outside_native_ms'];
     expect([...rows.keys()]).toEqual([...trainRows, 'prefill_ms', 'peak_rss_mib', 'peak_tensor_mib']);
     const step = rows.get('train_step_ms') as Row;
     expect(step.ratio).toBeCloseTo((step.pytorch as number) / (step.ours as number), 6);

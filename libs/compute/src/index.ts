@@ -18,9 +18,9 @@ export {
 /** The logger shape compute writes to, and one that drops everything. */
 export { silentLogger, type ComputeLogger, type ComputeLogFields } from './logger';
 /** The native GEMM addon: loader, typed wrapper, and gemm() on Float32Arrays (pure-JS when absent). */
-export { loadNativeGemm, gemm, NativeGemm, nativeAddonPath } from './native';
+export { loadNativeGemm, gemm, NativeGemm, nativeAddonPath, nativeCallTime } from './native';
 /** Types of the native addon's calls and report. */
-export type { NativeIsa, NativeInfo, NativeGemmOperands, NativeLoadResult } from './native';
+export type { NativeIsa, NativeInfo, NativeGemmOperands, NativeLoadResult, NativeCallTime } from './native';
 /** Float64 reference GEMM (tests, last fallback) and its shape types. */
 export { referenceGemm, checkGemmShape } from './reference-gemm';
 /** GEMM geometry, activations and epilogue. */

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { GemmShapeError } from './errors';
-import { gemm, loadNativeGemm, type NativeGemm } from './native';
+import { gemm, loadNativeGemm, nativeCallTime, type NativeGemm } from './native';
 import { referenceGemm, type GemmActivation, type GemmShape } from './reference-gemm';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
 
@@ -249,6 +249,30 @@ describe('native gemm', () => {
       }
     });
   }
+
+  it('counts the wall time of its compute calls, failed ones included, and the process total sums the addons', () => {
+    const before = native.callTime();
+    const total = nativeCallTime();
+    const [m, n, k] = [96, 96, 96];
+    const a = randomFloats(m * k, seededUniform(11));
+    const b = randomFloats(k * n, seededUniform(12));
+    const started = performance.now();
+    native.gemm({ a, b, c: new Float32Array(m * n) }, { batchA: 1, batchB: 1, m, n, k });
+    expect(native.sumSquaresList(a, [0], [m * k])).toBeGreaterThan(0);
+    expect(() => native.sumSquaresList(a, [0], [m * k + 1])).toThrow(/needs/);
+    const elapsed = performance.now() - started;
+    const after = native.callTime();
+    expect(after.calls - before.calls).toBe(3);
+    expect(after.ms - before.ms).toBeGreaterThan(0);
+    expect(after.ms - before.ms).toBeLessThanOrEqual(elapsed);
+    // Only this addon is loaded here: the process total moved by as much.
+    const nowTotal = nativeCallTime();
+    expect(nowTotal.calls - total.calls).toBe(3);
+    expect(nowTotal.ms - total.ms).toBeCloseTo(after.ms - before.ms, 6);
+    // The shape check happens before the addon is called: no call counted.
+    expect(() => native.gemm({ a, b, c: new Float32Array(1) }, { batchA: 1, batchB: 1, m: 0.5, n, k })).toThrow();
+    expect(native.callTime().calls).toBe(after.calls);
+  });
 
   it('computes zeros when K is 0', () => {
     const got = gemm(new Float32Array(0), new Float32Array(0), { batchA: 1, batchB: 1, m: 2, n: 3, k: 0 });

@@ -82,9 +82,38 @@ export function packedPanelsSize(n: number, k: number): number {
   return Math.ceil(n / 16) * 16 * k;
 }
 
+/** Wall time spent inside an addon's compute calls, since it was loaded. */
+export interface NativeCallTime {
+  /** Milliseconds, summed over calls. */
+  ms: number;
+  calls: number;
+}
+
 /** The loaded native GEMM addon. */
 export class NativeGemm {
+  private readonly spent: NativeCallTime = { ms: 0, calls: 0 };
+
   constructor(private readonly addon: RawAddon) {}
+
+  /**
+   * Wall time inside this addon's compute calls (gemm, fused kernels, packing,
+   * decode layers) since it was loaded: what a caller's elapsed time minus
+   * this leaves to the JS engine, tfjs and the stock wasm kernels.
+   */
+  callTime(): NativeCallTime {
+    return { ...this.spent };
+  }
+
+  // Runs one addon call, adding its wall time to `spent`.
+  private timed<T>(call: () => T): T {
+    const started = performance.now();
+    try {
+      return call();
+    } finally {
+      this.spent.ms += performance.now() - started;
+      this.spent.calls++;
+    }
+  }
 
   /**
    * One fused kernel (native/fused.h) on `heap`: `numbers` are its operands'
@@ -92,12 +121,12 @@ export class NativeGemm {
    * `op`. The addon checks every extent. Used by the wasm kernels of fused-kernels.ts.
    */
   fused(op: number, heap: Float32Array, numbers: readonly number[]): void {
-    this.addon.fused(op, heap, ...numbers);
+    this.timed(() => this.addon.fused(op, heap, ...numbers));
   }
 
   /** sum(x^2) over the spans of `heap` at offsets[i] (floats) of sizes[i] floats, as one vector, in one pass of the pool. */
   sumSquaresList(heap: Float32Array, offsets: number[], sizes: number[]): number {
-    return this.addon.sumSquaresList(heap, offsets, sizes);
+    return this.timed(() => this.addon.sumSquaresList(heap, offsets, sizes));
   }
 
   /**
@@ -106,13 +135,13 @@ export class NativeGemm {
    */
   packPanels(w: Float32Array, wOffset: number, n: number, k: number): Float32Array {
     const out = new Float32Array(packedPanelsSize(n, k));
-    this.addon.packPanels(w, wOffset, n, k, out);
+    this.timed(() => this.addon.packPanels(w, wOffset, n, k, out));
     return out;
   }
 
   /** C [m, n] = A [m, k] . W^T, W packed by packPanels; A and C at offsets into their arrays. */
   gemmPacked(a: Float32Array, aOffset: number, packed: Float32Array, c: Float32Array, cOffset: number, m: number, n: number, k: number): void {
-    this.addon.gemmPacked(a, aOffset, packed, c, cOffset, m, n, k);
+    this.timed(() => this.addon.gemmPacked(a, aOffset, packed, c, cOffset, m, n, k));
   }
 
   /**
@@ -125,7 +154,7 @@ export class NativeGemm {
    * The addon checks every extent.
    */
   decodeLayer(heap: Float32Array, offsets: number[], weights: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void {
-    this.addon.decodeLayer(heap, offsets, weights, slots, sizes, eps);
+    this.timed(() => this.addon.decodeLayer(heap, offsets, weights, slots, sizes, eps));
   }
 
   /** Kernel, supported kernels and thread count. */
@@ -155,7 +184,7 @@ export class NativeGemm {
    */
   gemm(operands: NativeGemmOperands, shape: GemmShape, epilogue: Omit<GemmEpilogue, 'bias'> = {}): void {
     checkGemmShape(shape);
-    this.addon.gemm(
+    this.timed(() => this.addon.gemm(
       operands.a,
       operands.aOffset ?? 0,
       operands.b,
@@ -174,7 +203,7 @@ export class NativeGemm {
       operands.biasLength ?? operands.bias?.length ?? 0,
       activationCodes[epilogue.activation ?? 'linear'],
       epilogue.leakyAlpha ?? 0.2,
-    );
+    ));
   }
 }
 
@@ -213,6 +242,18 @@ export function loadNativeGemm(path: string = nativeAddonPath): NativeLoadResult
   }
   loaded.set(path, result);
   return result;
+}
+
+/** Wall time inside the compute calls of every addon this process (worker thread) loaded: zero when none loaded. */
+export function nativeCallTime(): NativeCallTime {
+  const total: NativeCallTime = { ms: 0, calls: 0 };
+  for (const result of loaded.values()) {
+    if (!result.ok) continue;
+    const { ms, calls } = result.native.callTime();
+    total.ms += ms;
+    total.calls += calls;
+  }
+  return total;
 }
 
 /**
