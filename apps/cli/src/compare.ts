@@ -32,7 +32,7 @@ export function compareHelp(): string {
     '$CREAM_HOME/comparisons/<id>/ and prints the table: accuracy per method and model, consistency per iteration.',
     '',
     'Options:',
-    describeConfig(compareOptions).replace(/ \(default ""\)/g, ''),
+    describeConfig(compareOptions),
   ].join('\n');
 }
 

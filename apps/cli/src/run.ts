@@ -31,7 +31,7 @@ export function runHelp(): string {
     'The run folder under $CREAM_HOME/runs holds results.json, report.html and trace.jsonl.',
     '',
     'Options:',
-    describeConfig(runOptions).replace(/ \(default ""\)/g, ''),
+    describeConfig(runOptions),
   ].join('\n');
 }
 

@@ -52,4 +52,19 @@ describe('readConfig', () => {
     expect(text).toContain('[env CREAM_PORT]');
     expect(text).toContain('(default 50053)');
   });
+
+  it('states a default as defaultHelp says, and none for an empty text', () => {
+    const text = describeConfig({
+      repeats: option.int({ flag: 'repeats', description: 'timed runs', min: 1, max: 9, default: 0, defaultHelp: '5, 2 with --quick' }),
+      name: option.string({ flag: 'name', description: 'display name', default: '' }),
+      seed: option.string({ flag: 'seed', description: 'master seed', default: '', defaultHelp: '1' }),
+      host: option.string({ flag: 'host', description: 'address', default: '0.0.0.0' }),
+    }).split('\n');
+    expect(text[0]).toMatch(/--repeats <int 1\.\.9>\s+timed runs \(default 5, 2 with --quick\)$/);
+    expect(text[1]).toMatch(/--name <string>\s+display name$/);
+    expect(text[2]).toMatch(/--seed <string>\s+master seed \(default 1\)$/);
+    expect(text[3]).toMatch(/--host <string>\s+address \(default "0\.0\.0\.0"\)$/);
+    // The placeholder is still what readConfig gives when the flag is absent.
+    expect(readConfig({ repeats: option.int({ flag: 'repeats', description: 'x', min: 1, max: 9, default: 0, defaultHelp: '5' }) }, { argv: [], env: {} }).repeats).toBe(0);
+  });
 });

@@ -13,6 +13,12 @@ export interface OptionSpec<T> {
   description: string;
   /** Value when neither flag nor variable is given; absent means required. */
   default?: T;
+  /**
+   * How --help states the default, when the value itself would mislead: a
+   * placeholder ('' or -1 for "decided later"), or a value computed from the
+   * environment that needs its rule beside it.
+   */
+  defaultHelp?: string;
   /** Converts and validates a raw string; throws a message (without the name) when invalid. */
   parse(raw: string): T;
   /** How --help shows the type. */
@@ -30,7 +36,7 @@ export type ConfigValues<S extends ConfigSpec> = { [K in keyof S]: S[K] extends 
 /** Builders for common option types. */
 export const option = {
   /** An integer in [min, max]. */
-  int(spec: { flag: string; env?: string; description: string; default?: number; min?: number; max?: number }): OptionSpec<number> {
+  int(spec: { flag: string; env?: string; description: string; default?: number; defaultHelp?: string; min?: number; max?: number }): OptionSpec<number> {
     const min = spec.min ?? Number.MIN_SAFE_INTEGER;
     const max = spec.max ?? Number.MAX_SAFE_INTEGER;
     return {
@@ -45,7 +51,7 @@ export const option = {
     };
   },
   /** A number in [min, max]. */
-  number(spec: { flag: string; env?: string; description: string; default?: number; min?: number; max?: number }): OptionSpec<number> {
+  number(spec: { flag: string; env?: string; description: string; default?: number; defaultHelp?: string; min?: number; max?: number }): OptionSpec<number> {
     const min = spec.min ?? -Infinity;
     const max = spec.max ?? Infinity;
     return {
@@ -60,7 +66,7 @@ export const option = {
     };
   },
   /** Free text, optionally non-empty. */
-  string(spec: { flag: string; env?: string; description: string; default?: string; nonEmpty?: boolean }): OptionSpec<string> {
+  string(spec: { flag: string; env?: string; description: string; default?: string; defaultHelp?: string; nonEmpty?: boolean }): OptionSpec<string> {
     return {
       ...spec,
       kind: 'string',
@@ -71,7 +77,7 @@ export const option = {
     };
   },
   /** One of a fixed set of words. */
-  choice<T extends string>(spec: { flag: string; env?: string; description: string; default?: T; values: readonly T[] }): OptionSpec<T> {
+  choice<T extends string>(spec: { flag: string; env?: string; description: string; default?: T; defaultHelp?: string; values: readonly T[] }): OptionSpec<T> {
     return {
       ...spec,
       kind: spec.values.join('|'),
@@ -82,7 +88,7 @@ export const option = {
     };
   },
   /** true/false; as a flag, present means true. */
-  bool(spec: { flag: string; env?: string; description: string; default?: boolean }): OptionSpec<boolean> {
+  bool(spec: { flag: string; env?: string; description: string; default?: boolean; defaultHelp?: string }): OptionSpec<boolean> {
     return {
       ...spec,
       kind: 'bool',
@@ -156,11 +162,19 @@ export function readConfig<S extends ConfigSpec>(
   return values as ConfigValues<S> & { positionals: string[] };
 }
 
+// How --help states an option's default: its defaultHelp, else the value,
+// but nothing for an empty text (an option that is simply not set).
+function defaultText(o: OptionSpec<unknown>): string {
+  if (o.defaultHelp !== undefined) return ` (default ${o.defaultHelp})`;
+  if (o.default === undefined || o.default === '') return '';
+  return ` (default ${JSON.stringify(o.default)})`;
+}
+
 /** Lines describing every option, for --help. */
 export function describeConfig(spec: ConfigSpec): string {
   const rows = Object.values(spec).map((o) => {
     const left = `  --${o.flag}${o.isSwitch ? '' : ` <${o.kind}>`}`;
-    const right = `${o.description}${o.env ? ` [env ${o.env}]` : ''}${o.default !== undefined ? ` (default ${JSON.stringify(o.default)})` : ''}`;
+    const right = `${o.description}${o.env ? ` [env ${o.env}]` : ''}${defaultText(o)}`;
     return [left, right] as const;
   });
   const width = Math.max(0, ...rows.map(([l]) => l.length)) + 2;
