@@ -112,7 +112,8 @@ function table(rows: readonly string[][]): string[] {
 function measuredPeakLine(peak: MeasuredPeak | null): string {
   if (peak === null) return 'measured FP32 peak: not measured (the native addon is not loaded)';
   const threads = `${peak.threads} thread${peak.threads === 1 ? '' : 's'}`;
-  return `measured FP32 peak: ${peak.gflops.toFixed(0)} GFLOP/s (register-only FMA loop, ${peak.isa}, ${threads})`;
+  const samples = peak.samples.length > 1 ? `, best of ${peak.samples.map((g) => g.toFixed(0)).join(', ')} before the cases and after each` : '';
+  return `measured FP32 peak: ${peak.gflops.toFixed(0)} GFLOP/s (register-only FMA loop, ${peak.isa}, ${threads}${samples})`;
 }
 
 /** The report as text: machine and load, then per case the backends and the table. */

@@ -36,7 +36,7 @@ interface Row {
 }
 interface Report {
   baseline: { status: string; message: string };
-  machine: { loadAverageBefore: number[]; measuredPeak: { gflops: number; isa: string; threads: number } | null };
+  machine: { loadAverageBefore: number[]; measuredPeak: { gflops: number; samples: number[]; isa: string; threads: number } | null };
   cases: Array<{ case: { name: string }; ours: { backend: string; threads: number }; pytorch: { backend: string } | null }>;
   rows: Row[];
 }
@@ -82,6 +82,9 @@ describe('cream bench --quick --json', () => {
     const peak = report.machine.measuredPeak;
     if (peak !== null) {
       expect(peak.gflops).toBeGreaterThan(0);
+      // Measured before the one case and after it; the best is the peak.
+      expect(peak.samples).toHaveLength(2);
+      expect(peak.gflops).toBe(Math.max(...peak.samples));
       expect(peak.isa).toMatch(/^(avx512f|avx2\+fma|generic)$/);
       expect(peak.threads).toBeGreaterThanOrEqual(1);
     }
