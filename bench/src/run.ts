@@ -78,7 +78,7 @@ export function measurePeak(): MeasuredPeak | null {
 /**
  * Measurements of the same kernel and threads as one: the best of their
  * samples. A single one can fall in a moment when another tenant holds a core
- * (this VM gave 128 GFLOP/s once, 176-185 minutes around it).
+ * (this VM gave 128 GFLOP/s once, and 176-185 in the minutes around it).
  */
 export function combinePeaks(peaks: ReadonlyArray<MeasuredPeak | null>): MeasuredPeak | null {
   const measured = peaks.filter((peak): peak is MeasuredPeak => peak !== null);
