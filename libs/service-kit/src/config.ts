@@ -33,10 +33,13 @@ export type ConfigSpec = Record<string, OptionSpec<unknown>>;
 /** The values of a ConfigSpec. */
 export type ConfigValues<S extends ConfigSpec> = { [K in keyof S]: S[K] extends OptionSpec<infer T> ? T : never };
 
+// What every builder takes: the OptionSpec fields a caller sets.
+type BuilderSpec<T> = Pick<OptionSpec<T>, 'flag' | 'env' | 'description' | 'default' | 'defaultHelp'>;
+
 /** Builders for common option types. */
 export const option = {
   /** An integer in [min, max]. */
-  int(spec: { flag: string; env?: string; description: string; default?: number; defaultHelp?: string; min?: number; max?: number }): OptionSpec<number> {
+  int(spec: BuilderSpec<number> & { min?: number; max?: number }): OptionSpec<number> {
     const min = spec.min ?? Number.MIN_SAFE_INTEGER;
     const max = spec.max ?? Number.MAX_SAFE_INTEGER;
     return {
@@ -51,7 +54,7 @@ export const option = {
     };
   },
   /** A number in [min, max]. */
-  number(spec: { flag: string; env?: string; description: string; default?: number; defaultHelp?: string; min?: number; max?: number }): OptionSpec<number> {
+  number(spec: BuilderSpec<number> & { min?: number; max?: number }): OptionSpec<number> {
     const min = spec.min ?? -Infinity;
     const max = spec.max ?? Infinity;
     return {
@@ -66,7 +69,7 @@ export const option = {
     };
   },
   /** Free text, optionally non-empty. */
-  string(spec: { flag: string; env?: string; description: string; default?: string; defaultHelp?: string; nonEmpty?: boolean }): OptionSpec<string> {
+  string(spec: BuilderSpec<string> & { nonEmpty?: boolean }): OptionSpec<string> {
     return {
       ...spec,
       kind: 'string',
@@ -77,7 +80,7 @@ export const option = {
     };
   },
   /** One of a fixed set of words. */
-  choice<T extends string>(spec: { flag: string; env?: string; description: string; default?: T; defaultHelp?: string; values: readonly T[] }): OptionSpec<T> {
+  choice<T extends string>(spec: BuilderSpec<T> & { values: readonly T[] }): OptionSpec<T> {
     return {
       ...spec,
       kind: spec.values.join('|'),
@@ -88,7 +91,7 @@ export const option = {
     };
   },
   /** true/false; as a flag, present means true. */
-  bool(spec: { flag: string; env?: string; description: string; default?: boolean; defaultHelp?: string }): OptionSpec<boolean> {
+  bool(spec: BuilderSpec<boolean>): OptionSpec<boolean> {
     return {
       ...spec,
       kind: 'bool',
