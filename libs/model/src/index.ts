@@ -171,8 +171,9 @@ export {
   type TrainHyperparameters,
   type TrainKind,
 } from './train/hyperparameters';
-/** Training data as token ids: examples, pairs with C, truncation, right-padded batches, the seeded shuffle. */
+/** Training data as token ids: examples, pairs with C, truncation, right-padded and packed batches, the seeded shuffle. */
 export {
+  packBatch,
   padBatch,
   pairSequences,
   truncateSequence,

@@ -58,6 +58,38 @@ describe('LlamaModel.forward', () => {
       alone.dispose();
     });
   });
+
+  it.each(configs)('%s: sequences packed in rows by segments equal each sequence alone', (_name, config) => {
+    const { model } = setup(config);
+    // Row 0: sequences of 5 and 4 tokens, then 1 padding token; row 1: 7 tokens, then 3 padding.
+    const seqs = [5, 4, 7].map((n, i) => tokens(config, n, 20 + i));
+    const T = 10;
+    const ids = [[...seqs[0], ...seqs[1], 0], [...seqs[2], 0, 0, 0]];
+    const segments = [[0, 0, 0, 0, 0, 1, 1, 1, 1, -1], [2, 2, 2, 2, 2, 2, 2, -1, -1, -1]];
+    const starts = [0, 5, T]; // flat position of each sequence's first token
+    const logits = model.forward(ids, { segments });
+    const values = logits.dataSync();
+    logits.dispose();
+    const V = config.vocabSize;
+    seqs.forEach((seq, i) => {
+      const alone = model.forward([seq]);
+      expect(relativeDifference(values.subarray(starts[i] * V, (starts[i] + seq.length) * V), alone.dataSync())).toBeLessThan(1e-5);
+      alone.dispose();
+    });
+  });
+
+  it('counts positions from each segment start: a row longer than the context holds segments that fit it', () => {
+    const { model } = setup(TEST_CONFIGS.llama);
+    const limit = TEST_CONFIGS.llama.maxPositionEmbeddings;
+    const seqs = [0, 1].map((i) => tokens(TEST_CONFIGS.llama, limit, 30 + i));
+    const segments = [[...new Array<number>(limit).fill(0), ...new Array<number>(limit).fill(1)]];
+    const logits = model.forward([[...seqs[0], ...seqs[1]]], { segments });
+    const V = TEST_CONFIGS.llama.vocabSize;
+    const alone = model.forward([seqs[1]]);
+    expect(relativeDifference(logits.dataSync().subarray(limit * V), alone.dataSync())).toBeLessThan(1e-5);
+    logits.dispose();
+    alone.dispose();
+  });
 });
 
 describe('KV cache', () => {
@@ -170,8 +202,11 @@ describe('errors', () => {
     expect(() => model.forward([[1, 2]], { positions: [[0]] })).toThrow(InvalidOptionError);
     expect(() => model.forward([[1, 2]], { attentionMask: [[1, 1, 1]] })).toThrow(InvalidOptionError);
     expect(() => model.forward([[1, 2]], { inputLengths: [3] })).toThrow(InvalidOptionError);
+    expect(() => model.forward([[1, 2]], { segments: [[0, 0, 1]] })).toThrow(/segments must be \[1, 2\], got \[1, 3\]/);
+    expect(() => model.forward([[1, 2]], { segments: [[0, 0.5]] })).toThrow(/segment 0.5 is not an integer/);
     const cache = model.createCache(2);
     expect(() => model.forward([[1, 2]], { cache })).toThrow(InvalidOptionError);
+    expect(() => model.forward([[1, 2], [3, 4]], { cache, segments: [[0, 0], [0, 0]] })).toThrow(/segments apply to a pass without a cache/);
     cache.dispose();
     expect(() => model.createCache(0)).toThrow(InvalidOptionError);
   });

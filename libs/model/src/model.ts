@@ -28,6 +28,14 @@ export interface ForwardOptions {
    * write with one (cache.capacityAfter(T)).
    */
   attentionMask?: IntegerRows;
+  /**
+   * [B, T]: the segment of each token, for several sequences packed in one
+   * row (a pass without a cache): a token attends only the earlier tokens of
+   * its own segment, and its default position counts the earlier tokens of
+   * that segment in its row, so each segment gets the outputs of its own
+   * unpadded pass. Any integers name segments (padding may be one of its own).
+   */
+  segments?: IntegerRows;
   /** The cache to read past keys and values from and append this pass's to. */
   cache?: KvCache;
   /**
@@ -118,7 +126,17 @@ export class LlamaModel {
     if (inputLengths.length !== B || inputLengths.some((n) => !(Number.isInteger(n) && n >= 0 && n <= T))) {
       throw new InvalidOptionError(`inputLengths must hold ${B} integers in [0, ${T}]`, 'inputLengths');
     }
-    const positions = this.positionsOf(past, inputLengths, T, options.positions);
+    const segments = options.segments === undefined ? undefined : readRows(options.segments, 'segments');
+    if (segments !== undefined) {
+      if (cache !== undefined) throw new InvalidOptionError('segments apply to a pass without a cache', 'segments');
+      if (segments.rows !== B || segments.columns !== T) {
+        throw new InvalidOptionError(`segments must be [${B}, ${T}], got [${segments.rows}, ${segments.columns}]`, 'segments');
+      }
+      for (let i = 0; i < segments.values.length; i++) {
+        if (!Number.isInteger(segments.values[i])) throw new InvalidOptionError(`segment ${segments.values[i]} is not an integer`, 'segments');
+      }
+    }
+    const positions = this.positionsOf(past, inputLengths, T, options.positions ?? (segments && segmentPositions(segments.values, B, T)));
     const keyCount = cache === undefined ? T : cache.capacityAfter(T);
     const mask = options.attentionMask === undefined ? undefined : readRows(options.attentionMask, 'attentionMask');
     if (mask !== undefined && (mask.rows !== B || mask.columns !== keyCount)) {
@@ -133,7 +151,7 @@ export class LlamaModel {
     return tf.tidy(() => {
       const write = cache?.beginWrite(T, inputLengths);
       try {
-        const maskBias = attentionMask(past, T, keyCount, mask); // [B, (1, 1,) T, S] or past
+        const maskBias = attentionMask(past, T, keyCount, mask, segments?.values); // [B, 1, 1, T, S] or past
         const angles = this.rotary.angles(tf.tensor2d(positions.values, [B, T], 'int32'), positions.max); // [B, 1, T, headDim/2]
         let x = tf.gather(this.embedding, tf.tensor2d(Int32Array.from(ids.values), [B, T], 'int32')) as tf.Tensor3D; // [B, T, D]
         // Each layer also norms its output for the next one (the last: the final norm).
@@ -267,28 +285,48 @@ export class LlamaModel {
 }
 
 // The attention mask of one pass, built once for every layer: 0 where query t
-// of row b (at slot past[b] + t) may attend key slot s, i.e. s <= past[b] + t
-// and the mask allows s; MASKED elsewhere. Without a mask, the plain causal
-// one: each row's past itself on the fused kernels (no tensor), else
-// causalBias. Built in JS: a broadcast comparison is a slow path on the wasm backend.
+// of row b (at slot past[b] + t) may attend key slot s, i.e. s <= past[b] + t,
+// the mask allows s and (with segments, where S = T) s is in t's segment;
+// MASKED elsewhere. Without a mask or segments, the plain causal one: each
+// row's past itself on the fused kernels (no tensor), else causalBias. Built
+// in JS: a broadcast comparison is a slow path on the wasm backend.
 function attentionMask(
   past: readonly number[],
   T: number,
   S: number,
   mask: { values: ArrayLike<number> } | undefined,
+  segments: ArrayLike<number> | undefined,
 ): tf.Tensor | readonly number[] {
-  if (mask === undefined) return fusedKernelsActive() ? past : causalBias(past, T, S);
+  if (mask === undefined && segments === undefined) return fusedKernelsActive() ? past : causalBias(past, T, S);
   const B = past.length;
   const bias = new Float32Array(B * T * S);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       const row = (b * T + t) * S;
-      for (let s = 0; s < S; s++) {
-        if (s > past[b] + t || mask.values[b * S + s] === 0) bias[row + s] = MASKED;
+      const last = past[b] + t; // the query's own slot
+      bias.fill(MASKED, row + last + 1, row + S);
+      for (let s = 0; s <= last; s++) {
+        if ((mask !== undefined && mask.values[b * S + s] === 0) || (segments !== undefined && segments[b * T + s] !== segments[b * T + t])) {
+          bias[row + s] = MASKED;
+        }
       }
     }
   }
   return tf.tensor(bias, [B, 1, 1, T, S]); // [B, 1, 1, T, S]
+}
+
+// The default positions of packed segments [B][T]: each token's count of the
+// earlier tokens of its segment in its row.
+function segmentPositions(segments: ArrayLike<number>, B: number, T: number): number[][] {
+  return Array.from({ length: B }, (_, b) => {
+    const seen = new Map<number, number>();
+    return Array.from({ length: T }, (_, t) => {
+      const id = segments[b * T + t];
+      const position = seen.get(id) ?? 0;
+      seen.set(id, position + 1);
+      return position;
+    });
+  });
 }
 
 // A rectangular batch of numbers from nested arrays or a 2-D tensor.

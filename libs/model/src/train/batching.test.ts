@@ -1,7 +1,7 @@
 // Right padding and its loss mask, truncation, the seeded shuffle, fingerprints.
 import { describe, expect, it } from 'vitest';
 import { isContextLengthError } from '../errors';
-import { fingerprint, padBatch, pairSequences, shuffledOrder, truncateSequence } from './batching';
+import { fingerprint, packBatch, padBatch, pairSequences, shuffledOrder, truncateSequence } from './batching';
 
 describe('padBatch', () => {
   it('pads on the right and lists the positions that predict response tokens', () => {
@@ -27,6 +27,41 @@ describe('padBatch', () => {
       { promptIds: [4], chosenIds: [5], rejectedIds: [6], consistency: 1 },
     ]);
     expect(rows.map((row) => row.responseIds[0])).toEqual([2, 5, 3, 6]);
+  });
+});
+
+describe('packBatch', () => {
+  const sequences = [
+    { promptIds: [1, 2], responseIds: [3] }, // 3 tokens
+    { promptIds: [4], responseIds: [5, 6, 7, 8, 9] }, // 6: the longest, the row length
+    { promptIds: [10], responseIds: [11, 12] }, // 3
+    { promptIds: [13, 14], responseIds: [15, 16] }, // 4
+  ];
+
+  it('packs longest first into the first row with room, rows as long as the longest sequence', () => {
+    const batch = packBatch(sequences, 0);
+    expect([batch.rows, batch.length]).toEqual([3, 6]);
+    // row 0: sequence 1; row 1: sequence 3 (4) then nothing of 3 fits; row 2: sequences 0 and 2 (3 + 3)
+    expect([...batch.inputIds]).toEqual([4, 5, 6, 7, 8, 9, 13, 14, 15, 16, 0, 0, 1, 2, 3, 10, 11, 12]);
+    expect([...(batch.segments as Int32Array)]).toEqual([1, 1, 1, 1, 1, 1, 3, 3, 3, 3, -1, -1, 0, 0, 0, 2, 2, 2]);
+    expect(batch.tokens).toBe(16);
+  });
+
+  it('lists predicting positions and targets sequence by sequence in the given order, as padBatch does', () => {
+    const packed = packBatch(sequences, 0);
+    const padded = padBatch(sequences, 0);
+    expect([...packed.targets]).toEqual([...padded.targets]);
+    expect(packed.responseTokens).toEqual(padded.responseTokens);
+    // each position holds the token before its target, in both layouts
+    const before = (batch: typeof packed) => [...batch.predictingPositions].map((p) => batch.inputIds[p]);
+    expect(before(packed)).toEqual(before(padded));
+    expect([...packed.predictingPositions]).toEqual([13, 0, 1, 2, 3, 4, 15, 16, 7, 8]);
+  });
+
+  it('keeps one sequence per row when none fit together, and rejects an empty batch', () => {
+    const batch = packBatch([{ promptIds: [1], responseIds: [2, 3] }, { promptIds: [4], responseIds: [5, 6] }], 7);
+    expect([batch.rows, batch.length, [...batch.inputIds]]).toEqual([2, 3, [1, 2, 3, 4, 5, 6]]);
+    expect(() => packBatch([])).toThrow(/at least one sequence/);
   });
 });
 

@@ -6,7 +6,10 @@
 // Rows are padded on the right, so no attention mask is needed: under the
 // causal mask a real token never attends a later padding token, and positions
 // are 0..length-1 as in an unpadded pass. The padding's own outputs are
-// masked out of every loss.
+// masked out of every loss. A packed batch (packBatch) puts several
+// sequences in one row, each a segment of its own: a token attends only the
+// earlier tokens of its segment, at positions counted from the segment's
+// start, so each sequence's log-probs are those of its own unpadded pass.
 
 import { ContextLengthError, InvalidOptionError, TokenIdError } from '../errors';
 import { randomStream, randomUniform } from '../random';
@@ -94,6 +97,11 @@ export interface PaddedBatch {
   readonly responseTokens: readonly number[];
   /** Non-padding tokens of the batch (prompt and response). */
   readonly tokens: number;
+  /**
+   * Packed batches only: the segment of each position [rows, length], the
+   * index of its sequence (-1 on padding). Absent: one sequence per row.
+   */
+  readonly segments?: Int32Array;
 }
 
 /** Pads prompt+response rows on the right with `padTokenId` (any valid id: it is never attended). */
@@ -118,6 +126,53 @@ export function padBatch(sequences: readonly TokenSequence[], padTokenId = 0): P
     tokens += promptIds.length + responseIds.length;
   }
   return { rows, length, inputIds, predictingPositions, targets, responseTokens: sequences.map((s) => s.responseIds.length), tokens };
+}
+
+/**
+ * Packs the sequences into as few rows as first-fit decreasing finds, each
+ * row as long as the longest sequence, the rest right padding: a batch of
+ * random lengths then holds fewer padding positions than padBatch's one row
+ * per sequence (the default SFT set: 13% of positions instead of 23%). The
+ * positions that predict response tokens, their targets and responseTokens
+ * are listed sequence by sequence in the given order, as padBatch lists them,
+ * so a loss over them is the same sum; the model must be run with
+ * `segments` (batchResponseTokenLogprobs does that).
+ */
+export function packBatch(sequences: readonly TokenSequence[], padTokenId = 0): PaddedBatch {
+  if (sequences.length === 0) throw new InvalidOptionError('a batch needs at least one sequence', 'sequences');
+  const lengths = sequences.map((s, i) => {
+    if (s.promptIds.length === 0) throw new InvalidOptionError(`sequence ${i} has an empty prompt`, 'promptIds');
+    return s.promptIds.length + s.responseIds.length;
+  });
+  const length = Math.max(...lengths);
+  // Longest first (ties in the given order), each into the first row with room.
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
+  const used: number[] = [];
+  const start = new Array<number>(sequences.length); // flat position of each sequence's first token
+  for (const i of order) {
+    let row = used.findIndex((n) => n + lengths[i] <= length);
+    if (row < 0) row = used.push(0) - 1;
+    start[i] = row * length + used[row];
+    used[row] += lengths[i];
+  }
+  const rows = used.length;
+  const inputIds = new Int32Array(rows * length).fill(padTokenId);
+  const segments = new Int32Array(rows * length).fill(-1);
+  const count = sequences.reduce((sum, s) => sum + s.responseIds.length, 0);
+  const predictingPositions = new Int32Array(count);
+  const targets = new Int32Array(count);
+  let n = 0;
+  for (const [i, { promptIds, responseIds }] of sequences.entries()) {
+    inputIds.set(promptIds, start[i]);
+    inputIds.set(responseIds, start[i] + promptIds.length);
+    segments.fill(i, start[i], start[i] + lengths[i]);
+    for (const [j, token] of responseIds.entries()) {
+      predictingPositions[n] = start[i] + promptIds.length - 1 + j;
+      targets[n++] = token;
+    }
+  }
+  const tokens = lengths.reduce((sum, x) => sum + x, 0);
+  return { rows, length, inputIds, predictingPositions, targets, responseTokens: sequences.map((s) => s.responseIds.length), tokens, segments };
 }
 
 /** The rows of a batch of pairs: all chosen responses first, then all rejected ones. */

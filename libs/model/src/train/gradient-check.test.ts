@@ -3,7 +3,8 @@
 // loss (C strictly between 0 and 1) with respect to the weights, against
 // central differences of the same losses computed by the independent float64
 // reference of the Hugging Face math (testing/reference-llama.ts) on padded
-// batches of different lengths. On the tests' backend (cpu unless
+// batches of different lengths, right-padded and packed (two sequences in one
+// row). On the tests' backend (cpu unless
 // CREAM_BACKEND says otherwise), then on wasm with the native kernels when
 // built, the backend the services train on.
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,7 +12,7 @@ import { FusedKernel, initCompute, silentLogger } from '@cream/compute';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_CONFIGS, referenceResponseLogProbs, toReferenceWeights, type ReferenceWeights } from '../testing';
 import type { ModelConfig } from '../config';
-import { padBatch, pairSequences, type DpoPair, type SftExample } from './batching';
+import { packBatch, padBatch, pairSequences, type DpoPair, type SftExample } from './batching';
 import { registerTrainingGradients } from './gather-gradient';
 import { batchResponseLogprobs, batchResponseTokenLogprobs } from './logprobs';
 import { dpoLoss, sftLoss } from './losses';
@@ -29,6 +30,7 @@ const examples: SftExample[] = [
   { promptIds: [5, 9, 2], responseIds: [7, 1, 30, 4] },
   { promptIds: [11], responseIds: [3, 8] },
   { promptIds: [20, 21, 22, 23, 24], responseIds: [6] },
+  { promptIds: [9], responseIds: [14] }, // packed after the second example (3 + 2 of 7 positions)
 ];
 
 const pairs: DpoPair[] = [
@@ -106,6 +108,12 @@ const sftThroughModel = (model: ReturnType<typeof testModel>['model']) => {
   return sftLoss(batchResponseTokenLogprobs(model, padBatch(examples)));
 };
 
+const sftThroughPackedRows = (model: ReturnType<typeof testModel>['model']) => {
+  const batch = packBatch(examples);
+  expect(batch.rows).toBe(examples.length - 1);
+  return sftLoss(batchResponseTokenLogprobs(model, batch));
+};
+
 const dpoThroughModel = (model: ReturnType<typeof testModel>['model']) => {
   const sums = batchResponseLogprobs(model, padBatch(pairSequences(pairs))); // [4]: chosen rows, rejected rows
   const [policyChosen, policyRejected] = tf.split(sums, 2) as [tf.Tensor1D, tf.Tensor1D];
@@ -126,6 +134,9 @@ describe("gradients through the decoder (the tests' backend)", () => {
       expect(checkGradients(config, 4, dpoThroughModel, referenceDpoLoss)).toBeGreaterThan(20);
     }, SLOW);
   }
+  it('SFT loss over packed rows (qwen2): tfjs gradients equal float64 central differences', () => {
+    expect(checkGradients(TEST_CONFIGS.qwen2, 9, sftThroughPackedRows, referenceSftLoss)).toBeGreaterThan(20);
+  }, SLOW);
 });
 
 describe('gradients through the decoder (wasm)', () => {
@@ -166,6 +177,8 @@ describe('gradients through the decoder (wasm)', () => {
     expect(names.has(FusedKernel.qkvHeads)).toBe(false);
     expect(checkGradients(config, 7, sftThroughModel, referenceSftLoss)).toBeGreaterThan(20);
     expect(checkGradients(config, 8, dpoThroughModel, referenceDpoLoss)).toBeGreaterThan(20);
+    // Packed rows: the same kernels with a segment mask instead of each row's past.
+    expect(checkGradients(config, 10, sftThroughPackedRows, referenceSftLoss)).toBeGreaterThan(20);
   }, SLOW);
 
   it('a DPO run lowers its loss and leaves no tensor or data buffer behind', async () => {

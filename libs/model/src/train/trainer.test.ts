@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInvalidOptionError } from '../errors';
 import type { LlamaModel } from '../model';
-import { padBatch } from './batching';
+import { packBatch, padBatch, pairSequences } from './batching';
 import { isNonFiniteLossError, isTrainingCancelledError, isTrainingStateError } from './errors';
 import { DPO_DEFAULTS, SFT_DEFAULTS, resolveHyperparameters, type TrainHyperparameters } from './hyperparameters';
 import { batchResponseTokenLogprobs } from './logprobs';
@@ -129,6 +129,23 @@ describe('trainSft', () => {
         expect(p.gradNorm).toBeCloseTo(runs[0].progress[i].gradNorm, 6);
       });
     }
+  }, SLOW);
+
+  it('on packed rows (the default) equals one right-padded row per example', async () => {
+    const examples = sftExamples(12, 21); // 2 to 9 tokens: batches of 6 pack into fewer rows
+    expect(packBatch(examples.slice(0, 6)).rows).toBeLessThan(6);
+    const hyper = { ...fast, epochs: 2, batchSize: 6, adamEpsilon: 1 };
+    const runs: { progress: TrainProgress[]; weights: Map<string, number[]> }[] = [];
+    for (const packing of [true, false]) {
+      const { model, dispose } = testModel(TINY_CONFIG, 22);
+      runs.push({ progress: await collect((options) => trainSft(model, examples, hyper, options), { packing }), weights: weightValues(model) });
+      dispose();
+    }
+    expect(maxDifference(runs[1].weights, runs[0].weights)).toBeLessThan(1e-6);
+    runs[1].progress.forEach((p, i) => {
+      expect(p.loss).toBeCloseTo(runs[0].progress[i].loss, 6);
+      expect(p.gradNorm).toBeCloseTo(runs[0].progress[i].gradNorm, 6);
+    });
   }, SLOW);
 
   it('leaks no tensor across a training step', async () => {
@@ -248,6 +265,29 @@ describe('trainDpo', () => {
       for (const key of ['loss', 'gradNorm', 'chosenReward', 'rejectedReward', 'meanConsistency'] as const) {
         expect(p[key]).toBeCloseTo(runs[0].progress[i][key], 6);
       }
+    });
+    reference.dispose();
+  }, SLOW);
+
+  it('on packed rows (the default) equals one right-padded row per response, reference log-probs included', async () => {
+    const random = seededRandom(23);
+    const pairs = dpoPairs(8, 24, () => random());
+    expect(packBatch(pairSequences(pairs.slice(0, 4))).rows).toBeLessThan(8);
+    const reference = testModel(TINY_CONFIG, 25, { trainable: false });
+    const runs: { logprobs: Awaited<ReturnType<typeof computeReferenceLogprobs>>; progress: TrainProgress[]; weights: Map<string, number[]> }[] = [];
+    for (const packing of [true, false]) {
+      const logprobs = await computeReferenceLogprobs(reference.model, pairs, { packing });
+      const { model, dispose } = testModel(TINY_CONFIG, 26);
+      const progress = await collect((options) => trainDpo(model, logprobs, pairs, { ...fast, epochs: 2, batchSize: 4, adamEpsilon: 1 }, options), { packing });
+      runs.push({ logprobs, progress, weights: weightValues(model) });
+      dispose();
+    }
+    for (const side of ['chosen', 'rejected'] as const) {
+      runs[1].logprobs[side].forEach((value, i) => expect(value).toBeCloseTo(runs[0].logprobs[side][i], 5));
+    }
+    expect(maxDifference(runs[1].weights, runs[0].weights)).toBeLessThan(1e-6);
+    runs[1].progress.forEach((p, i) => {
+      for (const key of ['loss', 'gradNorm', 'chosenReward', 'rejectedReward'] as const) expect(p[key]).toBeCloseTo(runs[0].progress[i][key], 6);
     });
     reference.dispose();
   }, SLOW);
