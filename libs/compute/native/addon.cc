@@ -232,7 +232,7 @@ enum class FusedOp {
 };
 constexpr size_t kFusedOps = 24;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 16, 17, 3, 12, 4, 5, 8, 9, 6};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 17, 17, 3, 12, 4, 5, 8, 9, 6};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
   constexpr size_t kMaxArgs = 19;
@@ -537,7 +537,7 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
       // With cos and sin (else -1), the merged form: q, keys and values are all
       // the one projection qkv [b, t, (hq + 2 hkv) dh] (the same offset thrice,
       // s == t), and dq, dk and dv all its gradient dqkv; cos and sin are [b, t, dh / 2].
-      case FusedOp::kAttention:  // q, keys, values, mask (-1: none), out, probs (-1: none), b, hq, hkv, t, s, dh, scale, past (-1: none; int32 [b]), cos, sin
+      case FusedOp::kAttention:  // q, keys, values, mask (-1: none), out, probs (-1: none), b, hq, hkv, t, s, dh, scale, past (-1: none; int32 [b]), cos, sin, starts (-1: none; int32 [b, t], with past)
       case FusedOp::kAttentionGrad: {  // dy, q, keys, values, probs, dq, dk, dv, b, hq, hkv, t, s, dh, scale, cos, sin
         const bool forward = code == static_cast<size_t>(FusedOp::kAttention);
         const size_t first = forward ? 6 : 8;
@@ -600,6 +600,25 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
               }
             }
             shape.past = past;
+          }
+          if (num[16] != -1) {  // packed segments: query t of row b sees slots starts[b t + t] .. past[b] + t
+            size_t starts_total = 0;
+            float* raw = nullptr;
+            if (num[13] == -1 || num[3] != -1) {
+              Fail(env, "attention starts need past and no mask", true);
+              return nullptr;
+            }
+            if (!product({shape.b, shape.t}, &starts_total) || !span(16, starts_total, "starts", &raw)) return nullptr;
+            const auto* starts = reinterpret_cast<const int32_t*>(raw);
+            for (size_t i = 0; i < starts_total; ++i) {
+              const size_t last = static_cast<size_t>(shape.past[i / shape.t]) + i % shape.t;  // the query's own slot
+              if (starts[i] < 0 || static_cast<size_t>(starts[i]) > last) {
+                Fail(env, "start " + std::to_string(starts[i]) + " of query " + std::to_string(i % shape.t) + " in row " +
+                              std::to_string(i / shape.t) + " is outside [0, " + std::to_string(last) + "]", true);
+                return nullptr;
+              }
+            }
+            shape.starts = starts;
           }
           cream::Attention(a, b, c, num[3] == -1 ? nullptr : d, e, num[5] == -1 ? nullptr : f, shape, isa, pool);
         } else {

@@ -1162,6 +1162,12 @@ size_t LastLive(const float* x, size_t from, size_t s, Live live) {
   while (end > from && !live(x[end - 1])) --end;
   return end;
 }
+// The first value of x[0, end) that is not zero, or `end` when none is.
+size_t FirstLive(const float* x, size_t end) {
+  size_t i = 0;
+  while (i < end && x[i] == 0.0f) ++i;
+  return i;
+}
 // Keys a bias row leaves above kSkipBias (the causal mask's -1e9 after the
 // query's own slot), and keys a probability row gives weight.
 bool Attended(float bias) { return bias > kSkipBias; }
@@ -1224,15 +1230,21 @@ void Attention(const float* q, const float* keys, const float* values, const flo
       // Keys past the last one any row of the block may attend are left out,
       // and each row's softmax stops at its own last key.
       size_t row_keys[kBlockRows];
-      size_t keys_used = 0;
+      size_t row_first[kBlockRows];  // each row's first attended key (starts)
+      size_t keys_used = 0, from = a.s;
       for (size_t r = rows; r-- > 0;) {
         if (bias != nullptr) {
           row_keys[r] = LastLive(bias + r * a.s, 0, a.s, Attended);
         } else {
           row_keys[r] = a.past == nullptr ? a.s : std::min(a.s, static_cast<size_t>(a.past[bi]) + r0 + r + 1);
         }
+        row_first[r] = a.starts == nullptr ? 0 : static_cast<size_t>(a.starts[bi * a.t + r0 + r]);
         keys_used = std::max(keys_used, row_keys[r]);
+        from = std::min(from, row_first[r]);
       }
+      // The tiled products start at the block's first attended key, on a
+      // 16-key boundary (they write whole 16-column strips up to `padded`).
+      from = tiled ? from / 16 * 16 : 0;
       size_t width = keys_used, ld = keys_used;
       float scale = a.scale;
       if (keys_used == 0) {  // nothing to attend: uniform over every key, as the composed softmax gives
@@ -1241,7 +1253,7 @@ void Attention(const float* q, const float* keys, const float* values, const flo
         for (size_t r = 0; r < rows; ++r) std::memcpy(scores + r * ld, bias + r * a.s, a.s * sizeof(float));
       } else if (tiled) {
         ld = padded;
-        ProductTransposed(isa, q_block, a.dh, kt, padded, scores, ld, rows, keys_used, a.dh);
+        ProductTransposed(isa, q_block, a.dh, kt + from, padded, scores + from, ld, rows, keys_used - from, a.dh);
       } else {
         SmallGemm(q_block, k_head, scores, rows, keys_used, a.dh, false, true, isa);
       }
@@ -1255,13 +1267,15 @@ void Attention(const float* q, const float* keys, const float* values, const flo
         float* p = p_block + r * p_ld;
         // A row with no key to attend, in a block with some, is set after the product.
         const size_t live = keys_used == 0 ? width : row_keys[r];
+        const size_t first = keys_used == 0 ? 0 : row_first[r];  // < live: a row attends its own slot
         empty_rows |= live == 0;
-        if (live > 0) ScaledSoftmax(scores + r * ld, bias_row, scale, live, p);
+        if (live > 0) ScaledSoftmax(scores + r * ld + first, bias_row, scale, live - first, p + first);
+        std::fill(p, p + first, 0.0f);
         std::fill(p + live, p + (probs == nullptr ? width : a.s), 0.0f);
       }
       float* dst = out + ((bi * a.t + r0) * a.hq + hi) * a.dh;
       if (tiled) {
-        ProductIntoHead(isa, p_block, p_ld, 1, v_head, a.dh, dst, out_ld, rows, width, a.dh, false);
+        ProductIntoHead(isa, p_block + from, p_ld, 1, v_head + from * a.dh, a.dh, dst, out_ld, rows, width - from, a.dh, false);
       } else {
         for (size_t r = 0; r < rows && probs != nullptr; ++r) std::memcpy(scores + r * width, p_block + r * p_ld, width * sizeof(float));
         SmallGemm(scores, v_head, weighted, rows, a.dh, width, false, false, isa);
@@ -1337,6 +1351,10 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
         const float* p = probs + (head * a.t + r0) * a.s;
         size_t keys_used = 0;
         for (size_t r = rows; r-- > 0;) keys_used = LastLive(p + r * a.s, keys_used, a.s, Weighted);
+        // Keys before every row's first weighted one (packed segments), in
+        // whole 16-key chunks as the forward pass skips them.
+        size_t from = tiled ? keys_used / 16 * 16 : 0;
+        for (size_t r = 0; r < rows && from > 0; ++r) from = FirstLive(p + r * a.s, from) / 16 * 16;
         float* dq_block = dq_rows + r0 * a.dh;
         if (keys_used == 0) {
           std::fill(dq_block, dq_block + rows * a.dh, 0.0f);
@@ -1345,16 +1363,17 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
         const float* q_block = q_rows + r0 * a.dh;
         if (tiled) {
           const float* dy_block = dy_head + r0 * dy_ld;
-          // dV[:keys] += P^T dO
-          ProductIntoHead(isa, p, 1, a.s, dy_block, dy_ld, dv_item, a.dh, keys_used, rows, a.dh, true);
+          const size_t used = keys_used - from;
+          // dV[from:keys] += P^T dO
+          ProductIntoHead(isa, p + from, 1, a.s, dy_block, dy_ld, dv_item + from * a.dh, a.dh, used, rows, a.dh, true);
           // dP = dO V^T; dS = scale * P * (dP - rowsum(dP * P))
-          ProductTransposed(isa, dy_block, dy_ld, d_out, padded, d_probs, padded, rows, keys_used, a.dh);
+          ProductTransposed(isa, dy_block, dy_ld, d_out + from, padded, d_probs + from, padded, rows, used, a.dh);
           for (size_t r = 0; r < rows; ++r) {
-            SoftmaxGradRows(p + r * a.s, d_probs + r * padded, d_scores + r * padded, 0, 1, keys_used, a.scale);
+            SoftmaxGradRows(p + r * a.s + from, d_probs + r * padded + from, d_scores + r * padded + from, 0, 1, used, a.scale);
           }
-          // dQ = dS K; dK[:keys] += dS^T Q
-          ProductIntoHead(isa, d_scores, padded, 1, k, a.dh, dq_block, a.dh, rows, keys_used, a.dh, false);
-          ProductIntoHead(isa, d_scores, 1, padded, q_block, a.dh, dk_item, a.dh, keys_used, rows, a.dh, true);
+          // dQ = dS K; dK[from:keys] += dS^T Q
+          ProductIntoHead(isa, d_scores + from, padded, 1, k + from * a.dh, a.dh, dq_block, a.dh, rows, used, a.dh, false);
+          ProductIntoHead(isa, d_scores + from, 1, padded, q_block, a.dh, dk_item + from * a.dh, a.dh, used, rows, a.dh, true);
           continue;
         }
         for (size_t r = 0; r < rows; ++r) std::memcpy(p_block + r * keys_used, p + r * a.s, keys_used * sizeof(float));

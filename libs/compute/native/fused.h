@@ -170,6 +170,11 @@ struct AttentionShape {
   // Without a mask: nullptr attends every key; else query t of sequence b
   // attends slots 0 .. past[b] + t (causal, the queries at slots past[b]..).
   const int32_t* past = nullptr;
+  // With past, no mask: query t of sequence b attends slots starts[b t + t]
+  // .. past[b] + t only (sequences packed in a row, each a segment of its
+  // own); whole 16-key chunks before a block's first attended key are
+  // skipped. nullptr: from slot 0.
+  const int32_t* starts = nullptr;
   // Set: q, keys and values are one merged projection qkv [b, t, (hq + 2 hkv)
   // dh] tokens first (s == t), q and k rotated while they are read (QkvHeads'
   // arithmetic, cos and sin [b, t, dh / 2]); the gradient's dq, dk and dv are

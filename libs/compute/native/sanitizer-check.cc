@@ -145,6 +145,19 @@ int main() {
     Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), cp.data(), c, isa, pool);
     auto cdq = buffer(c.b * c.hq * c.t * c.dh), cdk = buffer(c.b * c.hkv * c.s * c.dh), cdv = buffer(c.b * c.hkv * c.s * c.dh);
     AttentionGrad(cdy.data(), cq.data(), ck.data(), cv.data(), cp.data(), cdq.data(), cdk.data(), cdv.data(), c, isa, pool);
+    // Causal within packed segments (starts): row 0's segments from slots 6,
+    // 6 + 19 = 25 (keys from a 16-key chunk on), row 1's from 3 and 3 + 17;
+    // with probabilities, and the gradient that skips the same chunks.
+    std::vector<int32_t> seg_starts(c.b * c.t);
+    for (size_t t = 0; t < c.t; ++t) {
+      seg_starts[t] = t < 19 ? 6 : 25;
+      seg_starts[c.t + t] = t < 17 ? 3 : 20;
+    }
+    c.starts = seg_starts.data();
+    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), nullptr, c, isa, pool);
+    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), cp.data(), c, isa, pool);
+    AttentionGrad(cdy.data(), cq.data(), ck.data(), cv.data(), cp.data(), cdq.data(), cdk.data(), cdv.data(), c, isa, pool);
+    c.starts = nullptr;
     // A merged q/k/v projection each way, and merged gate/up with its gradient.
     const size_t qb = 2, qt = 7, qhq = 4, qhkv = 2, qdh = 6;
     auto qkv = buffer(qb * qt * (qhq + 2 * qhkv) * qdh), hq = buffer(qb * qhq * qt * qdh), hk = buffer(qb * qhkv * qt * qdh);

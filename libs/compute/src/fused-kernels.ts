@@ -267,13 +267,14 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       const [q, keys, values] = [input(a, 'q'), input(a, 'keys'), input(a, 'values')];
       const mask = a.inputs.mask ?? null;
       const past = a.inputs.past ?? null; // int32 [B]: causal from each row's past, instead of a mask
+      const starts = a.inputs.starts ?? null; // int32 [B, T], with past: each query's first key (packed segments)
       const [B, Hq, T, Dh] = q.shape;
       const [, Hkv, S] = keys.shape;
       // Without keepProbs (inference) only the output: the probabilities are what the gradient reads.
       const keepProbs = a.attrs.keepProbs !== false;
       const outputs = keepProbs ? [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, S] }] : [{ shape: [B, T, Hq * Dh] }];
-      const made = launch(native, a.backend, Op.attention, { q, keys, values, mask, past }, outputs, (i, o) => [
-        i.q, i.keys, i.values, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), i.past, -1, -1,
+      const made = launch(native, a.backend, Op.attention, { q, keys, values, mask, past, starts }, outputs, (i, o) => [
+        i.q, i.keys, i.values, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), i.past, -1, -1, i.starts,
       ]);
       return keepProbs ? made : made[0];
     }),
@@ -283,13 +284,14 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       const [qkv, cos, sin] = [input(a, 'qkv'), input(a, 'cos'), input(a, 'sin')];
       const mask = a.inputs.mask ?? null;
       const past = a.inputs.past ?? null;
+      const starts = a.inputs.starts ?? null;
       const [B, T] = qkv.shape;
       const [Hq, Hkv] = [Number(a.attrs.nHeads), Number(a.attrs.nKvHeads)];
       const Dh = last(qkv) / (Hq + 2 * Hkv);
       const keepProbs = a.attrs.keepProbs !== false;
       const outputs = keepProbs ? [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, T] }] : [{ shape: [B, T, Hq * Dh] }];
-      const made = launch(native, a.backend, Op.attention, { qkv, cos, sin, mask, past }, outputs, (i, o) => [
-        i.qkv, i.qkv, i.qkv, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, T, Dh, Number(a.attrs.scale), i.past, i.cos, i.sin,
+      const made = launch(native, a.backend, Op.attention, { qkv, cos, sin, mask, past, starts }, outputs, (i, o) => [
+        i.qkv, i.qkv, i.qkv, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, T, Dh, Number(a.attrs.scale), i.past, i.cos, i.sin, i.starts,
       ]);
       return keepProbs ? made : made[0];
     }),

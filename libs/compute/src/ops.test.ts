@@ -28,6 +28,16 @@ function causalMask(B: number, T: number, S: number, emptyRows: number[] = []): 
   return tf.tensor3d(bias, [B, T, S]);
 }
 
+// SegmentedCausal's starts [B * T] of rows whose segments begin at the given
+// query indices (each row's first at 0): the slot of its segment's first query.
+function packedStarts(T: number, rows: number[][], past: number[] = rows.map(() => 0)): Int32Array {
+  const starts = new Int32Array(rows.length * T);
+  rows.forEach((begins, b) => {
+    for (let t = 0; t < T; t++) starts[b * T + t] = past[b] + Math.max(...begins.filter((x) => x <= t));
+  });
+  return starts;
+}
+
 // The additive mask [B, 1, S] of one decoding step over a cache whose row b
 // holds lengths[b] tokens: later slots (unused capacity) masked.
 function decodeMask(lengths: number[], S: number): tf.Tensor3D {
@@ -250,6 +260,20 @@ const cases: Case[] = [
     differentiable: [0],
   },
   {
+    // Sequences packed in rows (segments from 0, 25, 60 and from 0, 40, one of
+    // them a padding run): whole 16-key chunks before a block's starts skipped.
+    name: 'qkvAttention (causal within packed segments)',
+    inputs: () => [uniform([2, 70, (4 + 2 * 2) * 40]), uniform([2, 70, 20]), uniform([2, 70, 20])],
+    op: (x, c, s) => qkvAttention(x as tf.Tensor3D, c, s, 4, 2, { past: [0, 0], starts: packedStarts(70, [[0, 25, 60], [0, 40]]) }),
+    differentiable: [0],
+  },
+  {
+    name: 'causalAttention (causal within packed segments, past 3 and 0, 64-wide heads)',
+    inputs: () => [uniform([2, 4, 50, 64]), uniform([2, 2, 53, 64]), uniform([2, 2, 53, 64])],
+    op: (q, k, v) => causalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, { past: [3, 0], starts: packedStarts(50, [[0, 20], [0, 17, 49]], [3, 0]) }),
+    differentiable: [0, 1, 2],
+  },
+  {
     name: 'logSoftmaxGather (threaded)',
     inputs: () => [uniform([131, 517], 5), tf.tensor1d(Array.from({ length: 131 }, (_, i) => (i * 97) % 517), 'int32')],
     op: (l, t) => logSoftmaxGather(l as tf.Tensor2D, t as tf.Tensor1D),
@@ -431,6 +455,13 @@ describe('fused ops', () => {
       expect(() => qkvAttention(uniform([2, 5, 3 * 8]) as tf.Tensor3D, uniform([2, 5, 4]), uniform([2, 5, 4]), 1, 1, [0, 1])).toThrow(
         /qkvAttention: past must hold 2 integers in \[0, 0\], got \[0, 1\]/,
       );
+      // A packed segment's start past its query's own slot, or too few starts.
+      const starts = packedStarts(5, [[0, 3], [0]], [2, 0]);
+      starts[4] = 5; // query 4 of row 0 sits at slot 2 + 4 = 6: start 5 is fine
+      expect(() => causalAttention(q, k, k, { past: [2, 0], starts })).not.toThrow();
+      starts[5] = 1; // query 0 of row 1 sits at slot 0
+      expect(() => causalAttention(q, k, k, { past: [2, 0], starts })).toThrow(/causalAttention: start 1 of query 0 in row 1 is outside \[0, 0\]/);
+      expect(() => causalAttention(q, k, k, { past: [2, 0], starts: starts.subarray(1) })).toThrow(/starts must hold 10 values \(B \* T\), got 9/);
     });
   });
 

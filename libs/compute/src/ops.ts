@@ -116,6 +116,21 @@ export function maskedSoftmax(scores: tf.Tensor4D, mask: tf.Tensor | null, scale
 }
 
 /**
+ * The causal mask of rows that pack several sequences, each a segment of its
+ * own: query t of row b (at slot past[b] + t) attends slots starts[b * T + t]
+ * .. past[b] + t, its segment's start to itself. Every start 0 is the plain
+ * causal mask of each row's past.
+ */
+export interface SegmentedCausal {
+  readonly past: readonly number[];
+  /** [B * T]: each query's first attended slot, in [0, past[b] + t]. */
+  readonly starts: Int32Array;
+}
+
+/** How attention is masked: a bias [B, T, S], each row's past (causal), or causal within packed segments. */
+export type AttentionMask = tf.Tensor | readonly number[] | SegmentedCausal;
+
+/**
  * Scaled dot-product attention with grouped-query heads, for prefill, training
  * and single-token decoding over a cache alike: q [B, Hq, T, Dh], k and v
  * [B, Hkv, S, Dh] (query head h reads kv head floor(h / (Hq / Hkv))), maskBias
@@ -124,17 +139,18 @@ export function maskedSoftmax(scores: tf.Tensor4D, mask: tf.Tensor | null, scale
  * cache slots. Returns [B, T, Hq * Dh], heads side by side per token.
  * Instead of a bias, `mask` may give each row's past (B numbers): query t of
  * row b then attends slots 0 .. past[b] + t, the plain causal mask, which the
- * whole-sequence kernel applies without a [B, T, S] tensor.
+ * whole-sequence kernel applies without a [B, T, S] tensor; or a
+ * SegmentedCausal, which that kernel applies from each query's start (keys
+ * before a whole block's starts are not computed).
  */
-export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor | readonly number[]): tf.Tensor3D {
+export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: AttentionMask): tf.Tensor3D {
   const [B, nHeads, T, headDim] = q.shape;
   const [, nKvHeads, S] = k.shape;
   const groups = nHeads / nKvHeads;
   if (!(mask instanceof tf.Tensor)) {
-    const past = mask;
-    checkPast('causalAttention', past, B, T, S);
-    if (T > 1 && fusedKernelsActive()) return wholeSequenceAttention(q, k, v, past);
-    return tf.tidy(() => causalAttention(q, k, v, causalBias(past, T, S)));
+    const causal = checkCausal('causalAttention', mask, B, T, S);
+    if (T > 1 && fusedKernelsActive()) return wholeSequenceAttention(q, k, v, mask);
+    return tf.tidy(() => causalAttention(q, k, v, causalBias(causal.past, T, S, causal.starts)));
   }
   const maskBias = mask;
   if (T === 1 && fusedKernelsActive() && !tf.engine().state.gradientDepth) {
@@ -159,7 +175,7 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
 // One kernel per (sequence, query head): scores, softmax and the weighted sum
 // while they are in cache, masked by a bias or causal from each row's past;
 // the probabilities are kept for the gradient (one kernel gives dq, dk and dv).
-function wholeSequenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor | readonly number[]): tf.Tensor3D {
+function wholeSequenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: AttentionMask): tf.Tensor3D {
   const [B, , T, headDim] = q.shape;
   const S = k.shape[2];
   return tf.tidy(() =>
@@ -167,9 +183,34 @@ function wholeSequenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   );
 }
 
-// The mask as the attention kernels take it (constants: no gradient): a bias [B, T, S], or each row's past.
-function maskInputs(mask: tf.Tensor | readonly number[], B: number, T: number, S: number): tf.NamedTensorMap {
-  return mask instanceof tf.Tensor ? { mask: tf.reshape(mask, [B, T, S]) } : { past: tf.tensor1d(mask as number[], 'int32') };
+// The mask as the attention kernels take it (constants: no gradient): a bias
+// [B, T, S], or each row's past, with each query's start when packed.
+function maskInputs(mask: AttentionMask, B: number, T: number, S: number): tf.NamedTensorMap {
+  if (mask instanceof tf.Tensor) return { mask: tf.reshape(mask, [B, T, S]) };
+  const { past, starts } = causalOf(mask);
+  const pastInput = { past: tf.tensor1d(past as number[], 'int32') };
+  return starts === undefined ? pastInput : { ...pastInput, starts: tf.tensor2d(starts, [B, T], 'int32') };
+}
+
+function causalOf(mask: readonly number[] | SegmentedCausal): { past: readonly number[]; starts?: Int32Array } {
+  return Array.isArray(mask) ? { past: mask as readonly number[] } : (mask as SegmentedCausal);
+}
+
+// The causal mask's past (and starts), checked against the shapes.
+function checkCausal(op: string, mask: readonly number[] | SegmentedCausal, B: number, T: number, S: number): { past: readonly number[]; starts?: Int32Array } {
+  const causal = causalOf(mask);
+  checkPast(op, causal.past, B, T, S);
+  const { past, starts } = causal;
+  if (starts !== undefined) {
+    if (starts.length !== B * T) throw new ComputeError(`${op}: starts must hold ${B * T} values (B * T), got ${starts.length}`);
+    for (let i = 0; i < starts.length; i++) {
+      const last = past[Math.floor(i / T)] + (i % T); // the query's own slot
+      if (!(starts[i] >= 0 && starts[i] <= last)) {
+        throw new ComputeError(`${op}: start ${starts[i]} of query ${i % T} in row ${Math.floor(i / T)} is outside [0, ${last}]`);
+      }
+    }
+  }
+  return causal;
 }
 
 // A whole-sequence attention kernel and its gradient kernel, [B, T, Hq*Dh]
@@ -220,7 +261,7 @@ function checkPast(op: string, past: readonly number[], B: number, T: number, S:
  * kernel each way reads and writes the merged layout, and no heads-first
  * q, k and v are written or kept for the gradient.
  */
-export function qkvAttention(qkv: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, nHeads: number, nKvHeads: number, mask: tf.Tensor | readonly number[]): tf.Tensor3D {
+export function qkvAttention(qkv: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, nHeads: number, nKvHeads: number, mask: AttentionMask): tf.Tensor3D {
   if (!fusedKernelsActive()) {
     return tf.tidy(() => {
       const [q, k, v] = qkvHeads(qkv, cos, sin, nHeads, nKvHeads);
@@ -229,7 +270,7 @@ export function qkvAttention(qkv: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, n
   }
   const [B, T, width] = qkv.shape;
   const headDim = width / (nHeads + 2 * nKvHeads);
-  if (!(mask instanceof tf.Tensor)) checkPast('qkvAttention', mask, B, T, T);
+  if (!(mask instanceof tf.Tensor)) checkCausal('qkvAttention', mask, B, T, T);
   const attrs = { nHeads, nKvHeads, scale: 1 / Math.sqrt(headDim) };
   return tf.tidy(() => {
     // The rotary angles are constants the gradient kernel reads too.
@@ -240,12 +281,17 @@ export function qkvAttention(qkv: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, n
 
 /**
  * The additive bias [B, T, S] of the plain causal mask: query t of row b (at
- * slot past[b] + t) sees slots 0 .. past[b] + t (0), the later ones -1e9.
+ * slot past[b] + t) sees slots 0 .. past[b] + t (0), the later ones -1e9;
+ * with `starts` ([B * T], SegmentedCausal's) slots before starts[b * T + t] too.
  */
-export function causalBias(past: readonly number[], T: number, S: number): tf.Tensor3D {
+export function causalBias(past: readonly number[], T: number, S: number, starts?: Int32Array): tf.Tensor3D {
   const bias = new Float32Array(past.length * T * S);
-  past.forEach((start, b) => {
-    for (let t = 0; t < T; t++) bias.fill(-1e9, (b * T + t) * S + start + t + 1, (b * T + t + 1) * S);
+  past.forEach((first, b) => {
+    for (let t = 0; t < T; t++) {
+      const row = (b * T + t) * S;
+      bias.fill(-1e9, row + first + t + 1, row + S);
+      if (starts !== undefined) bias.fill(-1e9, row, row + starts[b * T + t]);
+    }
   });
   return tf.tensor3d(bias, [past.length, T, S]);
 }

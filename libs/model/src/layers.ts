@@ -7,7 +7,7 @@
 // wasm+native backend and plain tf ops elsewhere, so they run on any backend
 // and differentiate; call them inside tf.tidy.
 
-import { addRmsNorm, causalAttention, fusedKernelsActive, qkvAttention, qkvHeads, rmsNorm as fusedRmsNorm, rotaryHeads, swiglu, swigluMerged } from '@cream/compute';
+import { type AttentionMask, addRmsNorm, causalAttention, fusedKernelsActive, qkvAttention, qkvHeads, rmsNorm as fusedRmsNorm, rotaryHeads, swiglu, swigluMerged } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 
@@ -193,7 +193,7 @@ export function selfAttention(
   w: AttentionWeights,
   config: ModelConfig,
   angles: RotaryAngles,
-  maskBias: tf.Tensor | readonly number[], // [B, 1, 1, T, S], or each row's past: causal (causalAttention)
+  maskBias: AttentionMask, // [B, 1, 1, T, S], each row's past (causal), or causal within packed segments (causalAttention)
   store?: KeyValueStore,
 ): tf.Tensor3D {
   if (store === undefined) {
@@ -240,7 +240,7 @@ export function decoderLayer(
   w: LayerWeights,
   config: ModelConfig,
   angles: RotaryAngles,
-  maskBias: tf.Tensor | readonly number[], // [B, 1, 1, T, S], or each row's past: causal (causalAttention)
+  maskBias: AttentionMask, // [B, 1, 1, T, S], each row's past (causal), or causal within packed segments (causalAttention)
   store?: KeyValueStore,
 ): tf.Tensor3D {
   return decoderLayerNormed(x, undefined, w, config, angles, maskBias, store)[0];
@@ -259,7 +259,7 @@ export function decoderLayerNormed(
   w: LayerWeights,
   config: ModelConfig,
   angles: RotaryAngles,
-  maskBias: tf.Tensor | readonly number[], // [B, 1, 1, T, S], or each row's past: causal (causalAttention)
+  maskBias: AttentionMask, // [B, 1, 1, T, S], each row's past (causal), or causal within packed segments (causalAttention)
   store?: KeyValueStore,
   nextNorm?: tf.Tensor, // [D]
 ): [tf.Tensor3D] | [tf.Tensor3D, tf.Tensor3D] {

@@ -4,7 +4,7 @@
 // and values and appends this pass's, so prefill and each decode step are the
 // same call. Every forward runs inside tf.tidy.
 
-import { causalBias, fusedKernelsActive, prefillLayer } from '@cream/compute';
+import { type AttentionMask, causalBias, fusedKernelsActive, prefillLayer } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, validateModelConfig } from './config';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from './errors';
@@ -30,10 +30,11 @@ export interface ForwardOptions {
   attentionMask?: IntegerRows;
   /**
    * [B, T]: the segment of each token, for several sequences packed in one
-   * row (a pass without a cache): a token attends only the earlier tokens of
-   * its own segment, and its default position counts the earlier tokens of
-   * that segment in its row, so each segment gets the outputs of its own
-   * unpadded pass. Any integers name segments (padding may be one of its own).
+   * row (a pass without a cache). Each run of equal ids in a row is one
+   * segment: a token attends only the earlier tokens of its run, and its
+   * default position is its distance from the run's first token, so each
+   * segment gets the outputs of its own unpadded pass. Any integers name
+   * segments (padding may be a run of its own).
    */
   segments?: IntegerRows;
   /** The cache to read past keys and values from and append this pass's to. */
@@ -136,7 +137,8 @@ export class LlamaModel {
         if (!Number.isInteger(segments.values[i])) throw new InvalidOptionError(`segment ${segments.values[i]} is not an integer`, 'segments');
       }
     }
-    const positions = this.positionsOf(past, inputLengths, T, options.positions ?? (segments && segmentPositions(segments.values, B, T)));
+    const starts = segments && segmentStarts(segments.values, B, T);
+    const positions = this.positionsOf(past, inputLengths, T, options.positions ?? (starts && startPositions(starts, B, T)));
     const keyCount = cache === undefined ? T : cache.capacityAfter(T);
     const mask = options.attentionMask === undefined ? undefined : readRows(options.attentionMask, 'attentionMask');
     if (mask !== undefined && (mask.rows !== B || mask.columns !== keyCount)) {
@@ -151,7 +153,7 @@ export class LlamaModel {
     return tf.tidy(() => {
       const write = cache?.beginWrite(T, inputLengths);
       try {
-        const maskBias = attentionMask(past, T, keyCount, mask, segments?.values); // [B, 1, 1, T, S] or past
+        const maskBias = attentionMask(past, T, keyCount, mask, starts); // [B, 1, 1, T, S], past, or past and starts
         const angles = this.rotary.angles(tf.tensor2d(positions.values, [B, T], 'int32'), positions.max); // [B, 1, T, headDim/2]
         let x = tf.gather(this.embedding, tf.tensor2d(Int32Array.from(ids.values), [B, T], 'int32')) as tf.Tensor3D; // [B, T, D]
         // Each layer also norms its output for the next one (the last: the final norm).
@@ -286,47 +288,53 @@ export class LlamaModel {
 
 // The attention mask of one pass, built once for every layer: 0 where query t
 // of row b (at slot past[b] + t) may attend key slot s, i.e. s <= past[b] + t,
-// the mask allows s and (with segments, where S = T) s is in t's segment;
-// MASKED elsewhere. Without a mask or segments, the plain causal one: each
-// row's past itself on the fused kernels (no tensor), else causalBias. Built
-// in JS: a broadcast comparison is a slow path on the wasm backend.
+// the mask allows s and (packed segments, S = T) s >= starts[b * T + t];
+// MASKED elsewhere. Without a mask, the causal one: each row's past (and
+// starts) itself on the fused kernels, which apply it as they run (no
+// tensor), else causalBias. Built in JS: a broadcast comparison is a slow
+// path on the wasm backend.
 function attentionMask(
   past: readonly number[],
   T: number,
   S: number,
   mask: { values: ArrayLike<number> } | undefined,
-  segments: ArrayLike<number> | undefined,
-): tf.Tensor | readonly number[] {
-  if (mask === undefined && segments === undefined) return fusedKernelsActive() ? past : causalBias(past, T, S);
+  starts: Int32Array | undefined,
+): AttentionMask {
+  if (mask === undefined) {
+    if (!fusedKernelsActive()) return causalBias(past, T, S, starts);
+    return starts === undefined ? past : { past, starts };
+  }
   const B = past.length;
   const bias = new Float32Array(B * T * S);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       const row = (b * T + t) * S;
-      const last = past[b] + t; // the query's own slot
-      bias.fill(MASKED, row + last + 1, row + S);
-      for (let s = 0; s <= last; s++) {
-        if ((mask !== undefined && mask.values[b * S + s] === 0) || (segments !== undefined && segments[b * T + s] !== segments[b * T + t])) {
-          bias[row + s] = MASKED;
-        }
+      const first = starts === undefined ? 0 : starts[b * T + t];
+      bias.fill(MASKED, row, row + first);
+      bias.fill(MASKED, row + past[b] + t + 1, row + S);
+      for (let s = first; s <= past[b] + t; s++) {
+        if (mask.values[b * S + s] === 0) bias[row + s] = MASKED;
       }
     }
   }
   return tf.tensor(bias, [B, 1, 1, T, S]); // [B, 1, 1, T, S]
 }
 
-// The default positions of packed segments [B][T]: each token's count of the
-// earlier tokens of its segment in its row.
-function segmentPositions(segments: ArrayLike<number>, B: number, T: number): number[][] {
-  return Array.from({ length: B }, (_, b) => {
-    const seen = new Map<number, number>();
-    return Array.from({ length: T }, (_, t) => {
-      const id = segments[b * T + t];
-      const position = seen.get(id) ?? 0;
-      seen.set(id, position + 1);
-      return position;
-    });
-  });
+// Each token's segment start [B * T]: the first slot of its row's run of equal segment ids.
+function segmentStarts(segments: ArrayLike<number>, B: number, T: number): Int32Array {
+  const starts = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    for (let t = 1; t < T; t++) {
+      const i = b * T + t;
+      starts[i] = segments[i] === segments[i - 1] ? starts[i - 1] : t;
+    }
+  }
+  return starts;
+}
+
+// The default positions of packed segments [B][T]: each token's distance from its segment's start.
+function startPositions(starts: Int32Array, B: number, T: number): number[][] {
+  return Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => t - starts[b * T + t]));
 }
 
 // A rectangular batch of numbers from nested arrays or a 2-D tensor.
