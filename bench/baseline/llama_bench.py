@@ -6,6 +6,9 @@ as bench/src/ours.ts, on the case JSON that bench/src/cases.ts builds:
 - training step: forward over batch x seq tokens, cross-entropy on the seq - 1
   next tokens, backward, gradient clipping to norm 1, AdamW (weight decay on
   2-D weights only), as cream's trainSft step;
+- the same step on sequences of varied lengths (workload "varied"), right-padded
+  to the longest as a padding collator does, the loss on the response tokens
+  (lm_head on those positions only, as cream computes it);
 - scoring: log-probabilities of the response tokens after the prompt;
 - greedy generation with a KV cache (prefill, then one token per step);
 - prefill: one prompt into a fresh cache, the logits of its last position.
@@ -22,7 +25,7 @@ import resource
 import sys
 import time
 
-GROUPS = ("train", "score", "generate", "prefill")
+GROUPS = ("train", "varied", "score", "generate", "prefill")
 
 
 def parse_args(argv):
@@ -164,27 +167,52 @@ def measure(torch, case, threads):
     metrics = {}
     tokens = lambda *size: torch.randint(0, V, size)
 
-    if "train" in case["only"]:
-        batch, seq = work["train"]["batch"], work["train"]["seq"]
+    def optimizer_of():
         matrices = [p for p in model.parameters() if p.dim() == 2]
         others = [p for p in model.parameters() if p.dim() != 2]
-        optimizer = torch.optim.AdamW(
+        return torch.optim.AdamW(
             [{"params": matrices, "weight_decay": 0.01}, {"params": others, "weight_decay": 0.0}], lr=1e-4, betas=(0.9, 0.999), eps=1e-8
         )
+
+    def update(optimizer, loss):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return loss.item()
+
+    if "train" in case["only"]:
+        batch, seq = work["train"]["batch"], work["train"]["seq"]
+        optimizer = optimizer_of()
         batches = [tokens(batch, seq) for _ in range(case["warmup"] + case["repeats"])]
         model.train()
 
         def step():
             ids = batches.pop()
             logits = model.lm_head(model.hidden(ids)[:, :-1])  # [B, T-1, V]
-            loss = F.cross_entropy(logits.reshape(-1, V), ids[:, 1:].reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            return loss.item()
+            return update(optimizer, F.cross_entropy(logits.reshape(-1, V), ids[:, 1:].reshape(-1)))
 
         metrics["train_step_ms"] = samples(timed(case["warmup"], case["repeats"], step))
+        optimizer = None
+
+    if "varied" in case["only"]:
+        rows = work["varied"]["rows"]
+        longest = max(row["prompt"] + row["response"] for row in rows)
+        ids = torch.zeros(len(rows), longest, dtype=torch.long)  # right padding with id 0
+        predicting = torch.zeros(len(rows), longest, dtype=torch.bool)  # positions whose next token is a response token
+        for b, row in enumerate(rows):
+            length = row["prompt"] + row["response"]
+            ids[b, :length] = tokens(length)
+            predicting[b, row["prompt"] - 1 : length - 1] = True
+        targets = ids[:, 1:][predicting[:, :-1]]  # [N]
+        optimizer = optimizer_of()
+        model.train()
+
+        def varied_step():
+            hidden = model.hidden(ids)[predicting]  # [N, d]
+            return update(optimizer, F.cross_entropy(model.lm_head(hidden), targets))
+
+        metrics["train_varied_step_ms"] = samples(timed(case["warmup"], case["repeats"], varied_step))
         optimizer = None
 
     model.eval()

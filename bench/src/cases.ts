@@ -3,7 +3,7 @@
 // the PyTorch baseline, so both run the same shapes and the same steps.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { modelConfigFromHf, type ModelConfig } from '@cream/model';
+import { modelConfigFromHf, randomStream, randomUniform, type ModelConfig } from '@cream/model';
 
 /** The shape of a Llama-style decoder: the ModelConfig fields both implementations build. */
 export type BenchShape = Readonly<
@@ -40,6 +40,13 @@ function llamaShape(sizes: Pick<BenchShape, 'vocabSize' | 'hiddenSize' | 'nLayer
 export interface BenchWorkload {
   /** One optimizer step (forward, backward, clipping, AdamW) on batch x seq tokens; the loss covers seq - 1 next tokens per row. */
   readonly train: { readonly batch: number; readonly seq: number };
+  /**
+   * One optimizer step on sequences of varied lengths (random tokens; the
+   * loss covers each response), as SFT data comes: ours packs them into rows
+   * (trainSft's default) and also runs them one right-padded row each; PyTorch
+   * pads them, as a padding collator does.
+   */
+  readonly varied: { readonly rows: ReadonlyArray<{ readonly prompt: number; readonly response: number }> };
   /** Log-probabilities of `response` tokens after `prompt` tokens, for `items` items in one batch. */
   readonly score: { readonly items: number; readonly prompt: number; readonly response: number };
   /** Greedy decoding with a KV cache: `newTokens` tokens after distinct `prompt`-token prompts, per batch size. */
@@ -49,7 +56,7 @@ export interface BenchWorkload {
 }
 
 /** Metric groups, in the order they run. */
-export const METRIC_GROUPS = ['train', 'score', 'generate', 'prefill'] as const;
+export const METRIC_GROUPS = ['train', 'varied', 'score', 'generate', 'prefill'] as const;
 /** One metric group. */
 export type MetricGroup = (typeof METRIC_GROUPS)[number];
 
@@ -80,8 +87,22 @@ export interface CaseOptions {
   readonly only: readonly MetricGroup[];
 }
 
+/**
+ * `count` sequences of `min` to `max` tokens (uniform, the same for every
+ * case and run), the first 30% of each its prompt.
+ */
+export function variedRows(count: number, min: number, max: number): Array<{ prompt: number; response: number }> {
+  const stream = randomStream(7, 'bench/varied');
+  return Array.from({ length: count }, (_, i) => {
+    const length = min + Math.floor(randomUniform(stream, i) * (max - min + 1));
+    const prompt = Math.max(1, Math.floor(0.3 * length));
+    return { prompt, response: length - prompt };
+  });
+}
+
 const FULL_WORKLOAD: BenchWorkload = {
   train: { batch: 16, seq: 128 },
+  varied: { rows: variedRows(16, 64, 240) },
   score: { items: 16, prompt: 64, response: 64 },
   generate: { batches: [8, 32], prompt: 64, newTokens: 64 },
   prefill: { batch: 1, prompt: 64 },
@@ -95,6 +116,7 @@ export const MICRO_SHAPE: BenchShape = llamaShape({ vocabSize: 64, hiddenSize: 3
 
 const MICRO_WORKLOAD: BenchWorkload = {
   train: { batch: 2, seq: 16 },
+  varied: { rows: variedRows(4, 4, 16) },
   score: { items: 2, prompt: 8, response: 8 },
   generate: { batches: [2, 4], prompt: 8, newTokens: 8 },
   prefill: { batch: 1, prompt: 8 },
@@ -134,6 +156,7 @@ export function describeShape(shape: BenchShape): string {
 export function longestSequence(workload: BenchWorkload): number {
   return Math.max(
     workload.train.seq,
+    ...workload.varied.rows.map((row) => row.prompt + row.response),
     workload.score.prompt + workload.score.response,
     workload.generate.prompt + workload.generate.newTokens,
     workload.prefill.prompt,

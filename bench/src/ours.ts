@@ -71,19 +71,29 @@ function trainingExamples(benchCase: BenchCase, steps: number): SftExample[] {
   });
 }
 
+// The varied-length rows as examples (random tokens): one batch, every step's.
+function variedExamples(benchCase: BenchCase): SftExample[] {
+  return benchCase.workload.varied.rows.map(({ prompt, response }, i) => {
+    const row = tokenRow(benchCase, `varied/${i}`, prompt + response);
+    return { promptIds: row.slice(0, prompt), responseIds: row.slice(prompt) };
+  });
+}
+
 /**
- * Per step of one trainSft run of `steps` steps: its wall time (ms) and the
- * part of it spent inside native addon calls (zero without the addon).
+ * Per step of one trainSft run over `examples` in batches of `batch` for
+ * `epochs` epochs: its wall time (ms) and the part of it spent inside native
+ * addon calls (zero without the addon). `packing` as TrainOptions' (default: packed).
  */
-async function trainStepTimes(model: LlamaModel, benchCase: BenchCase, steps: number): Promise<{ times: number[]; native: number[] }> {
+async function trainStepTimes(model: LlamaModel, examples: SftExample[], batch: number, epochs: number, packing = true): Promise<{ times: number[]; native: number[] }> {
   const stamps: number[] = [performance.now()];
   const nativeStamps: number[] = [nativeCallTime().ms];
   await trainSft(
     model,
-    trainingExamples(benchCase, steps),
-    // One epoch of `steps` steps; a constant rate (a schedule costs nothing), PyTorch's AdamW defaults.
-    { batchSize: benchCase.workload.train.batch, epochs: 1, learningRate: 1e-4, schedule: 'constant', warmupRatio: 0 },
+    examples,
+    // A constant rate (a schedule costs nothing), PyTorch's AdamW defaults.
+    { batchSize: batch, epochs, learningRate: 1e-4, schedule: 'constant', warmupRatio: 0 },
     {
+      packing,
       onStep: () => {
         stamps.push(performance.now());
         nativeStamps.push(nativeCallTime().ms);
@@ -95,7 +105,7 @@ async function trainStepTimes(model: LlamaModel, benchCase: BenchCase, steps: nu
 }
 
 /** The work of each group, once. */
-function groupRuns(model: LlamaModel, benchCase: BenchCase): Record<Exclude<MetricGroup, 'train'>, Array<{ metric: string; tokens: number; run: () => Promise<unknown> }>> {
+function groupRuns(model: LlamaModel, benchCase: BenchCase): Record<Exclude<MetricGroup, 'train' | 'varied'>, Array<{ metric: string; tokens: number; run: () => Promise<unknown> }>> {
   const { score, generate: gen, prefill } = benchCase.workload;
   const scoreItems = Array.from({ length: score.items }, (_, i) => {
     const row = tokenRow(benchCase, `score/${i}`, score.prompt + score.response);
@@ -124,13 +134,24 @@ export async function measureOurs(benchCase: BenchCase, backend: string, threads
   try {
     const runs = groupRuns(model, benchCase);
     for (const group of benchCase.only) {
+      const steps = benchCase.warmup + benchCase.repeats;
+      if (group === 'varied') {
+        // The one batch as `steps` epochs of one step: the same rows every step, as PyTorch's.
+        const examples = variedExamples(benchCase);
+        const timesOf = async (packing: boolean) => (await trainStepTimes(model, examples, examples.length, steps, packing)).times.slice(benchCase.warmup);
+        metrics.train_varied_step_ms = samplesOf(await timesOf(true));
+        metrics.train_varied_padded_step_ms = samplesOf(await timesOf(false));
+        profiled.push(() => trainStepTimes(model, examples, examples.length, 1));
+        continue;
+      }
       if (group === 'train') {
-        const { times, native } = await trainStepTimes(model, benchCase, benchCase.warmup + benchCase.repeats);
+        const { batch } = benchCase.workload.train;
+        const { times, native } = await trainStepTimes(model, trainingExamples(benchCase, steps), batch, 1);
         metrics.train_step_ms = samplesOf(times.slice(benchCase.warmup));
         // What the native kernels leave: the tfjs engine (tape, dispatch,
         // disposal), our JS around the kernels and the stock wasm kernels.
         if (native.some((ms) => ms > 0)) metrics.train_outside_native_ms = samplesOf(times.map((ms, i) => ms - native[i]).slice(benchCase.warmup));
-        profiled.push(() => trainStepTimes(model, benchCase, 1));
+        profiled.push(() => trainStepTimes(model, trainingExamples(benchCase, 1), batch, 1));
         continue;
       }
       for (const { metric, tokens, run } of runs[group]) {

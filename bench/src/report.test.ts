@@ -57,6 +57,29 @@ describe('reportRows', () => {
     expect(rows.get('peak_tensor_mib')).toMatchObject({ ours: 3, pytorch: null, ratio: null });
   });
 
+  it('compares the varied-length step packed and padded against PyTorch padded, with its lengths in the label', () => {
+    const withVaried: BenchReport = {
+      ...report(true),
+      cases: [
+        {
+          ...report(true).cases[0],
+          ours: { ...ours, metrics: { ...ours.metrics, train_varied_step_ms: samplesOf([40]), train_varied_padded_step_ms: samplesOf([60]) } },
+          pytorch: { ...pytorch, metrics: { ...pytorch.metrics, train_varied_step_ms: samplesOf([90]) } },
+        },
+      ],
+    };
+    const rows = reportRows(withVaried);
+    const lengths = benchCase.workload.varied.rows.map((row) => row.prompt + row.response);
+    const packed = rows.find((row) => row.metric === 'train_varied_step_ms');
+    expect(packed).toMatchObject({ ours: 40, pytorch: 90, label: `training step, 4 sequences of ${Math.min(...lengths)}-${Math.max(...lengths)} tokens (ours packed, PyTorch padded)` });
+    expect(packed?.ratio).toBeCloseTo(2.25);
+    const padded = rows.find((row) => row.metric === 'train_varied_padded_step_ms');
+    expect(padded).toMatchObject({ ours: 60, pytorch: 90 }); // like for like: both padded
+    expect(padded?.ratio).toBeCloseTo(1.5);
+    expect(rows.map((row) => row.metric).indexOf('train_varied_padded_step_ms')).toBe(rows.map((row) => row.metric).indexOf('train_varied_step_ms') + 1);
+    expect(reportRows(report(true)).some((row) => row.metric.startsWith('train_varied'))).toBe(false); // not measured: no rows
+  });
+
   it('shows the time outside the native kernels for ours only, under the step', () => {
     const metrics = reportRows(report(true)).map((row) => row.metric);
     expect(metrics.indexOf('train_outside_native_ms')).toBe(metrics.indexOf('train_measured_peak_percent') + 1);

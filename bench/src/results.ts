@@ -21,7 +21,9 @@ export interface ImplementationResult {
    * By metric name: train_step_ms, score_tokens_per_s, generate_b<N>_tokens_per_s,
    * prefill_ms, peak_rss_bytes, peak_tensor_bytes (ours: live tfjs tensor bytes);
    * ours with the native addon, train_outside_native_ms (the part of each
-   * training step spent outside its calls).
+   * training step spent outside its calls); train_varied_step_ms (the step on
+   * varied lengths: ours packed, PyTorch padded) and ours only
+   * train_varied_padded_step_ms (ours on one right-padded row per sequence).
    */
   readonly metrics: Readonly<Record<string, MetricSamples>>;
 }

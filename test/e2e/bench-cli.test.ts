@@ -30,6 +30,7 @@ function cream(args: string[], env: Record<string, string | undefined> = {}): Pr
 interface Row {
   case: string;
   metric: string;
+  label: string;
   ours: number | null;
   pytorch: number | null;
   ratio: number | null;
@@ -47,6 +48,8 @@ const METRICS = [
   'train_peak_percent',
   'train_measured_peak_percent',
   'train_outside_native_ms',
+  'train_varied_step_ms',
+  'train_varied_padded_step_ms',
   'score_tokens_per_s',
   'generate_b2_tokens_per_s',
   'generate_b4_tokens_per_s',
@@ -97,6 +100,7 @@ describe('cream bench --quick --json', () => {
     }
     const rows = new Map(report.rows.map((row) => [row.metric, row]));
     if (peak !== null) expect(rows.get('train_outside_native_ms')?.ours).toBeLessThan(rows.get('train_step_ms')?.ours as number);
+    expect(rows.get('train_varied_step_ms')?.label).toMatch(/^training step, 4 sequences of \d+-\d+ tokens \(ours packed, PyTorch padded\)$/);
   });
 
   it.runIf(torchImportable)('runs the PyTorch baseline beside ours when python3 imports torch, with ratios', async () => {
@@ -125,6 +129,6 @@ describe('cream bench --quick --json', () => {
     expect(table.stdout).toContain('PyTorch baseline skipped');
     const bad = await cream(['bench', '--only', 'train,decode']);
     expect(bad.status).toBe(2);
-    expect(bad.stderr.trim()).toBe('cream bench: --only: unknown group "decode"; use some of train, score, generate, prefill');
+    expect(bad.stderr.trim()).toBe('cream bench: --only: unknown group "decode"; use some of train, varied, score, generate, prefill');
   });
 });
