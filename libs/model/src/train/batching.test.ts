@@ -58,9 +58,10 @@ describe('packBatch', () => {
     expect([...packed.predictingPositions]).toEqual([13, 0, 1, 2, 3, 4, 15, 16, 7, 8]);
   });
 
-  it('keeps one sequence per row when none fit together, and rejects an empty batch', () => {
+  it('keeps one sequence per row, without segments, when none fit together, and rejects an empty batch', () => {
     const batch = packBatch([{ promptIds: [1], responseIds: [2, 3] }, { promptIds: [4], responseIds: [5, 6] }], 7);
     expect([batch.rows, batch.length, [...batch.inputIds]]).toEqual([2, 3, [1, 2, 3, 4, 5, 6]]);
+    expect(batch.segments).toBeUndefined(); // a right-padded batch: the plain causal mask
     expect(() => packBatch([])).toThrow(/at least one sequence/);
   });
 });

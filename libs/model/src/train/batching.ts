@@ -136,7 +136,9 @@ export function padBatch(sequences: readonly TokenSequence[], padTokenId = 0): P
  * positions that predict response tokens, their targets and responseTokens
  * are listed sequence by sequence in the given order, as padBatch lists them,
  * so a loss over them is the same sum; the model must be run with
- * `segments` (batchResponseTokenLogprobs does that).
+ * `segments` (batchResponseTokenLogprobs does that). When no two sequences
+ * share a row (equal lengths, say), the batch is a right-padded one (longest
+ * first) and has no segments.
  */
 export function packBatch(sequences: readonly TokenSequence[], padTokenId = 0): PaddedBatch {
   if (sequences.length === 0) throw new InvalidOptionError('a batch needs at least one sequence', 'sequences');
@@ -172,7 +174,9 @@ export function packBatch(sequences: readonly TokenSequence[], padTokenId = 0): 
     }
   }
   const tokens = lengths.reduce((sum, x) => sum + x, 0);
-  return { rows, length, inputIds, predictingPositions, targets, responseTokens: sequences.map((s) => s.responseIds.length), tokens, segments };
+  const batch = { rows, length, inputIds, predictingPositions, targets, responseTokens: sequences.map((s) => s.responseIds.length), tokens };
+  // A row per sequence, each from position 0: a right-padded batch, which needs no segments.
+  return rows === sequences.length ? batch : { ...batch, segments };
 }
 
 /** The rows of a batch of pairs: all chosen responses first, then all rejected ones. */
