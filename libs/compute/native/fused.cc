@@ -1269,7 +1269,7 @@ void Attention(const float* q, const float* keys, const float* values, const flo
         const size_t live = keys_used == 0 ? width : row_keys[r];
         const size_t first = keys_used == 0 ? 0 : row_first[r];  // < live: a row attends its own slot
         empty_rows |= live == 0;
-        if (live > 0) ScaledSoftmax(scores + r * ld + first, bias_row, scale, live - first, p + first);
+        if (live > 0) ScaledSoftmax(scores + r * ld + first, bias_row == nullptr ? nullptr : bias_row + first, scale, live - first, p + first);
         std::fill(p, p + first, 0.0f);
         std::fill(p + live, p + (probs == nullptr ? width : a.s), 0.0f);
       }
