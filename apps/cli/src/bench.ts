@@ -6,7 +6,7 @@ import { DEFAULT_PEAK_GFLOPS, formatReport, METRIC_GROUPS, reportRows, runBench,
 import { ConfigError, describeConfig, option, readConfig } from '@cream/service-kit';
 import { rejectPositionals, wantsHelp } from './model-command';
 
-const usage = 'cream bench [--json] [--quick] [--only train,score,generate,prefill] [--repeats N] [--rounds N]';
+const usage = `cream bench [--json] [--quick] [--only ${METRIC_GROUPS.join(',')}] [--repeats N] [--rounds N]`;
 
 const benchOptions = {
   json: option.bool({ flag: 'json', description: 'print the report as JSON (every row, sample and backend) instead of a table', default: false }),
