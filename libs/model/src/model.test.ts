@@ -76,6 +76,15 @@ describe('LlamaModel.forward', () => {
       expect(relativeDifference(values.subarray(starts[i] * V, (starts[i] + seq.length) * V), alone.dataSync())).toBeLessThan(1e-5);
       alone.dispose();
     });
+    // With an attention mask too (here masking only the padding keys): the segments' mask and it combined.
+    const attentionMask = segments.map((row) => row.map((id) => (id < 0 ? 0 : 1)));
+    const masked = model.forward(ids, { segments, attentionMask });
+    const maskedValues = masked.dataSync();
+    masked.dispose();
+    seqs.forEach((seq, i) => {
+      const real = (starts[i] + seq.length) * V;
+      expect(relativeDifference(maskedValues.subarray(starts[i] * V, real), values.subarray(starts[i] * V, real))).toBeLessThan(1e-6);
+    });
   });
 
   it('counts positions from each segment start: a row longer than the context holds segments that fit it', () => {
