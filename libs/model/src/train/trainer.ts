@@ -3,7 +3,8 @@
 // LlamaModel whose weights are trainable tf.Variables.
 //
 // One optimizer step takes batchSize examples (pairs) of the epoch's seeded
-// shuffle and runs them as gradientAccumulation micro-batches; each
+// shuffle and runs them as gradientAccumulation micro-batches, each packed
+// into as few rows as fit (packBatch: attention within each sequence); each
 // micro-batch's loss is divided by the step's total (response tokens for SFT,
 // pairs for DPO), so the summed gradients equal those of the whole batch in
 // one pass. Then: global-norm clipping, the scheduled learning rate, AdamW.
