@@ -298,8 +298,10 @@ describe('cream serve judge', () => {
     expect(unknown.code).toBe(grpc.status.NOT_FOUND);
     expect(unknown.details).toContain('nope');
     expect((await failure(unary(client, 'LoadModel', { version: 'nope' }))).code).toBe(grpc.status.NOT_FOUND);
-    for (const call of [unary(client, 'LoadModel', { version: 'bad' }), stream('ScoreLogProbs', { model_version: 'bad', items: [wireItem('ids-0')] })]) {
-      const tampered = await failure(call);
+    // One call at a time: a second call started before the first settles could
+    // reject while nothing handles it yet (an unhandled rejection ends the test run).
+    for (const call of [() => unary(client, 'LoadModel', { version: 'bad' }), () => stream('ScoreLogProbs', { model_version: 'bad', items: [wireItem('ids-0')] })]) {
+      const tampered = await failure(call());
       expect(tampered.code).toBe(grpc.status.FAILED_PRECONDITION);
       expect(tampered.details).toMatch(/"bad" does not match its manifest: model\.safetensors is modified/);
     }
