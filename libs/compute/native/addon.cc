@@ -232,10 +232,10 @@ enum class FusedOp {
 };
 constexpr size_t kFusedOps = 24;
 // Numbers after (op, heap) each op takes.
-constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 17, 17, 3, 12, 4, 5, 8, 9, 6};
+constexpr size_t kFusedArity[kFusedOps] = {6, 7, 6, 4, 5, 4, 9, 8, 6, 5, 6, 15, 11, 9, 4, 18, 21, 3, 12, 4, 5, 8, 9, 6};
 
 napi_value FusedCall(napi_env env, napi_callback_info info) {
-  constexpr size_t kMaxArgs = 19;
+  constexpr size_t kMaxArgs = 23;
   size_t argc = kMaxArgs;
   napi_value argv[kMaxArgs];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
@@ -537,19 +537,23 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
       // With cos and sin (else -1), the merged form: q, keys and values are all
       // the one projection qkv [b, t, (hq + 2 hkv) dh] (the same offset thrice,
       // s == t), and dq, dk and dv all its gradient dqkv; cos and sin are [b, t, dh / 2].
-      case FusedOp::kAttention:  // q, keys, values, mask (-1: none), out, probs (-1: none), b, hq, hkv, t, s, dh, scale, past (-1: none; int32 [b]), cos, sin, starts (-1: none; int32 [b, t], with past)
-      case FusedOp::kAttentionGrad: {  // dy, q, keys, values, probs, dq, dk, dv, b, hq, hkv, t, s, dh, scale, cos, sin
+      // For the gradient the forward pass keeps probs [b, hq, t, s] or lse [b, hq, t] (each -1: none).
+      case FusedOp::kAttention:  // q, keys, values, mask (-1: none), out, probs, b, hq, hkv, t, s, dh, scale, past (-1: none; int32 [b]), cos, sin, starts (-1: none; int32 [b, t], with past), lse
+      case FusedOp::kAttentionGrad: {  // dy, q, keys, values, probs, dq, dk, dv, b, hq, hkv, t, s, dh, scale, cos, sin, mask, past, starts, lse: one of probs and lse (with lse, the forward pass's mask, past and starts)
         const bool forward = code == static_cast<size_t>(FusedOp::kAttention);
         const size_t first = forward ? 6 : 8;
         const size_t angles_at = forward ? 14 : 15;
+        const size_t mask_at = forward ? 3 : 17, past_at = forward ? 13 : 18, starts_at = forward ? 16 : 19;
+        const size_t probs_at = forward ? 5 : 4, lse_at = forward ? 17 : 20;
         const bool merged = num[angles_at] != -1 || num[angles_at + 1] != -1;
         cream::AttentionShape shape;
-        size_t q_total = 0, kv_total = 0, p_total = 0, mask_total = 0, angles = 0;
+        size_t q_total = 0, kv_total = 0, p_total = 0, lse_total = 0, mask_total = 0, angles = 0;
         if (!size(first, &shape.b) || !size(first + 1, &shape.hq) || !size(first + 2, &shape.hkv) ||
             !size(first + 3, &shape.t) || !size(first + 4, &shape.s) || !size(first + 5, &shape.dh) ||
             !product({shape.b, shape.hq, shape.t, shape.dh}, &q_total) ||
             !product({shape.b, shape.hkv, shape.s, shape.dh}, &kv_total) ||
-            !product({shape.b, shape.hq, shape.t, shape.s}, &p_total) || !product({shape.b, shape.t, shape.s}, &mask_total)) {
+            !product({shape.b, shape.hq, shape.t, shape.s}, &p_total) || !product({shape.b, shape.hq, shape.t}, &lse_total) ||
+            !product({shape.b, shape.t, shape.s}, &mask_total)) {
           return nullptr;
         }
         if (shape.hkv == 0 || shape.hq % shape.hkv != 0) {
@@ -582,53 +586,66 @@ napi_value FusedCall(napi_env env, napi_callback_info info) {
           shape.sin = sin;
           kv_total = q_in;
         }
+        // The mask: a bias, or causal from each row's past (query t of row b sees
+        // slots 0 .. past[b] + t), from each query's start when packed.
+        float* mask = nullptr;
+        if (num[mask_at] != -1 && !span(mask_at, mask_total, "mask", &mask)) return nullptr;
+        if (num[past_at] != -1) {
+          float* raw = nullptr;
+          if (!span(past_at, shape.b, "past", &raw)) return nullptr;
+          const auto* past = reinterpret_cast<const int32_t*>(raw);
+          for (size_t bi = 0; bi < shape.b; ++bi) {
+            if (past[bi] < 0 || static_cast<size_t>(past[bi]) + shape.t > shape.s) {
+              Fail(env, "past " + std::to_string(past[bi]) + " of row " + std::to_string(bi) + " leaves no room for " +
+                            std::to_string(shape.t) + " queries in " + std::to_string(shape.s) + " keys", true);
+              return nullptr;
+            }
+          }
+          shape.past = past;
+        }
+        if (num[starts_at] != -1) {  // packed segments: query t of row b sees slots starts[b t + t] .. past[b] + t
+          size_t starts_total = 0;
+          float* raw = nullptr;
+          if (shape.past == nullptr || mask != nullptr) {
+            Fail(env, "attention starts need past and no mask", true);
+            return nullptr;
+          }
+          if (!product({shape.b, shape.t}, &starts_total) || !span(starts_at, starts_total, "starts", &raw)) return nullptr;
+          const auto* starts = reinterpret_cast<const int32_t*>(raw);
+          for (size_t i = 0; i < starts_total; ++i) {
+            const size_t last = static_cast<size_t>(shape.past[i / shape.t]) + i % shape.t;  // the query's own slot
+            if (starts[i] < 0 || static_cast<size_t>(starts[i]) > last) {
+              Fail(env, "start " + std::to_string(starts[i]) + " of query " + std::to_string(i % shape.t) + " in row " +
+                            std::to_string(i / shape.t) + " is outside [0, " + std::to_string(last) + "]", true);
+              return nullptr;
+            }
+          }
+          shape.starts = starts;
+        }
+        float *probs = nullptr, *lse = nullptr;
+        if ((num[probs_at] != -1 && !span(probs_at, p_total, "probs", &probs)) ||
+            (num[lse_at] != -1 && !span(lse_at, lse_total, "lse", &lse))) {
+          return nullptr;
+        }
         const Isa isa = GetInstance(env)->isa;
         if (forward) {
           if (!span(0, q_in, "q", &a) || !span(1, kv_total, "keys", &b) || !span(2, kv_total, "values", &c) ||
-              (num[3] != -1 && !span(3, mask_total, "mask", &d)) || !span(4, q_total, "out", &e) ||
-              (num[5] != -1 && !span(5, p_total, "probs", &f))) {
+              !span(4, q_total, "out", &e)) {
             return nullptr;
           }
-          if (num[13] != -1) {  // causal from each row's past: query t of row b sees slots 0 .. past[b] + t
-            if (!span(13, shape.b, "past", &g)) return nullptr;
-            const auto* past = reinterpret_cast<const int32_t*>(g);
-            for (size_t bi = 0; bi < shape.b; ++bi) {
-              if (past[bi] < 0 || static_cast<size_t>(past[bi]) + shape.t > shape.s) {
-                Fail(env, "past " + std::to_string(past[bi]) + " of row " + std::to_string(bi) + " leaves no room for " +
-                              std::to_string(shape.t) + " queries in " + std::to_string(shape.s) + " keys", true);
-                return nullptr;
-              }
-            }
-            shape.past = past;
-          }
-          if (num[16] != -1) {  // packed segments: query t of row b sees slots starts[b t + t] .. past[b] + t
-            size_t starts_total = 0;
-            float* raw = nullptr;
-            if (num[13] == -1 || num[3] != -1) {
-              Fail(env, "attention starts need past and no mask", true);
-              return nullptr;
-            }
-            if (!product({shape.b, shape.t}, &starts_total) || !span(16, starts_total, "starts", &raw)) return nullptr;
-            const auto* starts = reinterpret_cast<const int32_t*>(raw);
-            for (size_t i = 0; i < starts_total; ++i) {
-              const size_t last = static_cast<size_t>(shape.past[i / shape.t]) + i % shape.t;  // the query's own slot
-              if (starts[i] < 0 || static_cast<size_t>(starts[i]) > last) {
-                Fail(env, "start " + std::to_string(starts[i]) + " of query " + std::to_string(i % shape.t) + " in row " +
-                              std::to_string(i / shape.t) + " is outside [0, " + std::to_string(last) + "]", true);
-                return nullptr;
-              }
-            }
-            shape.starts = starts;
-          }
-          cream::Attention(a, b, c, num[3] == -1 ? nullptr : d, e, num[5] == -1 ? nullptr : f, shape, isa, pool);
+          cream::Attention(a, b, c, mask, e, probs, lse, shape, isa, pool);
         } else {
+          if ((probs == nullptr) == (lse == nullptr)) {
+            Fail(env, "the attention gradient takes one of probs and lse", true);
+            return nullptr;
+          }
           float* h = nullptr;
           if (!span(0, q_total, "dy", &a) || !span(1, q_in, "q", &b) || !span(2, kv_total, "keys", &c) ||
-              !span(3, kv_total, "values", &d) || !span(4, p_total, "probs", &e) || !span(5, q_in, "dq", &f) ||
-              !span(6, kv_total, "dk", &g) || !span(7, kv_total, "dv", &h)) {
+              !span(3, kv_total, "values", &d) || !span(5, q_in, "dq", &f) || !span(6, kv_total, "dk", &g) ||
+              !span(7, kv_total, "dv", &h)) {
             return nullptr;
           }
-          cream::AttentionGrad(a, b, c, d, e, f, g, h, shape, isa, pool);
+          cream::AttentionGrad(a, b, c, d, probs, mask, lse, f, g, h, shape, isa, pool);
         }
         break;
       }

@@ -290,7 +290,9 @@ CREAM_CLONES void ScatterHead(const float* src, size_t row_heads, size_t slot, s
 
 // dst = softmax(src * scale + bias) over n values (bias may be null; src may
 // be dst), the exponentials in 16 lanes.
-CREAM_INLINE void SoftmaxInto(const float* src, const float* bias, float scale, size_t n, float* dst) {
+// dst = softmax(src * scale + bias) over n values; returns the log-sum-exp
+// of src * scale + bias (its max plus the log of the sum after subtracting it).
+CREAM_INLINE float SoftmaxInto(const float* src, const float* bias, float scale, size_t n, float* dst) {
   if (bias != nullptr) {
     for (size_t j = 0; j < n; ++j) dst[j] = src[j] * scale + bias[j];
   } else {
@@ -314,10 +316,21 @@ CREAM_INLINE void SoftmaxInto(const float* src, const float* bias, float scale, 
   }
   const float inv = 1.0f / total;
   for (size_t k = 0; k < n; ++k) dst[k] *= inv;
+  return top + std::log(total);
 }
 
-CREAM_CLONES void ScaledSoftmax(const float* src, const float* bias, float scale, size_t n, float* dst) {
-  SoftmaxInto(src, bias, scale, n, dst);
+CREAM_CLONES float ScaledSoftmax(const float* src, const float* bias, float scale, size_t n, float* dst) {
+  return SoftmaxInto(src, bias, scale, n, dst);
+}
+
+// dst[j] = exp(src[j] * scale + bias[j] - lse) over n values: a softmax row
+// again from its scores and the log-sum-exp ScaledSoftmax returned.
+CREAM_CLONES void SoftmaxFromLse(const float* src, const float* bias, float scale, float lse, size_t n, float* dst) {
+  if (bias != nullptr) {
+    for (size_t j = 0; j < n; ++j) dst[j] = Exp(src[j] * scale + bias[j] - lse);
+  } else {
+    for (size_t j = 0; j < n; ++j) dst[j] = Exp(src[j] * scale - lse);
+  }
 }
 
 // Rows are (batch, head, query) triples.
@@ -1110,7 +1123,7 @@ void PrefillLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   shape.dh = a.dh;
   shape.scale = 1.0f / std::sqrt(static_cast<float>(a.dh));
   shape.past = a.slots;  // causal: token t of row b attends slots 0 .. slots[b] + t
-  Attention(q_heads, a.keys, a.values, nullptr, attn, nullptr, shape, isa, pool);
+  Attention(q_heads, a.keys, a.values, nullptr, attn, nullptr, nullptr, shape, isa, pool);
   LinearRows(attn, a.wo, a.packed_wo, proj, n, a.d, qd, isa, pool);
   AddSame(a.x, proj, h, n * a.d, pool);
   RmsNormForward(h, a.post_norm, xn, n, a.d, a.eps, pool);
@@ -1185,13 +1198,55 @@ bool TiledAttention(Isa isa, size_t dh) {
 }
 }  // namespace
 
+namespace {
+// The keys one block of query rows attends: each row's first and one past its
+// last (a bias row: up to its last key above kSkipBias; else causal from the
+// row's past, or every key; from its start when packed), and the block's
+// union [from, used): `from` on a 16-key boundary when `tiled` (the tiled
+// products write whole 16-column strips), else 0. A row with no key to attend
+// is marked `uniform`: the composed softmax of equal (all masked) scores
+// gives it 1/s on every key.
+struct BlockKeys {
+  static constexpr size_t kMaxRows = 32;
+  size_t first[kMaxRows];
+  size_t end[kMaxRows];
+  bool uniform[kMaxRows];
+  size_t from = 0, used = 0;
+  bool any_uniform = false;
+};
+
+void KeysOfBlock(const AttentionShape& a, const float* bias, size_t bi, size_t r0, size_t rows, bool tiled,
+                 BlockKeys* k) {
+  k->used = 0;
+  k->from = a.s;
+  k->any_uniform = false;
+  for (size_t r = rows; r-- > 0;) {
+    size_t end;
+    if (bias != nullptr) {
+      end = LastLive(bias + r * a.s, 0, a.s, Attended);
+    } else {
+      end = a.past == nullptr ? a.s : std::min(a.s, static_cast<size_t>(a.past[bi]) + r0 + r + 1);
+    }
+    const size_t first = a.starts == nullptr ? 0 : static_cast<size_t>(a.starts[bi * a.t + r0 + r]);
+    k->uniform[r] = end == 0;
+    k->any_uniform |= end == 0;
+    k->first[r] = end == 0 ? 0 : first;
+    k->end[r] = end == 0 ? a.s : end;
+    k->used = std::max(k->used, k->end[r]);
+    k->from = std::min(k->from, k->first[r]);
+  }
+  k->from = tiled ? k->from / 16 * 16 : 0;
+}
+}  // namespace
+
 void Attention(const float* q, const float* keys, const float* values, const float* mask, float* out, float* probs,
-               const AttentionShape& a, Isa isa, ThreadPool& pool) {
+               float* lse, const AttentionShape& a, Isa isa, ThreadPool& pool) {
   const size_t groups = a.hq / a.hkv;
   // Rows of queries per block: a block's products stop at the last key any of
   // its rows may attend (the causal mask makes later keys -1e9), which skips
   // about a third of the work at 128 tokens.
   constexpr size_t kBlockRows = 24;
+  static_assert(kBlockRows <= BlockKeys::kMaxRows, "a block's rows fit BlockKeys");
   const bool tiled = TiledAttention(isa, a.dh);
   const size_t padded = (a.s + 15) / 16 * 16;
   const size_t out_ld = a.hq * a.dh;
@@ -1223,55 +1278,39 @@ void Attention(const float* q, const float* keys, const float* values, const flo
       v_head = values + kv;
     }
     if (tiled) TransposeHead(k_head, kt, a.s, a.dh, padded);
+    BlockKeys keys_of;
     for (size_t r0 = 0; r0 < a.t; r0 += kBlockRows) {
       const size_t rows = std::min(kBlockRows, a.t - r0);
       const float* bias = mask == nullptr ? nullptr : mask + (bi * a.t + r0) * a.s;
       const float* q_block = q_head + r0 * a.dh;
-      // Keys past the last one any row of the block may attend are left out,
-      // and each row's softmax stops at its own last key.
-      size_t row_keys[kBlockRows];
-      size_t row_first[kBlockRows];  // each row's first attended key (starts)
-      size_t keys_used = 0, from = a.s;
-      for (size_t r = rows; r-- > 0;) {
-        if (bias != nullptr) {
-          row_keys[r] = LastLive(bias + r * a.s, 0, a.s, Attended);
-        } else {
-          row_keys[r] = a.past == nullptr ? a.s : std::min(a.s, static_cast<size_t>(a.past[bi]) + r0 + r + 1);
-        }
-        row_first[r] = a.starts == nullptr ? 0 : static_cast<size_t>(a.starts[bi * a.t + r0 + r]);
-        keys_used = std::max(keys_used, row_keys[r]);
-        from = std::min(from, row_first[r]);
-      }
-      // The tiled products start at the block's first attended key, on a
-      // 16-key boundary (they write whole 16-column strips up to `padded`).
-      from = tiled ? from / 16 * 16 : 0;
-      size_t width = keys_used, ld = keys_used;
-      float scale = a.scale;
-      if (keys_used == 0) {  // nothing to attend: uniform over every key, as the composed softmax gives
-        width = ld = a.s;
-        scale = 1.0f;
-        for (size_t r = 0; r < rows; ++r) std::memcpy(scores + r * ld, bias + r * a.s, a.s * sizeof(float));
-      } else if (tiled) {
-        ld = padded;
-        ProductTransposed(isa, q_block, a.dh, kt + from, padded, scores + from, ld, rows, keys_used - from, a.dh);
+      // Keys before the block's first attended one and past its last are left
+      // out, and each row's softmax runs over its own keys only.
+      KeysOfBlock(a, bias, bi, r0, rows, tiled, &keys_of);
+      const size_t from = keys_of.from, width = keys_of.used;
+      const size_t ld = tiled ? padded : width;
+      if (tiled) {
+        ProductTransposed(isa, q_block, a.dh, kt + from, padded, scores + from, ld, rows, width - from, a.dh);
       } else {
-        SmallGemm(q_block, k_head, scores, rows, keys_used, a.dh, false, true, isa);
+        SmallGemm(q_block, k_head, scores, rows, width, a.dh, false, true, isa);
       }
-      // The probabilities go where the gradient keeps them (zeros past the
-      // block's keys), else in place of the scores.
+      // The probabilities go where the gradient keeps them (each row whole,
+      // zeros outside its keys), else in place of the scores.
       float* p_block = probs == nullptr ? scores : probs + (item * a.t + r0) * a.s;
       const size_t p_ld = probs == nullptr ? ld : a.s;
-      bool empty_rows = false;
+      const size_t fill_from = probs == nullptr ? from : 0, fill_to = probs == nullptr ? width : a.s;  // each row's span
       for (size_t r = 0; r < rows; ++r) {
-        const float* bias_row = keys_used == 0 || bias == nullptr ? nullptr : bias + r * a.s;
         float* p = p_block + r * p_ld;
-        // A row with no key to attend, in a block with some, is set after the product.
-        const size_t live = keys_used == 0 ? width : row_keys[r];
-        const size_t first = keys_used == 0 ? 0 : row_first[r];  // < live: a row attends its own slot
-        empty_rows |= live == 0;
-        if (live > 0) ScaledSoftmax(scores + r * ld + first, bias_row == nullptr ? nullptr : bias_row + first, scale, live - first, p + first);
-        std::fill(p, p + first, 0.0f);
-        std::fill(p + live, p + (probs == nullptr ? width : a.s), 0.0f);
+        const size_t first = keys_of.first[r], end = keys_of.end[r];
+        float row_lse = NAN;  // a uniform row's is not read: the gradient knows the row is uniform
+        if (keys_of.uniform[r]) {
+          std::fill(p + fill_from, p + fill_to, 1.0f / static_cast<float>(a.s));
+        } else {
+          row_lse = ScaledSoftmax(scores + r * ld + first, bias == nullptr ? nullptr : bias + r * a.s + first, a.scale,
+                                  end - first, p + first);
+          std::fill(p + fill_from, p + first, 0.0f);
+          std::fill(p + end, p + fill_to, 0.0f);
+        }
+        if (lse != nullptr) lse[item * a.t + r0 + r] = row_lse;
       }
       float* dst = out + ((bi * a.t + r0) * a.hq + hi) * a.dh;
       if (tiled) {
@@ -1281,28 +1320,19 @@ void Attention(const float* q, const float* keys, const float* values, const flo
         SmallGemm(scores, v_head, weighted, rows, a.dh, width, false, false, isa);
         for (size_t r = 0; r < rows; ++r) std::memcpy(dst + r * out_ld, weighted + r * a.dh, a.dh * sizeof(float));
       }
-      // Rows with no key to attend: uniform over every key, as the composed
-      // softmax of equal (all masked) scores gives.
-      for (size_t r = 0; r < rows && empty_rows; ++r) {
-        if (keys_used == 0 || row_keys[r] > 0) continue;
-        float* row = dst + r * out_ld;
-        std::fill(row, row + a.dh, 0.0f);
-        for (size_t j = 0; j < a.s; ++j) {
-          for (size_t d = 0; d < a.dh; ++d) row[d] += v_head[j * a.dh + d];
-        }
-        for (size_t d = 0; d < a.dh; ++d) row[d] /= static_cast<float>(a.s);
-        if (probs != nullptr) std::fill(p_block + r * p_ld, p_block + r * p_ld + a.s, 1.0f / static_cast<float>(a.s));
-      }
     }
   });
 }
 
 void AttentionGrad(const float* dy, const float* q, const float* keys, const float* values, const float* probs,
-                   float* dq, float* dk, float* dv, const AttentionShape& a, Isa isa, ThreadPool& pool) {
+                   const float* mask, const float* lse, float* dq, float* dk, float* dv, const AttentionShape& a, Isa isa, ThreadPool& pool) {
   const size_t groups = a.hq / a.hkv;
-  // Blocks of query rows stop at the last key any of their rows attends (the
-  // forward pass leaves exact zeros past it), as in Attention.
+  // Blocks of query rows cover the keys their rows attend, as in Attention.
+  // With the kept probabilities a block stops at the last key its rows weight;
+  // else each block's probabilities are computed again from its scores and the
+  // rows' log-sum-exp (nothing [t, s] is kept between the passes).
   constexpr size_t kBlockRows = 32;
+  static_assert(kBlockRows <= BlockKeys::kMaxRows, "a block's rows fit BlockKeys");
   const bool tiled = TiledAttention(isa, a.dh);
   const size_t padded = (a.s + 15) / 16 * 16;
   const size_t dy_ld = a.hq * a.dh;
@@ -1312,12 +1342,14 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
   ForItems(pool, a.b * a.hkv, groups * a.t * a.s * a.dh, [&](size_t item) {
     thread_local std::vector<float> scratch;
     const size_t td = a.t * a.dh, sd = a.s * a.dh, bs = kBlockRows * padded;
-    const size_t first = std::max(td, a.dh * padded);
+    const size_t first_size = std::max(td, a.dh * padded);
+    const size_t kt_size = tiled && probs == nullptr ? a.dh * padded : 0;
     // Merged: the gathered k, v and q head, and dk, dv and dq before they are scattered.
-    const size_t need = first + 3 * bs + sd + (merged ? 4 * sd + 2 * td : 0);
+    const size_t need = first_size + kt_size + 3 * bs + sd + (merged ? 4 * sd + 2 * td : 0);
     if (scratch.size() < need) scratch.resize(need);
     float* d_out = scratch.data();  // [t, dh] (SmallGemm) or V transposed [dh, padded] (tiled)
-    float* p_block = d_out + first;
+    float* kt = d_out + first_size;  // K transposed [dh, padded] (tiled, computing P again)
+    float* p_block = kt + kt_size;
     float* d_probs = p_block + bs;
     float* d_scores = d_probs + bs;
     float* part = d_scores + bs;
@@ -1336,6 +1368,8 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
     std::fill(dk_item, dk_item + sd, 0.0f);
     std::fill(dv_item, dv_item + sd, 0.0f);
     if (tiled) TransposeHead(v, d_out, a.s, a.dh, padded);
+    if (kt_size > 0) TransposeHead(k, kt, a.s, a.dh, padded);
+    BlockKeys keys_of;
     for (size_t g = 0; g < groups; ++g) {
       const size_t hi = kvi * groups + g;
       const size_t head = bi * a.hq + hi;
@@ -1348,35 +1382,64 @@ void AttentionGrad(const float* dy, const float* q, const float* keys, const flo
       }
       for (size_t r0 = 0; r0 < a.t; r0 += kBlockRows) {
         const size_t rows = std::min(kBlockRows, a.t - r0);
-        const float* p = probs + (head * a.t + r0) * a.s;
-        size_t keys_used = 0;
-        for (size_t r = rows; r-- > 0;) keys_used = LastLive(p + r * a.s, keys_used, a.s, Weighted);
-        // Keys before every row's first weighted one (packed segments), in
-        // whole 16-key chunks as the forward pass skips them.
-        size_t from = tiled ? keys_used / 16 * 16 : 0;
-        for (size_t r = 0; r < rows && from > 0; ++r) from = FirstLive(p + r * a.s, from) / 16 * 16;
         float* dq_block = dq_rows + r0 * a.dh;
-        if (keys_used == 0) {
-          std::fill(dq_block, dq_block + rows * a.dh, 0.0f);
-          continue;
-        }
         const float* q_block = q_rows + r0 * a.dh;
+        // The block's probabilities P (rows p_ld apart) and the keys they weight, [from, keys_used).
+        const float* p = p_block;
+        size_t p_ld = 0, from = 0, keys_used = 0;
+        if (probs != nullptr) {  // kept: up to the last key any row weights (the forward pass leaves exact zeros past it)
+          p = probs + (head * a.t + r0) * a.s;
+          p_ld = a.s;
+          for (size_t r = rows; r-- > 0;) keys_used = LastLive(p + r * a.s, keys_used, a.s, Weighted);
+          // Keys before every row's first weighted one (packed segments), in
+          // whole 16-key chunks as the forward pass skips them.
+          from = tiled ? keys_used / 16 * 16 : 0;
+          for (size_t r = 0; r < rows && from > 0; ++r) from = FirstLive(p + r * a.s, from) / 16 * 16;
+          if (keys_used == 0) {
+            std::fill(dq_block, dq_block + rows * a.dh, 0.0f);
+            continue;
+          }
+        } else {  // again: the scores of the block's keys, then each row's softmax from its log-sum-exp
+          const float* bias = mask == nullptr ? nullptr : mask + (bi * a.t + r0) * a.s;
+          KeysOfBlock(a, bias, bi, r0, rows, tiled, &keys_of);
+          from = keys_of.from;
+          keys_used = keys_of.used;
+          p_ld = tiled ? padded : keys_used;
+          if (tiled) {
+            ProductTransposed(isa, q_block, a.dh, kt + from, padded, p_block + from, p_ld, rows, keys_used - from, a.dh);
+          } else {
+            SmallGemm(q_block, k, p_block, rows, keys_used, a.dh, false, true, isa);
+          }
+          for (size_t r = 0; r < rows; ++r) {
+            float* row = p_block + r * p_ld;
+            const size_t first = keys_of.first[r], end = keys_of.end[r];
+            if (keys_of.uniform[r]) {
+              std::fill(row + from, row + keys_used, 1.0f / static_cast<float>(a.s));
+              continue;
+            }
+            SoftmaxFromLse(row + first, bias == nullptr ? nullptr : bias + r * a.s + first, a.scale,
+                           lse[head * a.t + r0 + r], end - first, row + first);
+            std::fill(row + from, row + first, 0.0f);
+            std::fill(row + end, row + keys_used, 0.0f);
+          }
+        }
         if (tiled) {
           const float* dy_block = dy_head + r0 * dy_ld;
           const size_t used = keys_used - from;
           // dV[from:keys] += P^T dO
-          ProductIntoHead(isa, p + from, 1, a.s, dy_block, dy_ld, dv_item + from * a.dh, a.dh, used, rows, a.dh, true);
+          ProductIntoHead(isa, p + from, 1, p_ld, dy_block, dy_ld, dv_item + from * a.dh, a.dh, used, rows, a.dh, true);
           // dP = dO V^T; dS = scale * P * (dP - rowsum(dP * P))
           ProductTransposed(isa, dy_block, dy_ld, d_out + from, padded, d_probs + from, padded, rows, used, a.dh);
           for (size_t r = 0; r < rows; ++r) {
-            SoftmaxGradRows(p + r * a.s + from, d_probs + r * padded + from, d_scores + r * padded + from, 0, 1, used, a.scale);
+            SoftmaxGradRows(p + r * p_ld + from, d_probs + r * padded + from, d_scores + r * padded + from, 0, 1, used, a.scale);
           }
           // dQ = dS K; dK[from:keys] += dS^T Q
           ProductIntoHead(isa, d_scores + from, padded, 1, k + from * a.dh, a.dh, dq_block, a.dh, rows, used, a.dh, false);
           ProductIntoHead(isa, d_scores + from, 1, padded, q_block, a.dh, dk_item + from * a.dh, a.dh, used, rows, a.dh, true);
           continue;
         }
-        for (size_t r = 0; r < rows; ++r) std::memcpy(p_block + r * keys_used, p + r * a.s, keys_used * sizeof(float));
+        // The SmallGemm products read P's rows packed keys_used apart.
+        for (size_t r = 0; r < rows && probs != nullptr; ++r) std::memcpy(p_block + r * keys_used, p + r * a.s, keys_used * sizeof(float));
         const float* d_out_block = d_out + r0 * a.dh;
         // dV[:keys] += P^T dO
         SmallGemm(p_block, d_out_block, part, keys_used, a.dh, rows, true, false, isa);

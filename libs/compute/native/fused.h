@@ -160,10 +160,13 @@ void SwiGluMergedGrad(const float* gate_up, const float* dy, float* d_gate_up, s
 // Attention over whole sequences (training, prefill, scoring), one (sequence,
 // query head) at a time so that its scores stay in cache: q [b, hq, t, dh],
 // keys and values [b, hkv, s, dh], mask [b, t, s] added to the scaled scores
-// (nullptr: none); out [b, t, hq * dh] (tokens first) and probs [b, hq, t, s]
-// for the gradient (nullptr: not written, for a pass with no gradient). The
-// products are register-tiled AVX-512 ones for heads up to 128 wide, else the
-// GEMM's.
+// (nullptr: none); out [b, t, hq * dh] (tokens first). For the gradient
+// (both nullptr in a pass with no gradient) either probs [b, hq, t, s], each
+// row whole (zeros at keys it does not attend), or lse [b, hq, t], each
+// query's log-sum-exp of its scaled, masked scores: the gradient then
+// computes the probabilities again, and nothing [t, s] is kept between the
+// passes. The products are register-tiled AVX-512 or AVX2 ones for heads up
+// to 128 wide, else the GEMM's.
 struct AttentionShape {
   size_t b = 0, hq = 0, hkv = 0, t = 0, s = 0, dh = 0;
   float scale = 1.0f;
@@ -184,11 +187,14 @@ struct AttentionShape {
   const float* sin = nullptr;
 };
 void Attention(const float* q, const float* keys, const float* values, const float* mask, float* out, float* probs,
-               const AttentionShape& shape, Isa isa, ThreadPool& pool);
-// Its gradient from dy [b, t, hq * dh] and the saved probs: dq [b, hq, t, dh],
-// dk and dv [b, hkv, s, dh] (summed over the query heads that share a kv head).
+               float* lse, const AttentionShape& shape, Isa isa, ThreadPool& pool);
+// Its gradient from dy [b, t, hq * dh] and the forward pass's kept probs, or
+// (probs nullptr) its lse with the same mask and shape (past, starts): dq
+// [b, hq, t, dh], dk and dv [b, hkv, s, dh] (summed over the query heads that
+// share a kv head).
 void AttentionGrad(const float* dy, const float* q, const float* keys, const float* values, const float* probs,
-                   float* dq, float* dk, float* dv, const AttentionShape& shape, Isa isa, ThreadPool& pool);
+                   const float* mask, const float* lse, float* dq, float* dk, float* dv, const AttentionShape& shape,
+                   Isa isa, ThreadPool& pool);
 
 }  // namespace cream
 

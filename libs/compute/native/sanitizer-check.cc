@@ -93,9 +93,13 @@ int main() {
     for (size_t bi = 0; bi < shape.b; ++bi)
       for (size_t t = 0; t < shape.t; ++t)
         for (size_t j = 0; j < shape.s; ++j) if (j > t || (bi == 1 && j == 0 && t > 0)) mask[(bi * shape.t + t) * shape.s + j] = -1e9f;
-    Attention(q.data(), keys.data(), values.data(), mask.data(), out.data(), probs.data(), shape, isa, pool);
+    Attention(q.data(), keys.data(), values.data(), mask.data(), out.data(), probs.data(), nullptr, shape, isa, pool);
     auto dq = buffer(qn), dk = buffer(kvn), dv = buffer(kvn);
-    AttentionGrad(dy.data(), q.data(), keys.data(), values.data(), probs.data(), dq.data(), dk.data(), dv.data(), shape, isa, pool);
+    AttentionGrad(dy.data(), q.data(), keys.data(), values.data(), probs.data(), nullptr, nullptr, dq.data(), dk.data(), dv.data(), shape, isa, pool);
+    // The same with each query's log-sum-exp kept instead (the gradient computes the probabilities again).
+    auto lse = buffer(shape.b * shape.hq * shape.t);
+    Attention(q.data(), keys.data(), values.data(), mask.data(), out.data(), nullptr, lse.data(), shape, isa, pool);
+    AttentionGrad(dy.data(), q.data(), keys.data(), values.data(), nullptr, mask.data(), lse.data(), dq.data(), dk.data(), dv.data(), shape, isa, pool);
     // One decoding step per layer: the cache written at each row's slot, the last slot included.
     DecodeLayerArgs d;
     d.b = 3; d.d = 24; d.hq = 4; d.hkv = 2; d.dh = 6; d.inter = 20; d.s = 9;
@@ -140,11 +144,11 @@ int main() {
     c.past = past.data();
     auto cq = buffer(c.b * c.hq * c.t * c.dh), ck = buffer(c.b * c.hkv * c.s * c.dh), cv = buffer(c.b * c.hkv * c.s * c.dh);
     auto co = buffer(c.b * c.hq * c.t * c.dh);
-    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), nullptr, c, isa, pool);
+    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), nullptr, nullptr, c, isa, pool);
     auto cp = buffer(c.b * c.hq * c.t * c.s), cdy = buffer(c.b * c.hq * c.t * c.dh);
-    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), cp.data(), c, isa, pool);
+    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), cp.data(), nullptr, c, isa, pool);
     auto cdq = buffer(c.b * c.hq * c.t * c.dh), cdk = buffer(c.b * c.hkv * c.s * c.dh), cdv = buffer(c.b * c.hkv * c.s * c.dh);
-    AttentionGrad(cdy.data(), cq.data(), ck.data(), cv.data(), cp.data(), cdq.data(), cdk.data(), cdv.data(), c, isa, pool);
+    AttentionGrad(cdy.data(), cq.data(), ck.data(), cv.data(), cp.data(), nullptr, nullptr, cdq.data(), cdk.data(), cdv.data(), c, isa, pool);
     // Causal within packed segments (starts): row 0's segments from slots 6,
     // 6 + 19 = 25 (keys from a 16-key chunk on), row 1's from 3 and 3 + 17;
     // with probabilities, and the gradient that skips the same chunks.
@@ -154,9 +158,12 @@ int main() {
       seg_starts[c.t + t] = t < 17 ? 3 : 20;
     }
     c.starts = seg_starts.data();
-    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), nullptr, c, isa, pool);
-    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), cp.data(), c, isa, pool);
-    AttentionGrad(cdy.data(), cq.data(), ck.data(), cv.data(), cp.data(), cdq.data(), cdk.data(), cdv.data(), c, isa, pool);
+    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), nullptr, nullptr, c, isa, pool);
+    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), cp.data(), nullptr, c, isa, pool);
+    AttentionGrad(cdy.data(), cq.data(), ck.data(), cv.data(), cp.data(), nullptr, nullptr, cdq.data(), cdk.data(), cdv.data(), c, isa, pool);
+    auto clse = buffer(c.b * c.hq * c.t);  // and with the log-sum-exp kept instead
+    Attention(cq.data(), ck.data(), cv.data(), nullptr, co.data(), nullptr, clse.data(), c, isa, pool);
+    AttentionGrad(cdy.data(), cq.data(), ck.data(), cv.data(), nullptr, nullptr, clse.data(), cdq.data(), cdk.data(), cdv.data(), c, isa, pool);
     c.starts = nullptr;
     // A merged q/k/v projection each way, and merged gate/up with its gradient.
     const size_t qb = 2, qt = 7, qhq = 4, qhkv = 2, qdh = 6;
@@ -174,8 +181,11 @@ int main() {
     auto msin = buffer(mq.b * mq.t * mq.dh / 2), mo = buffer(mq.b * mq.t * mq.hq * mq.dh), mdy = buffer(mq.b * mq.t * mq.hq * mq.dh);
     auto mp = buffer(mq.b * mq.hq * mq.t * mq.s), mdqkv = buffer(mq.b * mq.t * (mq.hq + 2 * mq.hkv) * mq.dh);
     mq.cos = mcos.data(); mq.sin = msin.data();
-    Attention(mqkv.data(), mqkv.data(), mqkv.data(), nullptr, mo.data(), mp.data(), mq, isa, pool);
-    AttentionGrad(mdy.data(), mqkv.data(), mqkv.data(), mqkv.data(), mp.data(), mdqkv.data(), mdqkv.data(), mdqkv.data(), mq, isa, pool);
+    Attention(mqkv.data(), mqkv.data(), mqkv.data(), nullptr, mo.data(), mp.data(), nullptr, mq, isa, pool);
+    AttentionGrad(mdy.data(), mqkv.data(), mqkv.data(), mqkv.data(), mp.data(), nullptr, nullptr, mdqkv.data(), mdqkv.data(), mdqkv.data(), mq, isa, pool);
+    auto mlse = buffer(mq.b * mq.hq * mq.t);
+    Attention(mqkv.data(), mqkv.data(), mqkv.data(), nullptr, mo.data(), nullptr, mlse.data(), mq, isa, pool);
+    AttentionGrad(mdy.data(), mqkv.data(), mqkv.data(), mqkv.data(), nullptr, nullptr, mlse.data(), mdqkv.data(), mdqkv.data(), mdqkv.data(), mq, isa, pool);
     auto gu = buffer(9 * 2 * 13), act = buffer(9 * 13), dgu = buffer(9 * 2 * 13);
     SwiGluMerged(gu.data(), act.data(), 9, 13, pool);
     SwiGluMergedGrad(gu.data(), act.data(), dgu.data(), 9, 13, pool);

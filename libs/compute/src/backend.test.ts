@@ -9,6 +9,7 @@ import { computeInfo, initCompute } from './backend';
 import { BackendUnavailableError, ComputeConfigError } from './errors';
 import type { ComputeLogFields, ComputeLogger } from './logger';
 import { loadNativeGemm } from './native';
+import { attentionKeepLimit } from './ops';
 import { matMulKernelMode } from './wasm-kernels';
 
 function recordingLogger(): ComputeLogger & { lines: Array<{ level: string; msg: string; fields?: ComputeLogFields }> } {
@@ -72,6 +73,25 @@ describe('initCompute', () => {
     await expect(attempt).rejects.toThrow(ComputeConfigError);
     await expect(attempt).rejects.toThrow(/CREAM_BACKEND='tpu'/);
     await expect(attempt).rejects.toMatchObject({ variable: 'CREAM_BACKEND', value: 'tpu' });
+  });
+
+  it('the attention keep limit comes from CREAM_ATTENTION_KEEP_MIB, else the option, else 16 MiB; a bad value is an error naming it', async () => {
+    await initCompute({ env: { CREAM_BACKEND: 'cpu' } });
+    expect(attentionKeepLimit()).toBe(16 * 1024 * 1024);
+    await initCompute({ env: { CREAM_BACKEND: 'cpu' }, attentionKeepBytes: 1000 });
+    expect(attentionKeepLimit()).toBe(1000);
+    await initCompute({ env: { CREAM_BACKEND: 'cpu', CREAM_ATTENTION_KEEP_MIB: '2.5' }, attentionKeepBytes: 1000 });
+    expect(attentionKeepLimit()).toBe(2.5 * 1024 * 1024);
+    await initCompute({ env: { CREAM_BACKEND: 'cpu', CREAM_ATTENTION_KEEP_MIB: '0' } });
+    expect(attentionKeepLimit()).toBe(0);
+    for (const raw of ['-1', 'lots']) {
+      const attempt = initCompute({ env: { CREAM_BACKEND: 'cpu', CREAM_ATTENTION_KEEP_MIB: raw } });
+      await expect(attempt).rejects.toThrow(new RegExp(`CREAM_ATTENTION_KEEP_MIB='${raw}' must be a number of MiB >= 0`));
+      await expect(attempt).rejects.toMatchObject({ variable: 'CREAM_ATTENTION_KEEP_MIB', value: raw });
+    }
+    await expect(initCompute({ env: { CREAM_BACKEND: 'cpu' }, attentionKeepBytes: -5 })).rejects.toThrow(/attentionKeepBytes must be a number >= 0, got -5/);
+    await initCompute({ env: { CREAM_BACKEND: 'cpu' } });
+    expect(attentionKeepLimit()).toBe(16 * 1024 * 1024);
   });
 
   it('a CREAM_BACKEND that cannot be honoured is an error naming the variable', async () => {

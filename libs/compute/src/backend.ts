@@ -17,7 +17,7 @@ import { registerFusedKernels, useNativeTransposeAndAdd } from './fused-kernels'
 import { registerGradients } from './gradients';
 import { silentLogger, type ComputeLogger } from './logger';
 import { loadNativeGemm } from './native';
-import { registerFusedGradients } from './ops';
+import { defaultAttentionKeepBytes, registerFusedGradients, setAttentionKeepLimit } from './ops';
 import { useFastGather, useFastSlice, useMatMulKernels, useSharedIdentity } from './wasm-kernels';
 
 /** The variants, in the proto's ComputeInfo.variant vocabulary. */
@@ -49,10 +49,33 @@ export interface InitComputeOptions {
   threads?: number;
   /** The native addon to load; the node-gyp build output by default. */
   nativeAddonPath?: string;
+  /**
+   * setAttentionKeepLimit's bytes (the largest attention probabilities a
+   * training pass keeps for its gradient; 16 MiB by default).
+   * CREAM_ATTENTION_KEEP_MIB, when set, overrides it.
+   */
+  attentionKeepBytes?: number;
 }
 
 /** The environment variable that forces a backend. */
 export const backendVariable = 'CREAM_BACKEND';
+/** The environment variable that sets attentionKeepLimit, in MiB. */
+export const attentionKeepVariable = 'CREAM_ATTENTION_KEEP_MIB';
+
+// The attention keep limit in bytes from the environment (MiB), the option, or the default.
+function attentionKeepBytesOf(options: InitComputeOptions, env: Record<string, string | undefined>): number {
+  const raw = env[attentionKeepVariable];
+  if (raw !== undefined && raw.trim() !== '') {
+    const mib = Number(raw);
+    if (!(mib >= 0)) {
+      throw new ComputeConfigError(`${attentionKeepVariable}='${raw}' must be a number of MiB >= 0 (0: never keep attention probabilities)`, attentionKeepVariable, raw);
+    }
+    return mib * 1024 * 1024;
+  }
+  const bytes = options.attentionKeepBytes ?? defaultAttentionKeepBytes;
+  if (!(bytes >= 0)) throw new ComputeConfigError(`attentionKeepBytes must be a number >= 0, got ${bytes}`, 'attentionKeepBytes', String(bytes));
+  return bytes;
+}
 
 // CREAM_BACKEND values and the variant each names.
 const variantByName: Record<string, ComputeVariant> = {
@@ -226,6 +249,7 @@ async function select(options: InitComputeOptions): Promise<ComputeInfo> {
   const forcedName = env[backendVariable];
   const forced = forcedName !== undefined && forcedName !== '' ? parseVariant(forcedName, backendVariable) : undefined;
   const preferred = options.prefer !== undefined ? parseVariant(options.prefer, 'prefer') : undefined;
+  setAttentionKeepLimit(attentionKeepBytesOf(options, env));
 
   assertSingleTfjsCore('@tensorflow/tfjs');
   registerGradients();

@@ -115,6 +115,32 @@ function launch(
   return made;
 }
 
+/**
+ * What a whole-sequence attention pass keeps for its gradient: nothing (no
+ * gradient: scoring, prefill), the probabilities [B, Hq, T, S], or each
+ * query's log-sum-exp [B, Hq, T] (the gradient computes the probabilities
+ * again, so nothing [T, S] is kept between the passes).
+ */
+export type AttentionKeep = 'none' | 'probs' | 'lse';
+
+function keptForGradient(attr: unknown): AttentionKeep {
+  if (attr === 'none' || attr === 'probs' || attr === 'lse') return attr;
+  throw new ComputeError(`attention: attribute keep must be "none", "probs" or "lse", got ${String(attr)}`);
+}
+
+function attentionOutputs(keep: AttentionKeep, B: number, Hq: number, T: number, S: number, Dh: number): Array<{ shape: number[] }> {
+  const out = { shape: [B, T, Hq * Dh] };
+  if (keep === 'none') return [out];
+  return [out, { shape: keep === 'probs' ? [B, Hq, T, S] : [B, Hq, T] }];
+}
+
+// A gradient kernel's kept tensor (exactly one of probs and lse) and mask inputs.
+function attentionGradInputs(a: KernelArgs): Record<'probs' | 'lse' | 'mask' | 'past' | 'starts', tf.TensorInfo | null> {
+  const [probs, lse] = [a.inputs.probs ?? null, a.inputs.lse ?? null];
+  if ((probs === null) === (lse === null)) throw new ComputeError('attention gradient: give exactly one of probs and lse');
+  return { probs, lse, mask: a.inputs.mask ?? null, past: a.inputs.past ?? null, starts: a.inputs.starts ?? null };
+}
+
 function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
   const k = (body: (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]): tf.KernelFunc =>
     (params) => body(params as unknown as KernelArgs);
@@ -270,13 +296,11 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       const starts = a.inputs.starts ?? null; // int32 [B, T], with past: each query's first key (packed segments)
       const [B, Hq, T, Dh] = q.shape;
       const [, Hkv, S] = keys.shape;
-      // Without keepProbs (inference) only the output: the probabilities are what the gradient reads.
-      const keepProbs = a.attrs.keepProbs !== false;
-      const outputs = keepProbs ? [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, S] }] : [{ shape: [B, T, Hq * Dh] }];
-      const made = launch(native, a.backend, Op.attention, { q, keys, values, mask, past, starts }, outputs, (i, o) => [
-        i.q, i.keys, i.values, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), i.past, -1, -1, i.starts,
+      const keep = keptForGradient(a.attrs.keep);
+      const made = launch(native, a.backend, Op.attention, { q, keys, values, mask, past, starts }, attentionOutputs(keep, B, Hq, T, S, Dh), (i, o) => [
+        i.q, i.keys, i.values, i.mask, o[0], keep === 'probs' ? o[1] : -1, B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), i.past, -1, -1, i.starts, keep === 'lse' ? o[1] : -1,
       ]);
-      return keepProbs ? made : made[0];
+      return keep === 'none' ? made[0] : made;
     }),
     // Attention read straight from the merged projection qkv [B, T, (Hq + 2 Hkv) Dh]:
     // no heads-first q, k and v are written (the native op's merged form).
@@ -288,28 +312,32 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
       const [B, T] = qkv.shape;
       const [Hq, Hkv] = [Number(a.attrs.nHeads), Number(a.attrs.nKvHeads)];
       const Dh = last(qkv) / (Hq + 2 * Hkv);
-      const keepProbs = a.attrs.keepProbs !== false;
-      const outputs = keepProbs ? [{ shape: [B, T, Hq * Dh] }, { shape: [B, Hq, T, T] }] : [{ shape: [B, T, Hq * Dh] }];
-      const made = launch(native, a.backend, Op.attention, { qkv, cos, sin, mask, past, starts }, outputs, (i, o) => [
-        i.qkv, i.qkv, i.qkv, i.mask, o[0], keepProbs ? o[1] : -1, B, Hq, Hkv, T, T, Dh, Number(a.attrs.scale), i.past, i.cos, i.sin, i.starts,
+      const keep = keptForGradient(a.attrs.keep);
+      const made = launch(native, a.backend, Op.attention, { qkv, cos, sin, mask, past, starts }, attentionOutputs(keep, B, Hq, T, T, Dh), (i, o) => [
+        i.qkv, i.qkv, i.qkv, i.mask, o[0], keep === 'probs' ? o[1] : -1, B, Hq, Hkv, T, T, Dh, Number(a.attrs.scale), i.past, i.cos, i.sin, i.starts, keep === 'lse' ? o[1] : -1,
       ]);
-      return keepProbs ? made : made[0];
+      return keep === 'none' ? made[0] : made;
     }),
+    // The gradients read the forward pass's inputs and what it kept: the
+    // probabilities, or each query's log-sum-exp with the mask (a bias, or
+    // past and starts), from which they compute the probabilities again.
     [FusedKernel.qkvAttentionGrad]: k((a) => {
-      const [dy, qkv, probs, cos, sin] = [input(a, 'dy'), input(a, 'qkv'), input(a, 'probs'), input(a, 'cos'), input(a, 'sin')];
-      const [B, Hq, T] = probs.shape;
+      const [dy, qkv, cos, sin] = [input(a, 'dy'), input(a, 'qkv'), input(a, 'cos'), input(a, 'sin')];
+      const { probs, lse, mask, past, starts } = attentionGradInputs(a);
+      const [B, Hq, T] = (probs ?? lse!).shape;
       const Hkv = (last(qkv) / (last(dy) / Hq) - Hq) / 2;
       const Dh = last(dy) / Hq;
-      return launch(native, a.backend, Op.attentionGrad, { dy, qkv, probs, cos, sin }, [{ shape: qkv.shape }], (i, o) => [
-        i.dy, i.qkv, i.qkv, i.qkv, i.probs, o[0], o[0], o[0], B, Hq, Hkv, T, T, Dh, Number(a.attrs.scale), i.cos, i.sin,
+      return launch(native, a.backend, Op.attentionGrad, { dy, qkv, probs, lse, cos, sin, mask, past, starts }, [{ shape: qkv.shape }], (i, o) => [
+        i.dy, i.qkv, i.qkv, i.qkv, i.probs, o[0], o[0], o[0], B, Hq, Hkv, T, T, Dh, Number(a.attrs.scale), i.cos, i.sin, i.mask, i.past, i.starts, i.lse,
       ])[0];
     }),
     [FusedKernel.attentionGrad]: k((a) => {
-      const [dy, q, keys, values, probs] = [input(a, 'dy'), input(a, 'q'), input(a, 'keys'), input(a, 'values'), input(a, 'probs')];
+      const [dy, q, keys, values] = [input(a, 'dy'), input(a, 'q'), input(a, 'keys'), input(a, 'values')];
+      const { probs, lse, mask, past, starts } = attentionGradInputs(a);
       const [B, Hq, T, Dh] = q.shape;
       const [, Hkv, S] = keys.shape;
-      return launch(native, a.backend, Op.attentionGrad, { dy, q, keys, values, probs }, [{ shape: q.shape }, { shape: keys.shape }, { shape: values.shape }], (i, o) => [
-        i.dy, i.q, i.keys, i.values, i.probs, o[0], o[1], o[2], B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), -1, -1,
+      return launch(native, a.backend, Op.attentionGrad, { dy, q, keys, values, probs, lse, mask, past, starts }, [{ shape: q.shape }, { shape: keys.shape }, { shape: values.shape }], (i, o) => [
+        i.dy, i.q, i.keys, i.values, i.probs, o[0], o[1], o[2], B, Hq, Hkv, T, S, Dh, Number(a.attrs.scale), -1, -1, i.mask, i.past, i.starts, i.lse,
       ]);
     }),
     [FusedKernel.qkvHeads]: k((a) => {

@@ -2,7 +2,7 @@
 // native fp32 GEMM and its wasm kernels, and the pure-JS reference.
 
 /** Chooses and initializes the tfjs backend (CREAM_BACKEND overrides), and what was chosen. */
-export { initCompute, computeInfo, computeStatus, backendVariable } from './backend';
+export { initCompute, computeInfo, computeStatus, backendVariable, attentionKeepVariable } from './backend';
 /** Shapes of the backend choice: the proto's ComputeInfo, variants, options. */
 export type { ComputeInfo, ComputeVariant, InitComputeOptions } from './backend';
 /** Typed errors and their guards. */
@@ -28,7 +28,7 @@ export type { GemmShape, GemmActivation, GemmEpilogue } from './reference-gemm';
 /** Switches the wasm backend's matmul kernels (native, fast-path, stock), e.g. for benchmarks. */
 export { useMatMulKernels, matMulKernelMode, writeSlotsInPlace, soleOwner, type MatMulKernelMode } from './wasm-kernels';
 /** Fused decoder ops: one native kernel each on wasm+native, the same math composed of tfjs ops elsewhere. */
-export { rmsNorm, addRmsNorm, swiglu, swigluMerged, rotaryHeads, qkvHeads, qkvAttention, maskedSoftmax, causalAttention, causalBias, type AttentionMask, type SegmentedCausal, logSoftmaxGather, adamwUpdate, sumOfSquares, sumOfSquaresAll } from './ops';
+export { rmsNorm, addRmsNorm, swiglu, swigluMerged, rotaryHeads, qkvHeads, qkvAttention, maskedSoftmax, causalAttention, causalBias, type AttentionMask, type SegmentedCausal, attentionKeepLimit, setAttentionKeepLimit, attentionKeeps, defaultAttentionKeepBytes, logSoftmaxGather, adamwUpdate, sumOfSquares, sumOfSquaresAll } from './ops';
 /** Hyperparameters of adamwUpdate. */
 export type { AdamWUpdateParams } from './ops';
 /** Whether the fused kernels run, and a switch to compare them with the composed ops. */

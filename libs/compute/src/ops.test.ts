@@ -6,9 +6,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { initCompute } from './backend';
-import { fusedKernelsActive, useFusedKernels } from './fused-kernels';
+import { FusedKernel, fusedKernelsActive, useFusedKernels } from './fused-kernels';
 import { loadNativeGemm } from './native';
-import { adamwUpdate, addRmsNorm, causalAttention, logSoftmaxGather, maskedSoftmax, qkvAttention, qkvHeads, rmsNorm, rotaryHeads, sumOfSquares, sumOfSquaresAll, swiglu, swigluMerged } from './ops';
+import { adamwUpdate, addRmsNorm, attentionKeepLimit, attentionKeeps, causalAttention, defaultAttentionKeepBytes, logSoftmaxGather, maskedSoftmax, qkvAttention, setAttentionKeepLimit, qkvHeads, rmsNorm, rotaryHeads, sumOfSquares, sumOfSquaresAll, swiglu, swigluMerged } from './ops';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
 
 const random = seededUniform(21);
@@ -323,18 +323,70 @@ describe('fused ops', () => {
   // the GEMM's for other CPUs: each kernel the CPU supports against the composed ops.
   const native = loadNativeGemm();
   const isas = native.ok ? native.native.info().supported : [];
+  // Each with the probabilities kept for the gradient, and with only each
+  // query's log-sum-exp kept (the gradient computes them again).
+  const wholeSequence = cases.filter((c) => /^(causal|qkv)Attention/.test(c.name) && !c.name.includes('decoding'));
   for (const isa of isas) {
-    it(`causalAttention and qkvAttention over whole sequences with the ${isa} kernel equal the composed ops`, () => {
-      if (!native.ok) throw new Error(native.reason);
-      const before = native.native.info().isa;
-      native.native.configure({ isa });
-      try {
-        for (const c of cases.filter((c) => /^(causal|qkv)Attention/.test(c.name) && !c.name.includes('decoding'))) expectFusedEqualsComposed(c);
-      } finally {
-        native.native.configure({ isa: before });
-      }
-    });
+    for (const [kept, limit] of [['probabilities', Infinity], ['log-sum-exp', 0]] as const) {
+      it(`causalAttention and qkvAttention over whole sequences with the ${isa} kernel, ${kept} kept, equal the composed ops`, () => {
+        if (!native.ok) throw new Error(native.reason);
+        const before = native.native.info().isa;
+        const limitBefore = setAttentionKeepLimit(limit);
+        native.native.configure({ isa });
+        try {
+          for (const c of wholeSequence) expectFusedEqualsComposed(c);
+        } finally {
+          native.native.configure({ isa: before });
+          setAttentionKeepLimit(limitBefore);
+        }
+      });
+    }
   }
+
+  it('keeps the attention probabilities up to attentionKeepLimit, above it only each query log-sum-exp', () => {
+    expect(attentionKeepLimit()).toBe(defaultAttentionKeepBytes);
+    // [B, Hq, T, S] float32 bytes against the limit.
+    expect(attentionKeeps(16, 4, 128, 128)).toBe('probs'); // 4 MiB
+    expect(attentionKeeps(16, 4, 256, 256)).toBe('probs'); // 16 MiB
+    expect(attentionKeeps(16, 4, 257, 256)).toBe('lse');
+    expect(() => setAttentionKeepLimit(-1)).toThrow(/bytes must be a number >= 0, got -1/);
+    expect(() => setAttentionKeepLimit(Number.NaN)).toThrow(/bytes must be a number >= 0/);
+    // What a gradient holds: the peak bytes of a forward and backward pass
+    // drop by about the probabilities' [2, 4, 128, 128] (512 KiB) with the
+    // log-sum-exp kept.
+    const [B, Hq, T] = [2, 4, 128];
+    const qkv = uniform([B, T, (Hq + 2 * 2) * 32]) as tf.Tensor3D;
+    const [cos, sin] = [uniform([B, T, 16]), uniform([B, T, 16])];
+    const loss = (x: tf.Tensor) => tf.sum(qkvAttention(x as tf.Tensor3D, cos, sin, Hq, 2, [0, 0]));
+    const peak = async (limit: number) => {
+      const before = setAttentionKeepLimit(limit);
+      try {
+        const info = await tf.profile(() => tf.grad(loss)(qkv));
+        tf.dispose(info.result as tf.Tensor);
+        return info.peakBytes;
+      } finally {
+        setAttentionKeepLimit(before);
+      }
+    };
+    return (async () => {
+      const [kept, recomputed] = [await peak(Infinity), await peak(0)];
+      const probsBytes = B * Hq * T * T * 4;
+      expect(kept - recomputed).toBeGreaterThan(0.9 * probsBytes);
+      // The default keeps these: the same peak as Infinity.
+      expect(await peak(defaultAttentionKeepBytes)).toBe(kept);
+      tf.dispose([qkv, cos, sin]);
+    })();
+  });
+
+  it('the attention gradient kernel takes exactly one of probs and lse', () => {
+    tf.tidy(() => {
+      const [q, k] = [uniform([1, 1, 3, 8]), uniform([1, 1, 3, 8])];
+      const [probs, lse] = [uniform([1, 1, 3, 3]), uniform([1, 1, 3])];
+      const grad = (kept: tf.NamedTensorMap) => () => tf.engine().runKernel(FusedKernel.attentionGrad, { dy: uniform([1, 3, 8]), q, keys: k, values: k, ...kept }, { scale: 1 });
+      expect(grad({})).toThrow(/give exactly one of probs and lse/);
+      expect(grad({ probs, lse })).toThrow(/give exactly one of probs and lse/);
+    });
+  });
 
   it('adamwUpdate: the native kernel equals the composed update over several steps', () => {
     const shape = [190, 177]; // split across the thread pool
@@ -430,12 +482,16 @@ describe('fused ops', () => {
     }
   });
 
-  it('leaks no tensors, forward or backward', () => {
+  it('leaks no tensors, forward or backward (attention keeping its probabilities or its log-sum-exp)', () => {
     const before = tf.memory().numTensors;
-    for (const c of cases) {
-      const inputs = c.inputs();
-      evaluate(c, inputs);
-      tf.dispose(inputs);
+    for (const limit of [Infinity, 0]) {
+      const limitBefore = setAttentionKeepLimit(limit);
+      for (const c of cases) {
+        const inputs = c.inputs();
+        evaluate(c, inputs);
+        tf.dispose(inputs);
+      }
+      setAttentionKeepLimit(limitBefore);
     }
     expect(tf.memory().numTensors).toBe(before);
   });

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ComputeError } from './errors';
 import { FusedKernel, fusedKernelsActive, nativeSumOfSquares } from './fused-kernels';
 
-const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, number | boolean> = {}) =>
+const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, number | boolean | string> = {}) =>
   tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap);
 
 /** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * weight; x [..., D], weight [D]. */
@@ -174,13 +174,45 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
 
 // One kernel per (sequence, query head): scores, softmax and the weighted sum
 // while they are in cache, masked by a bias or causal from each row's past;
-// the probabilities are kept for the gradient (one kernel gives dq, dk and dv).
+// one kernel gives dq, dk and dv from what the forward pass kept (see
+// attentionKeepLimit).
 function wholeSequenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: AttentionMask): tf.Tensor3D {
-  const [B, , T, headDim] = q.shape;
+  const [B, Hq, T, headDim] = q.shape;
   const S = k.shape[2];
-  return tf.tidy(() =>
-    attentionKernels(FusedKernel.attention, FusedKernel.attentionGrad, { q, keys: k, values: v }, maskInputs(mask, B, T, S), {}, { scale: 1 / Math.sqrt(headDim) }),
-  );
+  return tf.tidy(() => {
+    const masking = maskInputs(mask, B, T, S);
+    return attentionKernels(FusedKernel.attention, FusedKernel.attentionGrad, { q, keys: k, values: v }, masking, {}, { scale: 1 / Math.sqrt(headDim) }, attentionKeeps(B, Hq, T, S));
+  });
+}
+
+/** attentionKeepLimit's value until setAttentionKeepLimit changes it: 16 MiB. */
+export const defaultAttentionKeepBytes = 16 * 1024 * 1024;
+let attentionKeepBytes = defaultAttentionKeepBytes;
+
+/**
+ * On wasm+native, a trained whole-sequence attention (causalAttention,
+ * qkvAttention under a gradient tape) keeps its probabilities [B, Hq, T, S]
+ * for the gradient when they take at most this many bytes (float32); a larger
+ * one keeps each query's log-sum-exp [B, Hq, T] instead, and its gradient
+ * computes the probabilities again, block by block: the memory held between
+ * the passes then grows with T, not T * S, for some time at short lengths.
+ * The composed ops (cpu, plain wasm) always keep them.
+ */
+export function attentionKeepLimit(): number {
+  return attentionKeepBytes;
+}
+
+/** Sets attentionKeepLimit (0: never keep the probabilities; Infinity: always); returns the previous limit. */
+export function setAttentionKeepLimit(bytes: number): number {
+  if (!(bytes >= 0)) throw new ComputeError(`setAttentionKeepLimit: bytes must be a number >= 0, got ${bytes}`);
+  const previous = attentionKeepBytes;
+  attentionKeepBytes = bytes;
+  return previous;
+}
+
+/** What a trained attention over [B, Hq, T, S] keeps for its gradient under attentionKeepLimit. */
+export function attentionKeeps(B: number, Hq: number, T: number, S: number): 'probs' | 'lse' {
+  return B * Hq * T * S * 4 <= attentionKeepBytes ? 'probs' : 'lse';
 }
 
 // The mask as the attention kernels take it (constants: no gradient): a bias
@@ -215,32 +247,36 @@ function checkCausal(op: string, mask: readonly number[] | SegmentedCausal, B: n
 
 // A whole-sequence attention kernel and its gradient kernel, [B, T, Hq*Dh]
 // out. `inputs` are differentiated (the gradient kernel returns their
-// gradients in this order), `constants` are not; the gradient kernel reads
-// dy, the inputs, the kept probabilities and `gradConstants`. With no
-// gradient taped (scoring, prefill) the probabilities are not written at all.
+// gradients in this order), `masking` (maskInputs') and `constants` are not;
+// the gradient kernel reads dy, the inputs, `constants` and what the forward
+// pass kept: the probabilities, or each query's log-sum-exp with `masking`
+// (it computes the probabilities again). With no gradient taped (scoring,
+// prefill) nothing is kept.
 function attentionKernels(
   forward: string,
   backward: string,
   inputs: tf.NamedTensorMap,
+  masking: tf.NamedTensorMap,
   constants: tf.NamedTensorMap,
-  gradConstants: tf.NamedTensorMap,
   attrs: Record<string, number>,
+  keep: 'probs' | 'lse',
 ): tf.Tensor3D {
-  if (!tf.engine().state.gradientDepth) return run(forward, { ...inputs, ...constants }, { ...attrs, keepProbs: false }) as tf.Tensor3D;
+  if (!tf.engine().state.gradientDepth) return run(forward, { ...inputs, ...masking, ...constants }, { ...attrs, keep: 'none' }) as tf.Tensor3D;
   const names = Object.keys(inputs);
+  const gradConstants = keep === 'lse' ? { ...constants, ...masking } : constants;
   const constantNames = Object.keys(gradConstants);
   const attend = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xs = args.slice(0, names.length) as tf.Tensor[];
     const save = args[names.length] as tf.GradSaveFunc;
     const named = Object.fromEntries(names.map((name, i) => [name, xs[i]]));
-    const [out, probs] = run(forward, { ...named, ...constants }, attrs) as tf.Tensor[];
-    save([...xs, probs, ...constantNames.map((name) => gradConstants[name])]);
+    const [out, kept] = run(forward, { ...named, ...masking, ...constants }, { ...attrs, keep }) as tf.Tensor[];
+    save([...xs, kept, ...constantNames.map((name) => gradConstants[name])]);
     return {
       value: out,
       gradFunc: (dy, saved) => {
         const savedInputs = Object.fromEntries(names.map((name, i) => [name, saved[i]]));
         const savedConstants = Object.fromEntries(constantNames.map((name, i) => [name, saved[names.length + 1 + i]]));
-        return run(backward, { dy: dy as tf.Tensor, ...savedInputs, probs: saved[names.length], ...savedConstants }, attrs) as tf.Tensor | tf.Tensor[];
+        return run(backward, { dy: dy as tf.Tensor, ...savedInputs, [keep]: saved[names.length], ...savedConstants }, attrs) as tf.Tensor | tf.Tensor[];
       },
     };
   });
@@ -275,7 +311,7 @@ export function qkvAttention(qkv: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, n
   return tf.tidy(() => {
     // The rotary angles are constants the gradient kernel reads too.
     const angles: tf.NamedTensorMap = { cos: tf.reshape(cos, [B, T, headDim / 2]), sin: tf.reshape(sin, [B, T, headDim / 2]) };
-    return attentionKernels(FusedKernel.qkvAttention, FusedKernel.qkvAttentionGrad, { qkv }, { ...angles, ...maskInputs(mask, B, T, T) }, angles, attrs);
+    return attentionKernels(FusedKernel.qkvAttention, FusedKernel.qkvAttentionGrad, { qkv }, maskInputs(mask, B, T, T), angles, attrs, attentionKeeps(B, nHeads, T, T));
   });
 }
 

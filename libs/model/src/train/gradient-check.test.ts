@@ -8,7 +8,7 @@
 // CREAM_BACKEND says otherwise), then on wasm with the native kernels when
 // built, the backend the services train on.
 import * as tf from '@tensorflow/tfjs-core';
-import { FusedKernel, initCompute, silentLogger } from '@cream/compute';
+import { FusedKernel, initCompute, setAttentionKeepLimit, silentLogger } from '@cream/compute';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_CONFIGS, referenceResponseLogProbs, toReferenceWeights, type ReferenceWeights } from '../testing';
 import type { ModelConfig } from '../config';
@@ -179,6 +179,18 @@ describe('gradients through the decoder (wasm)', () => {
     expect(checkGradients(config, 8, dpoThroughModel, referenceDpoLoss)).toBeGreaterThan(20);
     // Packed rows: the same kernels with a segment mask instead of each row's past.
     expect(checkGradients(config, 10, sftThroughPackedRows, referenceSftLoss)).toBeGreaterThan(20);
+  }, SLOW);
+
+  it('SFT loss, plain and packed (llamaGqaTied), with attention keeping only each query log-sum-exp: tfjs gradients equal float64 central differences', () => {
+    // Attention longer than attentionKeepLimit keeps no probabilities for the
+    // gradient, which computes them again: here every attention does.
+    const before = setAttentionKeepLimit(0);
+    try {
+      expect(checkGradients(TEST_CONFIGS.llamaGqaTied, 12, sftThroughModel, referenceSftLoss)).toBeGreaterThan(20);
+      expect(checkGradients(TEST_CONFIGS.llamaGqaTied, 13, sftThroughPackedRows, referenceSftLoss)).toBeGreaterThan(20);
+    } finally {
+      setAttentionKeepLimit(before);
+    }
   }, SLOW);
 
   it('a DPO run lowers its loss and leaves no tensor or data buffer behind', async () => {
