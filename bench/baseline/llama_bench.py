@@ -9,6 +9,7 @@ as bench/src/ours.ts, on the case JSON that bench/src/cases.ts builds:
 - the same step on sequences of varied lengths (workload "varied"), right-padded
   to the longest as a padding collator does, the loss on the response tokens
   (lm_head on those positions only, as cream computes it);
+- the training step again on long sequences (workload "long");
 - scoring: log-probabilities of the response tokens after the prompt;
 - greedy generation with a KV cache (prefill, then one token per step);
 - prefill: one prompt into a fresh cache, the logits of its last position.
@@ -25,7 +26,7 @@ import resource
 import sys
 import time
 
-GROUPS = ("train", "varied", "score", "generate", "prefill")
+GROUPS = ("train", "varied", "long", "score", "generate", "prefill")
 
 
 def parse_args(argv):
@@ -181,8 +182,8 @@ def measure(torch, case, threads):
         optimizer.step()
         return loss.item()
 
-    if "train" in case["only"]:
-        batch, seq = work["train"]["batch"], work["train"]["seq"]
+    # One step on batch x seq tokens (fresh random rows each step), for "train" and "long".
+    def training_steps(batch, seq):
         optimizer = optimizer_of()
         batches = [tokens(batch, seq) for _ in range(case["warmup"] + case["repeats"])]
         model.train()
@@ -192,8 +193,10 @@ def measure(torch, case, threads):
             logits = model.lm_head(model.hidden(ids)[:, :-1])  # [B, T-1, V]
             return update(optimizer, F.cross_entropy(logits.reshape(-1, V), ids[:, 1:].reshape(-1)))
 
-        metrics["train_step_ms"] = samples(timed(case["warmup"], case["repeats"], step))
-        optimizer = None
+        return samples(timed(case["warmup"], case["repeats"], step))
+
+    if "train" in case["only"]:
+        metrics["train_step_ms"] = training_steps(work["train"]["batch"], work["train"]["seq"])
 
     if "varied" in case["only"]:
         rows = work["varied"]["rows"]
@@ -214,6 +217,9 @@ def measure(torch, case, threads):
 
         metrics["train_varied_step_ms"] = samples(timed(case["warmup"], case["repeats"], varied_step))
         optimizer = None
+
+    if "long" in case["only"]:
+        metrics["train_long_step_ms"] = training_steps(work["long"]["batch"], work["long"]["seq"])
 
     model.eval()
     kv_heads, head_dim = shape["nKvHeads"], shape["headDim"]

@@ -11,7 +11,7 @@ import { microCase } from './cases';
 const hasPython = spawnSync('python3', ['--version']).status === 0;
 const torch = findTorch(DEFAULT_PYTHONS, process.env);
 const script = (args: string[]) => spawnSync('python3', [BASELINE_SCRIPT, ...args], { encoding: 'utf8' });
-const micro = microCase({ warmup: 1, repeats: 2, only: ['train', 'varied', 'score', 'generate', 'prefill'] });
+const micro = microCase({ warmup: 1, repeats: 2, only: ['train', 'varied', 'long', 'score', 'generate', 'prefill'] });
 
 describe.runIf(hasPython)('bench/baseline/llama_bench.py arguments', () => {
   it('prints its help without importing torch', () => {
@@ -67,7 +67,7 @@ describe.runIf(torch.probe.ok)('the baseline on the micro case', () => {
     expect(result.backend).toMatch(/^PyTorch .* CPU fp32 \(1 thread, BLAS .*, OPENBLAS_CORETYPE unset\)$/);
     expect(Array.isArray(result.blas)).toBe(true);
     for (const path of result.blas ?? []) expect(result.backend).toContain(path);
-    for (const metric of ['train_step_ms', 'train_varied_step_ms', 'score_tokens_per_s', 'generate_b2_tokens_per_s', 'generate_b4_tokens_per_s', 'prefill_ms', 'peak_rss_bytes']) {
+    for (const metric of ['train_step_ms', 'train_varied_step_ms', 'train_long_step_ms', 'score_tokens_per_s', 'generate_b2_tokens_per_s', 'generate_b4_tokens_per_s', 'prefill_ms', 'peak_rss_bytes']) {
       expect(result.metrics[metric]?.median, metric).toBeGreaterThan(0);
     }
     expect(result.metrics.train_step_ms.samples).toHaveLength(2);

@@ -47,6 +47,12 @@ export interface BenchWorkload {
    * pads them, as a padding collator does.
    */
   readonly varied: { readonly rows: ReadonlyArray<{ readonly prompt: number; readonly response: number }> };
+  /**
+   * One optimizer step on batch x seq tokens of long sequences (the context's
+   * length, up to 1024): attention is a large part of it, and above
+   * attentionKeepLimit ours keeps no probabilities between the passes.
+   */
+  readonly long: { readonly batch: number; readonly seq: number };
   /** Log-probabilities of `response` tokens after `prompt` tokens, for `items` items in one batch. */
   readonly score: { readonly items: number; readonly prompt: number; readonly response: number };
   /** Greedy decoding with a KV cache: `newTokens` tokens after distinct `prompt`-token prompts, per batch size. */
@@ -56,7 +62,7 @@ export interface BenchWorkload {
 }
 
 /** Metric groups, in the order they run. */
-export const METRIC_GROUPS = ['train', 'varied', 'score', 'generate', 'prefill'] as const;
+export const METRIC_GROUPS = ['train', 'varied', 'long', 'score', 'generate', 'prefill'] as const;
 /** One metric group. */
 export type MetricGroup = (typeof METRIC_GROUPS)[number];
 
@@ -100,9 +106,16 @@ export function variedRows(count: number, min: number, max: number): Array<{ pro
   });
 }
 
+/** The long group of a model whose context holds `context` tokens: sequences of min(1024, context), 2048 tokens a step. */
+export function longWorkload(context: number): BenchWorkload['long'] {
+  const seq = Math.min(1024, context);
+  return { batch: Math.max(1, Math.floor(2048 / seq)), seq };
+}
+
 const FULL_WORKLOAD: BenchWorkload = {
   train: { batch: 16, seq: 128 },
   varied: { rows: variedRows(16, 64, 240) },
+  long: longWorkload(1024),
   score: { items: 16, prompt: 64, response: 64 },
   generate: { batches: [8, 32], prompt: 64, newTokens: 64 },
   prefill: { batch: 1, prompt: 64 },
@@ -117,6 +130,7 @@ export const MICRO_SHAPE: BenchShape = llamaShape({ vocabSize: 64, hiddenSize: 3
 const MICRO_WORKLOAD: BenchWorkload = {
   train: { batch: 2, seq: 16 },
   varied: { rows: variedRows(4, 4, 16) },
+  long: { batch: 1, seq: 64 },
   score: { items: 2, prompt: 8, response: 8 },
   generate: { batches: [2, 4], prompt: 8, newTokens: 8 },
   prefill: { batch: 1, prompt: 8 },
@@ -157,6 +171,7 @@ export function longestSequence(workload: BenchWorkload): number {
   return Math.max(
     workload.train.seq,
     ...workload.varied.rows.map((row) => row.prompt + row.response),
+    workload.long.seq,
     workload.score.prompt + workload.score.response,
     workload.generate.prompt + workload.generate.newTokens,
     workload.prefill.prompt,
@@ -172,7 +187,8 @@ export function baseCase(workspaceRoot: string, options: CaseOptions): BenchCase
   const title = shipped
     ? `base model models/m0 (${describeShape(shape)})`
     : `base model: models/m0 is absent, so its fallback shape (${describeShape(shape)}; random weights)`;
-  return checkContext({ name: 'base', title, shape, checkpoint: shipped ? dir : null, workload: FULL_WORKLOAD, seed: 2, ...options });
+  const workload = { ...FULL_WORKLOAD, long: longWorkload(shape.maxPositionEmbeddings) };
+  return checkContext({ name: 'base', title, shape, checkpoint: shipped ? dir : null, workload, seed: 2, ...options });
 }
 
 /** Issue 6's reference case. */

@@ -63,10 +63,10 @@ async function timeRuns(warmup: number, repeats: number, run: () => Promise<unkn
 
 // Training examples of `seq` tokens: one prompt token and seq - 1 response tokens,
 // so the model reads seq tokens and the loss covers seq - 1 next tokens per row.
-function trainingExamples(benchCase: BenchCase, steps: number): SftExample[] {
-  const { batch, seq } = benchCase.workload.train;
+function trainingExamples(benchCase: BenchCase, steps: number, group: 'train' | 'long' = 'train'): SftExample[] {
+  const { batch, seq } = benchCase.workload[group];
   return Array.from({ length: batch * steps }, (_, i) => {
-    const row = tokenRow(benchCase, `train/${i}`, seq);
+    const row = tokenRow(benchCase, `${group}/${i}`, seq);
     return { promptIds: row.slice(0, 1), responseIds: row.slice(1) };
   });
 }
@@ -105,7 +105,7 @@ async function trainStepTimes(model: LlamaModel, examples: SftExample[], batch: 
 }
 
 /** The work of each group, once. */
-function groupRuns(model: LlamaModel, benchCase: BenchCase): Record<Exclude<MetricGroup, 'train' | 'varied'>, Array<{ metric: string; tokens: number; run: () => Promise<unknown> }>> {
+function groupRuns(model: LlamaModel, benchCase: BenchCase): Record<Exclude<MetricGroup, 'train' | 'varied' | 'long'>, Array<{ metric: string; tokens: number; run: () => Promise<unknown> }>> {
   const { score, generate: gen, prefill } = benchCase.workload;
   const scoreItems = Array.from({ length: score.items }, (_, i) => {
     const row = tokenRow(benchCase, `score/${i}`, score.prompt + score.response);
@@ -142,6 +142,12 @@ export async function measureOurs(benchCase: BenchCase, backend: string, threads
         metrics.train_varied_step_ms = samplesOf(await timesOf(true));
         metrics.train_varied_padded_step_ms = samplesOf(await timesOf(false));
         profiled.push(() => trainStepTimes(model, examples, examples.length, 1));
+        continue;
+      }
+      if (group === 'long') {
+        const { batch } = benchCase.workload.long;
+        metrics.train_long_step_ms = samplesOf((await trainStepTimes(model, trainingExamples(benchCase, steps, 'long'), batch, 1)).times.slice(benchCase.warmup));
+        profiled.push(() => trainStepTimes(model, trainingExamples(benchCase, 1, 'long'), batch, 1));
         continue;
       }
       if (group === 'train') {

@@ -102,6 +102,19 @@ describe('reportRows', () => {
     expect(rows.get('train_gflops')?.ratio).toBeCloseTo(2);
   });
 
+  it('compares the long-sequence step, its batch and length in the label', () => {
+    const withLong = report(true);
+    const item = withLong.cases[0];
+    const rows = reportRows({
+      ...withLong,
+      cases: [{ ...item, ours: { ...ours, metrics: { ...ours.metrics, train_long_step_ms: samplesOf([50]) } }, pytorch: { ...pytorch, metrics: { ...pytorch.metrics, train_long_step_ms: samplesOf([150]) } } }],
+    });
+    const long = rows.find((row) => row.metric === 'train_long_step_ms');
+    expect(long).toMatchObject({ label: `training step, batch ${benchCase.workload.long.batch} x ${benchCase.workload.long.seq} (long sequences)`, ours: 50, pytorch: 150 });
+    expect(long?.ratio).toBeCloseTo(3);
+    expect(reportRows(report(true)).some((row) => row.metric === 'train_long_step_ms')).toBe(false); // not measured: no row
+  });
+
   it('leaves out groups that did not run, and ratios when the baseline was skipped', () => {
     const rows = reportRows(report(false));
     expect(rows.map((row) => row.metric)).not.toContain('score_tokens_per_s');

@@ -33,7 +33,7 @@ interface RowSpec {
 }
 
 function rowSpecs(item: CaseReport, peakGflops: number, measuredPeak: MeasuredPeak | null): RowSpec[] {
-  const { train, varied, score, generate, prefill } = item.case.workload;
+  const { train, varied, long, score, generate, prefill } = item.case.workload;
   const lengths = varied.rows.map((row) => row.prompt + row.response);
   const median = (metric: string) => (result: ImplementationResult) => result.metrics[metric]?.median;
   const stepMs = median('train_step_ms');
@@ -85,6 +85,7 @@ function rowSpecs(item: CaseReport, peakGflops: number, measuredPeak: MeasuredPe
       higherIsBetter: false,
       value: (result) => median(result.implementation === 'ours' ? 'train_varied_padded_step_ms' : 'train_varied_step_ms')(result),
     },
+    { metric: 'train_long_step_ms', label: `training step, batch ${long.batch} x ${long.seq} (long sequences)`, unit: 'ms', higherIsBetter: false, value: median('train_long_step_ms') },
     { metric: 'score_tokens_per_s', label: `scoring, ${score.items} items of ${score.prompt}+${score.response} tokens`, unit: 'tokens/s', higherIsBetter: true, value: median('score_tokens_per_s') },
     ...generate.batches.map((batch) => ({
       metric: `generate_b${batch}_tokens_per_s`,

@@ -50,6 +50,7 @@ const METRICS = [
   'train_outside_native_ms',
   'train_varied_step_ms',
   'train_varied_padded_step_ms',
+  'train_long_step_ms',
   'score_tokens_per_s',
   'generate_b2_tokens_per_s',
   'generate_b4_tokens_per_s',
@@ -101,6 +102,7 @@ describe('cream bench --quick --json', () => {
     const rows = new Map(report.rows.map((row) => [row.metric, row]));
     if (peak !== null) expect(rows.get('train_outside_native_ms')?.ours).toBeLessThan(rows.get('train_step_ms')?.ours as number);
     expect(rows.get('train_varied_step_ms')?.label).toMatch(/^training step, 4 sequences of \d+-\d+ tokens \(ours packed, PyTorch padded\)$/);
+    expect(rows.get('train_long_step_ms')?.label).toBe('training step, batch 1 x 64 (long sequences)');
   });
 
   it.runIf(torchImportable)('runs the PyTorch baseline beside ours when python3 imports torch, with ratios', async () => {
@@ -129,6 +131,6 @@ describe('cream bench --quick --json', () => {
     expect(table.stdout).toContain('PyTorch baseline skipped');
     const bad = await cream(['bench', '--only', 'train,decode']);
     expect(bad.status).toBe(2);
-    expect(bad.stderr.trim()).toBe('cream bench: --only: unknown group "decode"; use some of train, varied, score, generate, prefill');
+    expect(bad.stderr.trim()).toBe('cream bench: --only: unknown group "decode"; use some of train, varied, long, score, generate, prefill');
   });
 });
