@@ -60,6 +60,8 @@ export interface RunningService {
   address: string;
   /** Resolves when the server has stopped (after a signal or shutdown()). */
   stopped: Promise<void>;
+  /** The process's exit code once stopped: 2 when `ready` failed on a configuration value, else 0. */
+  exitStatus(): number;
 }
 
 /**
@@ -97,20 +99,39 @@ export async function runService<S extends ConfigSpec>(
     limits: { maxReceiveBytes: config.maxMessageBytes, maxSendBytes: config.maxMessageBytes },
   });
   const setup = program.setup(server, values as unknown as Parameters<typeof program.setup>[1], logger);
+  const ready = Promise.resolve(setup?.ready);
+  ready.catch(() => undefined); // handled below once listening: a rejection before that is not an unhandled one
   const address = await server.listen(config.host, config.port);
-  void Promise.resolve(setup?.ready).then(
-    () => {
-      server.setServing(true);
-      logger.info('serving', { address });
-    },
-    (error) => logger.error('not ready: the service stays NOT_SERVING', { error }),
-  );
-  const stopped = new Promise<void>((resolve) =>
-    server.stopOnSignals(config.shutdownGraceSeconds * 1000, () => {
-      void Promise.resolve(hooks.onStopped?.()).finally(resolve);
-    }),
-  );
-  return { server, address, stopped };
+  let exitStatus = 0;
+  const stopped = new Promise<void>((resolve) => {
+    const finish = () => void Promise.resolve(hooks.onStopped?.()).finally(resolve);
+    server.stopOnSignals(config.shutdownGraceSeconds * 1000, finish);
+    void ready.then(
+      () => {
+        server.setServing(true);
+        logger.info('serving', { address });
+      },
+      (error) => {
+        // A bad configuration value a library read at start (e.g. CREAM_BACKEND)
+        // ends the service as readConfig's errors do; anything else leaves it NOT_SERVING.
+        if (namesConfigurationValue(error)) {
+          process.stderr.write(`cream ${program.name}: ${error.message}\n`);
+          logger.error('configuration error at start: stopping', { error });
+          exitStatus = 2;
+          void server.shutdown(0).then(finish);
+          return;
+        }
+        logger.error('not ready: the service stays NOT_SERVING', { error });
+      },
+    );
+  });
+  return { server, address, stopped, exitStatus: () => exitStatus };
+}
+
+// An error that names the configuration variable (or option) and the value it rejected.
+function namesConfigurationValue(error: unknown): error is Error & { variable: string; value: string } {
+  const fields = error as { variable?: unknown; value?: unknown } | null;
+  return error instanceof Error && typeof fields?.variable === 'string' && typeof fields.value === 'string';
 }
 
 /** What a service's telemetry handle gives runService: its start-up warnings and its flush. */
@@ -138,5 +159,5 @@ export async function serveUntilStopped<S extends ConfigSpec>(
     return running.exitCode;
   }
   await running.stopped;
-  return 0;
+  return running.exitStatus();
 }
