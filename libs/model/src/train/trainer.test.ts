@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { computeInfo } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInvalidOptionError } from '../errors';
@@ -397,9 +398,10 @@ describe('save and resume', () => {
     first.dispose();
     expect((await loadTrainingState(directory)).step).toBe(4);
 
-    // The resume runs in another process (test-programs/resume-sft.ts) from the files alone.
+    // The resume runs in another process (test-programs/resume-sft.ts) from the files alone, on this backend.
     const { stdout } = await run(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, 'test-programs', 'resume-sft.ts'), directory], {
       cwd: path.resolve(__dirname, '..', '..'),
+      env: { ...process.env, CREAM_BACKEND: computeInfo()?.variant ?? 'cpu' },
     });
     expect(JSON.parse(stdout)).toEqual({ resumedFromStep: 4, weights: wanted });
   }, SLOW);
