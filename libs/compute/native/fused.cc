@@ -289,9 +289,8 @@ CREAM_CLONES void ScatterHead(const float* src, size_t row_heads, size_t slot, s
 }
 
 // dst = softmax(src * scale + bias) over n values (bias may be null; src may
-// be dst), the exponentials in 16 lanes.
-// dst = softmax(src * scale + bias) over n values; returns the log-sum-exp
-// of src * scale + bias (its max plus the log of the sum after subtracting it).
+// be dst), the exponentials in 16 lanes; returns the log-sum-exp of
+// src * scale + bias (its max plus the log of the sum after subtracting it).
 CREAM_INLINE float SoftmaxInto(const float* src, const float* bias, float scale, size_t n, float* dst) {
   if (bias != nullptr) {
     for (size_t j = 0; j < n; ++j) dst[j] = src[j] * scale + bias[j];
@@ -1212,14 +1211,12 @@ struct BlockKeys {
   size_t end[kMaxRows];
   bool uniform[kMaxRows];
   size_t from = 0, used = 0;
-  bool any_uniform = false;
 };
 
 void KeysOfBlock(const AttentionShape& a, const float* bias, size_t bi, size_t r0, size_t rows, bool tiled,
                  BlockKeys* k) {
   k->used = 0;
   k->from = a.s;
-  k->any_uniform = false;
   for (size_t r = rows; r-- > 0;) {
     size_t end;
     if (bias != nullptr) {
@@ -1229,7 +1226,6 @@ void KeysOfBlock(const AttentionShape& a, const float* bias, size_t bi, size_t r
     }
     const size_t first = a.starts == nullptr ? 0 : static_cast<size_t>(a.starts[bi * a.t + r0 + r]);
     k->uniform[r] = end == 0;
-    k->any_uniform |= end == 0;
     k->first[r] = end == 0 ? 0 : first;
     k->end[r] = end == 0 ? a.s : end;
     k->used = std::max(k->used, k->end[r]);
