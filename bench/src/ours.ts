@@ -4,7 +4,7 @@
 // prefill are generate (greedy, KV cache). Each group runs `warmup` untimed
 // times, then `repeats` timed times; afterwards one untimed pass of each
 // group under tf.profile gives the peak of live tensor bytes.
-import { nativeCallTime } from '@cream/compute';
+import { attentionKeepLimit, defaultAttentionKeepBytes, nativeCallTime, type ComputeInfo } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   createModelConfig,
@@ -23,6 +23,16 @@ import {
 } from '@cream/model';
 import type { BenchCase, MetricGroup } from './cases';
 import { generateMetric, samplesOf, type ImplementationResult, type MetricSamples } from './results';
+
+/**
+ * "tfjs wasm+native (avx512f, 2 threads)": the variant, its CPU features and
+ * threads, and the attention keep limit when it is not the default one.
+ */
+export function describeCompute(info: ComputeInfo, keepBytes = attentionKeepLimit()): string {
+  const details = [info.simd, `${info.threads} thread${info.threads === 1 ? '' : 's'}`].filter((d) => d !== '');
+  if (keepBytes !== defaultAttentionKeepBytes) details.push(`attention probabilities kept up to ${keepBytes / (1024 * 1024)} MiB`);
+  return `tfjs ${info.variant} (${details.join(', ')})`;
+}
 
 /** Random token ids of one row, the `key`-th row of the case's stream. */
 function tokenRow(benchCase: BenchCase, key: string, length: number): number[] {

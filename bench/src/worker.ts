@@ -3,16 +3,10 @@
 // peak resident memory. It receives the case over IPC, chooses the compute
 // backend as every cream process does (CREAM_BACKEND overrides), and answers
 // with the result or the error.
-import { initCompute, type ComputeInfo } from '@cream/compute';
+import { initCompute } from '@cream/compute';
 import type { BenchCase } from './cases';
-import { measureOurs } from './ours';
+import { describeCompute, measureOurs } from './ours';
 import type { WorkerReply } from './worker-protocol';
-
-/** "tfjs wasm+native (avx512f, 2 threads)": the variant, its CPU features and threads. */
-function describeCompute(info: ComputeInfo): string {
-  const details = [info.simd, `${info.threads} thread${info.threads === 1 ? '' : 's'}`].filter((d) => d !== '');
-  return `tfjs ${info.variant} (${details.join(', ')})`;
-}
 
 process.once('message', (message: { benchCase: BenchCase }) => {
   const reply = (value: WorkerReply) => process.send?.(value, () => process.exit(0));
