@@ -195,7 +195,8 @@ let attentionKeepBytes = defaultAttentionKeepBytes;
  * for the gradient when they take at most this many bytes (float32); a larger
  * one keeps each query's log-sum-exp [B, Hq, T] instead, and its gradient
  * computes the probabilities again, block by block: the memory held between
- * the passes then grows with T, not T * S, for some time at short lengths.
+ * the passes then grows with T, not T * S (the kernels take about as long;
+ * bench/README.md, session 13).
  * The composed ops (cpu, plain wasm) always keep them.
  */
 export function attentionKeepLimit(): number {
