@@ -46,7 +46,7 @@ describe('initCompute', () => {
     // One line says what was chosen, with the reasons.
     const chosen = logger.lines.filter((line) => line.msg === 'compute backend chosen');
     expect(chosen).toHaveLength(1);
-    expect(chosen[0].fields).toMatchObject({ variant: 'wasm+native', backend: 'wasm' });
+    expect(chosen[0].fields).toMatchObject({ variant: 'wasm+native', backend: 'wasm', attentionKeepBytes: 16 * 1024 * 1024 });
     expect(gradientWorks()).toBe(true);
   });
 
@@ -84,6 +84,11 @@ describe('initCompute', () => {
     expect(attentionKeepLimit()).toBe(2.5 * 1024 * 1024);
     await initCompute({ env: { CREAM_BACKEND: 'cpu', CREAM_ATTENTION_KEEP_MIB: '0' } });
     expect(attentionKeepLimit()).toBe(0);
+    // The one line that says what was chosen says the limit too (JSON logs: no Infinity).
+    const logger = recordingLogger();
+    await initCompute({ env: { CREAM_BACKEND: 'cpu', CREAM_ATTENTION_KEEP_MIB: 'Infinity' }, logger });
+    expect(attentionKeepLimit()).toBe(Infinity);
+    expect(logger.lines.find((line) => line.msg === 'compute backend chosen')?.fields).toMatchObject({ attentionKeepBytes: 'unlimited' });
     for (const raw of ['-1', 'lots']) {
       const attempt = initCompute({ env: { CREAM_BACKEND: 'cpu', CREAM_ATTENTION_KEEP_MIB: raw } });
       await expect(attempt).rejects.toThrow(new RegExp(`CREAM_ATTENTION_KEEP_MIB='${raw}' must be a number of MiB >= 0`));

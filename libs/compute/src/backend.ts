@@ -17,7 +17,7 @@ import { registerFusedKernels, useNativeTransposeAndAdd } from './fused-kernels'
 import { registerGradients } from './gradients';
 import { silentLogger, type ComputeLogger } from './logger';
 import { loadNativeGemm } from './native';
-import { defaultAttentionKeepBytes, registerFusedGradients, setAttentionKeepLimit } from './ops';
+import { attentionKeepLimit, defaultAttentionKeepBytes, registerFusedGradients, setAttentionKeepLimit } from './ops';
 import { useFastGather, useFastSlice, useMatMulKernels, useSharedIdentity } from './wasm-kernels';
 
 /** The variants, in the proto's ComputeInfo.variant vocabulary. */
@@ -280,7 +280,9 @@ async function select(options: InitComputeOptions): Promise<ComputeInfo> {
           : 'first choice'
         : `not taken: ${skipped.join('; ')}`;
     const info: ComputeInfo = { ...attempt.info, variant, detail };
-    logger.info('compute backend chosen', { ...info });
+    // With the attention keep limit: what a training pass holds between its passes.
+    const keep = attentionKeepLimit();
+    logger.info('compute backend chosen', { ...info, attentionKeepBytes: Number.isFinite(keep) ? keep : 'unlimited' });
     return info;
   }
   throw new BackendUnavailableError(`no TensorFlow.js backend could start: ${skipped.join('; ')}`, 'cpu');
