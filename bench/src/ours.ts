@@ -73,7 +73,7 @@ async function timeRuns(warmup: number, repeats: number, run: () => Promise<unkn
 
 // Training examples of `seq` tokens: one prompt token and seq - 1 response tokens,
 // so the model reads seq tokens and the loss covers seq - 1 next tokens per row.
-function trainingExamples(benchCase: BenchCase, steps: number, group: 'train' | 'long' = 'train'): SftExample[] {
+function trainingExamples(benchCase: BenchCase, steps: number, group: 'train' | 'long'): SftExample[] {
   const { batch, seq } = benchCase.workload[group];
   return Array.from({ length: batch * steps }, (_, i) => {
     const row = tokenRow(benchCase, `${group}/${i}`, seq);
@@ -154,20 +154,14 @@ export async function measureOurs(benchCase: BenchCase, backend: string, threads
         profiled.push(() => trainStepTimes(model, examples, examples.length, 1));
         continue;
       }
-      if (group === 'long') {
-        const { batch } = benchCase.workload.long;
-        metrics.train_long_step_ms = samplesOf((await trainStepTimes(model, trainingExamples(benchCase, steps, 'long'), batch, 1)).times.slice(benchCase.warmup));
-        profiled.push(() => trainStepTimes(model, trainingExamples(benchCase, 1, 'long'), batch, 1));
-        continue;
-      }
-      if (group === 'train') {
-        const { batch } = benchCase.workload.train;
-        const { times, native } = await trainStepTimes(model, trainingExamples(benchCase, steps), batch, 1);
-        metrics.train_step_ms = samplesOf(times.slice(benchCase.warmup));
-        // What the native kernels leave: the tfjs engine (tape, dispatch,
-        // disposal), our JS around the kernels and the stock wasm kernels.
-        if (native.some((ms) => ms > 0)) metrics.train_outside_native_ms = samplesOf(times.map((ms, i) => ms - native[i]).slice(benchCase.warmup));
-        profiled.push(() => trainStepTimes(model, trainingExamples(benchCase, 1), batch, 1));
+      if (group === 'train' || group === 'long') {
+        const { batch } = benchCase.workload[group];
+        const { times, native } = await trainStepTimes(model, trainingExamples(benchCase, steps, group), batch, 1);
+        metrics[group === 'train' ? 'train_step_ms' : 'train_long_step_ms'] = samplesOf(times.slice(benchCase.warmup));
+        // What the native kernels leave of the fixed-length step: the tfjs engine
+        // (tape, dispatch, disposal), our JS around the kernels and the stock wasm kernels.
+        if (group === 'train' && native.some((ms) => ms > 0)) metrics.train_outside_native_ms = samplesOf(times.map((ms, i) => ms - native[i]).slice(benchCase.warmup));
+        profiled.push(() => trainStepTimes(model, trainingExamples(benchCase, 1, group), batch, 1));
         continue;
       }
       for (const { metric, tokens, run } of runs[group]) {

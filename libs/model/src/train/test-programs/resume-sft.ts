@@ -1,8 +1,8 @@
 // Test program: resumes the SFT run of trainer.test.ts ('SFT: resumes ... in
 // a new process') from the snapshot directory given as its argument, on the
-// backend CREAM_BACKEND names (the test passes its own; cpu when unset), with fresh random weights that the snapshot must replace, and
-// prints one JSON line: the step it resumed from and a fingerprint of the
-// final weights' bits.
+// backend CREAM_BACKEND names (the test passes its own; cpu when unset), with
+// fresh random weights that the snapshot must replace, and prints one JSON
+// line: the step it resumed from and a fingerprint of the final weights' bits.
 import { initCompute, silentLogger } from '@cream/compute';
 import { TINY_CONFIG, sftExamples, testModel } from '../test-fixtures';
 import { trainSft } from '../trainer';
