@@ -33,6 +33,22 @@ describe.runIf(hasPython)('bench/baseline/llama_bench.py arguments', () => {
     expect(threads.status).toBe(2);
     expect(threads.stderr).toContain('--threads must be >= 1');
   });
+
+  it('rejects a --check that is not JSON, has ragged or short rows, or a bad step count, exit 2', () => {
+    const check = (value: string) => script(['--case', JSON.stringify(micro), '--threads', '1', '--check', value]);
+    expect(check('{').stderr).toContain('--check is not JSON');
+    for (const rows of [[], [[1, 2], [3]], [[1]], 'rows']) {
+      const run = check(JSON.stringify({ rows, steps: 1 }));
+      expect(run.status, JSON.stringify(rows)).toBe(2);
+      expect(run.stderr).toContain('--check "rows" must be a non-empty list of equally long lists of at least 2 token ids');
+    }
+    const outside = check(JSON.stringify({ rows: [[1, micro.shape.vocabSize]], steps: 1 }));
+    expect(outside.status).toBe(2);
+    expect(outside.stderr).toContain(`--check "rows" must hold token ids in [0, ${micro.shape.vocabSize})`);
+    const steps = check(JSON.stringify({ rows: [[1, 2]], steps: -1 }));
+    expect(steps.status).toBe(2);
+    expect(steps.stderr).toContain('--check "steps" must be an integer >= 0, got -1');
+  });
 });
 
 describe('baselineEnv', () => {

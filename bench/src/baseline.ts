@@ -105,11 +105,36 @@ export function probeTorch(python: string, env: Record<string, string | undefine
 
 /** The baseline's figures on one case with `threads` torch threads. */
 export function runBaseline(python: string, benchCase: BenchCase, threads: number, env: Record<string, string | undefined>): Promise<ImplementationResult> {
+  return runScript<ImplementationResult>(python, benchCase, ['--threads', String(threads)], baselineEnv(env, threads));
+}
+
+/** Token rows and training steps for `--check`. */
+export interface AgreementInput {
+  /** Rows of token ids, all of one length (at least 2). */
+  readonly rows: ReadonlyArray<readonly number[]>;
+  /** Training steps on them (the case's training step: every row's next tokens, clipping, AdamW). */
+  readonly steps: number;
+}
+
+/** What one implementation computes for an AgreementInput, to compare with the other's. */
+export interface AgreementResult {
+  /** Logits [B, T, V] of the rows before training, flat. */
+  readonly logits: number[];
+  /** Each step's loss and gradient norm (before clipping). */
+  readonly steps: Array<{ loss: number; gradNorm: number }>;
+  /** Every weight after the steps, flat, by its checkpoint (Hugging Face) name. */
+  readonly weights: Record<string, number[]>;
+}
+
+/** The baseline's AgreementResult on a case (its checkpoint's weights, or its seed's) on one thread. */
+export function runBaselineCheck(python: string, benchCase: BenchCase, input: AgreementInput, env: Record<string, string | undefined>): Promise<AgreementResult> {
+  return runScript<AgreementResult>(python, benchCase, ['--threads', '1', '--check', JSON.stringify(input)], baselineEnv(env, 1));
+}
+
+// The baseline script on one case: the JSON of its last stdout line.
+function runScript<T>(python: string, benchCase: BenchCase, args: string[], env: Record<string, string>): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(python, [BASELINE_SCRIPT, '--case', JSON.stringify(benchCase), '--threads', String(threads)], {
-      env: baselineEnv(env, threads),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(python, [BASELINE_SCRIPT, '--case', JSON.stringify(benchCase), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
@@ -121,7 +146,7 @@ export function runBaseline(python: string, benchCase: BenchCase, threads: numbe
         return;
       }
       try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop() as string) as ImplementationResult);
+        resolve(JSON.parse(stdout.trim().split('\n').pop() as string) as T);
       } catch (error) {
         reject(new Error(`the PyTorch baseline printed no result JSON on ${benchCase.name}: ${(error as Error).message}`));
       }

@@ -9,6 +9,7 @@ import { modelConfigFromHf, randomStream, randomUniform, type ModelConfig } from
 export type BenchShape = Readonly<
   Pick<
     ModelConfig,
+    | 'architecture'
     | 'vocabSize'
     | 'hiddenSize'
     | 'nLayers'
@@ -20,18 +21,27 @@ export type BenchShape = Readonly<
     | 'rmsNormEps'
     | 'tieWordEmbeddings'
     | 'maxPositionEmbeddings'
+    | 'attentionBias'
+    | 'attentionOutputBias'
+    | 'qkNorm'
+    | 'ropeScaling'
   >
 >;
 
-/** A shape from its sizes; plain multi-head attention, untied, HF LlamaConfig's other defaults unless given. */
+/** A shape from its sizes; plain multi-head attention, untied, no biases, HF LlamaConfig's other defaults unless given. */
 function llamaShape(sizes: Pick<BenchShape, 'vocabSize' | 'hiddenSize' | 'nLayers' | 'nHeads' | 'intermediateSize'> & Partial<BenchShape>): BenchShape {
   return {
+    architecture: 'llama',
     nKvHeads: sizes.nHeads,
     headDim: sizes.hiddenSize / sizes.nHeads,
     ropeTheta: 10000,
     rmsNormEps: 1e-6,
     tieWordEmbeddings: false,
     maxPositionEmbeddings: 2048,
+    attentionBias: false,
+    attentionOutputBias: false,
+    qkNorm: false,
+    ropeScaling: null,
     ...sizes,
   };
 }
@@ -150,10 +160,15 @@ export function baseModelDir(workspaceRoot: string): string {
 /** The benchmark shape of a model config (e.g. a checkpoint's, through modelConfigFromHf). */
 export function shapeOf(config: ModelConfig): BenchShape {
   const { vocabSize, hiddenSize, nLayers, nHeads, nKvHeads, headDim, intermediateSize, ropeTheta, rmsNormEps, tieWordEmbeddings, maxPositionEmbeddings } = config;
-  return { vocabSize, hiddenSize, nLayers, nHeads, nKvHeads, headDim, intermediateSize, ropeTheta, rmsNormEps, tieWordEmbeddings, maxPositionEmbeddings };
+  const { architecture, attentionBias, attentionOutputBias, qkNorm, ropeScaling } = config;
+  return { architecture, vocabSize, hiddenSize, nLayers, nHeads, nKvHeads, headDim, intermediateSize, ropeTheta, rmsNormEps, tieWordEmbeddings, maxPositionEmbeddings, attentionBias, attentionOutputBias, qkNorm, ropeScaling };
 }
 
-/** "vocab 512, d_model 256, 4 layers, 4 heads, SwiGLU 768" (and kv heads, tying when they apply). */
+/**
+ * "vocab 512, d_model 256, 4 layers, 4 heads, SwiGLU 768" (and kv heads, a head
+ * width other than d_model / heads, biases, q/k norms, rotary scaling and tying
+ * when they apply).
+ */
 export function describeShape(shape: BenchShape): string {
   const parts = [
     `vocab ${shape.vocabSize}`,
@@ -162,6 +177,11 @@ export function describeShape(shape: BenchShape): string {
     `${shape.nHeads} heads${shape.nKvHeads === shape.nHeads ? '' : ` (${shape.nKvHeads} kv)`}`,
     `SwiGLU ${shape.intermediateSize}`,
   ];
+  if (shape.headDim * shape.nHeads !== shape.hiddenSize) parts.push(`head width ${shape.headDim}`);
+  if (shape.attentionBias) parts.push('q/k/v biases');
+  if (shape.attentionOutputBias) parts.push('o bias');
+  if (shape.qkNorm) parts.push('q/k norms');
+  if (shape.ropeScaling !== null) parts.push(`${shape.ropeScaling.type} rotary scaling x${shape.ropeScaling.factor}`);
   if (shape.tieWordEmbeddings) parts.push('tied embeddings');
   return parts.join(', ');
 }

@@ -21,6 +21,7 @@ import {
   type ModelWeights,
   type SftExample,
 } from '@cream/model';
+import type { AgreementInput, AgreementResult } from './baseline';
 import type { BenchCase, MetricGroup } from './cases';
 import { generateMetric, samplesOf, type ImplementationResult, type MetricSamples } from './results';
 
@@ -41,9 +42,8 @@ function tokenRow(benchCase: BenchCase, key: string, length: number): number[] {
 }
 
 async function loadWeights(benchCase: BenchCase): Promise<{ model: LlamaModel; weights: ModelWeights }> {
-  const { shape } = benchCase;
-  const config = createModelConfig({ ...shape, eosTokenIds: [] });
   if (benchCase.checkpoint === null) {
+    const config = createModelConfig({ ...benchCase.shape, eosTokenIds: [] });
     const weights = initWeights(config, benchCase.seed);
     return { model: new LlamaModel(config, weights), weights };
   }
@@ -91,12 +91,20 @@ function variedExamples(benchCase: BenchCase): SftExample[] {
 
 /**
  * Per step of one trainSft run over `examples` in batches of `batch` for
- * `epochs` epochs: its wall time (ms) and the part of it spent inside native
- * addon calls (zero without the addon). `packing` as TrainOptions' (default: packed).
+ * `epochs` epochs: its wall time (ms), the part of it spent inside native
+ * addon calls (zero without the addon), and its loss and gradient norm.
+ * `packing` as TrainOptions' (default: packed).
  */
-async function trainStepTimes(model: LlamaModel, examples: SftExample[], batch: number, epochs: number, packing = true): Promise<{ times: number[]; native: number[] }> {
+async function trainStepTimes(
+  model: LlamaModel,
+  examples: SftExample[],
+  batch: number,
+  epochs: number,
+  packing = true,
+): Promise<{ times: number[]; native: number[]; progress: Array<{ loss: number; gradNorm: number }> }> {
   const stamps: number[] = [performance.now()];
   const nativeStamps: number[] = [nativeCallTime().ms];
+  const progress: Array<{ loss: number; gradNorm: number }> = [];
   await trainSft(
     model,
     examples,
@@ -104,14 +112,38 @@ async function trainStepTimes(model: LlamaModel, examples: SftExample[], batch: 
     { batchSize: batch, epochs, learningRate: 1e-4, schedule: 'constant', warmupRatio: 0 },
     {
       packing,
-      onStep: () => {
+      onStep: ({ loss, gradNorm }) => {
         stamps.push(performance.now());
         nativeStamps.push(nativeCallTime().ms);
+        progress.push({ loss, gradNorm });
       },
     },
   );
   const perStep = (values: number[]) => values.slice(1).map((value, i) => value - values[i]);
-  return { times: perStep(stamps), native: perStep(nativeStamps) };
+  return { times: perStep(stamps), native: perStep(nativeStamps), progress };
+}
+
+/**
+ * Our AgreementResult on a case (the baseline's `--check`): the logits of the
+ * rows, then `steps` of the case's training step on them (the train group's
+ * own trainSft call, every row one example of one prompt token), then the
+ * weights, so a test can show that both sides compute the same model and step.
+ */
+export async function checkOurs(benchCase: BenchCase, input: AgreementInput): Promise<AgreementResult> {
+  const { model, weights } = await loadWeights(benchCase);
+  try {
+    const rows = input.rows.map((row) => [...row]);
+    const logits = model.forward(rows);
+    const flat = Array.from(await logits.data());
+    logits.dispose();
+    const examples = rows.map((row) => ({ promptIds: row.slice(0, 1), responseIds: row.slice(1) }));
+    const { progress } = input.steps > 0 ? await trainStepTimes(model, examples, examples.length, input.steps) : { progress: [] };
+    const after: Record<string, number[]> = {};
+    for (const [name, weight] of model.weights) after[name] = Array.from(await weight.data());
+    return { logits: flat, steps: progress, weights: after };
+  } finally {
+    for (const weight of weights.values()) weight.dispose();
+  }
 }
 
 /** The work of each group, once. */
