@@ -1,6 +1,10 @@
-// The varied-length rows of the training workload: fixed, within bounds, and in the context check.
+// The varied-length rows of the training workload: fixed, within bounds, and in
+// the context check; the case of a checkpoint the user names.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { baseCase, longestSequence, longWorkload, microCase, referenceCase, variedRows } from './cases';
+import { baseCase, BenchCaseError, longestSequence, longWorkload, microCase, modelCase, referenceCase, variedRows } from './cases';
 
 describe('variedRows', () => {
   it('draws the same lengths every time, within [min, max], the first 30% (at least 1) of each the prompt', () => {
@@ -33,5 +37,41 @@ describe('longWorkload', () => {
     const base = baseCase('/nonexistent', options);
     expect(base.workload.long.seq).toBe(Math.min(1024, base.shape.maxPositionEmbeddings));
     expect(longestSequence(base.workload)).toBeLessThanOrEqual(base.shape.maxPositionEmbeddings);
+  });
+});
+
+describe('modelCase', () => {
+  const tinyLlama = JSON.parse(readFileSync(join(__dirname, '..', '..', 'apps', 'cli', 'configs', 'tiny-llama.json'), 'utf8')) as Record<string, unknown>;
+  const checkpoint = (config: Record<string, unknown>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cream-model-case-'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    writeFileSync(join(dir, 'model.safetensors'), ''); // only looked for here; the sides load it
+    return dir;
+  };
+  const options = { warmup: 1, repeats: 2, only: ['train' as const] };
+
+  it('takes the checkpoint config shape, its directory as checkpoint and name, the long sequences of its context', () => {
+    const dir = checkpoint({ ...tinyLlama, max_position_embeddings: 512 });
+    const benchCase = modelCase(dir, options);
+    expect(benchCase.name).toBe(basename(dir));
+    expect(benchCase.checkpoint).toBe(dir);
+    expect(benchCase.shape).toMatchObject({ architecture: 'llama', vocabSize: 320, hiddenSize: 64, nKvHeads: 2, maxPositionEmbeddings: 512, attentionBias: false, qkNorm: false, ropeScaling: null });
+    expect(benchCase.workload.long).toEqual({ batch: 4, seq: 512 });
+    expect(benchCase.workload.train).toEqual(referenceCase(options).workload.train);
+    expect({ warmup: benchCase.warmup, repeats: benchCase.repeats, only: benchCase.only }).toEqual(options);
+    // --quick: the micro workload on the checkpoint.
+    expect(modelCase(dir, { ...options, quick: true }).workload).toEqual(microCase(options).workload);
+  });
+
+  it('refuses a directory without config.json or weights, a bad config, and a context shorter than the workload', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'cream-model-case-'));
+    expect(() => modelCase(empty, options)).toThrow(new BenchCaseError(`${empty} has no config.json: name a checkpoint directory (config.json and safetensors)`));
+    writeFileSync(join(empty, 'config.json'), JSON.stringify(tinyLlama));
+    expect(() => modelCase(empty, options)).toThrow(`${empty} has no model.safetensors (or model.safetensors.index.json)`);
+    expect(() => modelCase(checkpoint({ ...tinyLlama, hidden_size: -1 }), options)).toThrow(BenchCaseError);
+    // 128-token training rows and longer varied ones do not fit a 100-token context; the micro workload does.
+    const short = checkpoint({ ...tinyLlama, max_position_embeddings: 100 });
+    expect(() => modelCase(short, options)).toThrow(/its context \(100\) is shorter than the benchmark's \d+-token sequences \(--quick runs the micro workload, up to 64 tokens\)$/);
+    expect(modelCase(short, { ...options, quick: true }).shape.maxPositionEmbeddings).toBe(100);
   });
 });

@@ -2,7 +2,7 @@
 // step, scoring, generation, prefill). The same JSON goes to our worker and to
 // the PyTorch baseline, so both run the same shapes and the same steps.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { modelConfigFromHf, randomStream, randomUniform, type ModelConfig } from '@cream/model';
 
 /** The shape of a Llama-style decoder: the ModelConfig fields both implementations build. */
@@ -211,6 +211,39 @@ export function baseCase(workspaceRoot: string, options: CaseOptions): BenchCase
   return checkContext({ name: 'base', title, shape, checkpoint: shipped ? dir : null, workload, seed: 2, ...options });
 }
 
+/**
+ * The case of a checkpoint directory the user names (`cream bench --model`):
+ * its own config and weights on our side and in the baseline, the full
+ * workload (long sequences of its context), or the micro one when `quick`.
+ */
+export function modelCase(dir: string, options: CaseOptions & { readonly quick?: boolean }): BenchCase {
+  const configFile = join(dir, 'config.json');
+  if (!existsSync(configFile)) throw new BenchCaseError(`${dir} has no config.json: name a checkpoint directory (config.json and safetensors)`);
+  if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json'))) {
+    throw new BenchCaseError(`${dir} has no model.safetensors (or model.safetensors.index.json): name a checkpoint directory (config.json and safetensors)`);
+  }
+  let config: ModelConfig;
+  try {
+    config = modelConfigFromHf(JSON.parse(readFileSync(configFile, 'utf8')));
+  } catch (error) {
+    throw new BenchCaseError(`${configFile}: ${(error as Error).message}`);
+  }
+  const shape = shapeOf(config);
+  const workload = options.quick ? MICRO_WORKLOAD : { ...FULL_WORKLOAD, long: longWorkload(shape.maxPositionEmbeddings) };
+  const { warmup, repeats, only } = options;
+  const benchCase = { name: basename(resolve(dir)), title: `checkpoint ${dir} (${describeShape(shape)})`, shape, checkpoint: dir, workload, seed: 4, warmup, repeats, only };
+  try {
+    return checkContext(benchCase);
+  } catch (error) {
+    throw new BenchCaseError(`${(error as Error).message} (--quick runs the micro workload, up to ${longestSequence(MICRO_WORKLOAD)} tokens)`);
+  }
+}
+
+/** A case that cannot be built from what the user named (the message says why). */
+export class BenchCaseError extends Error {
+  override readonly name = 'BenchCaseError';
+}
+
 /** Issue 6's reference case. */
 export function referenceCase(options: CaseOptions): BenchCase {
   return { name: 'reference', title: `reference shape (${describeShape(REFERENCE_SHAPE)})`, shape: REFERENCE_SHAPE, checkpoint: null, workload: FULL_WORKLOAD, seed: 1, ...options };
@@ -224,7 +257,7 @@ export function microCase(options: CaseOptions): BenchCase {
 function checkContext(benchCase: BenchCase): BenchCase {
   const longest = longestSequence(benchCase.workload);
   if (benchCase.shape.maxPositionEmbeddings < longest) {
-    throw new Error(`${benchCase.title}: its context (${benchCase.shape.maxPositionEmbeddings}) is shorter than the benchmark's ${longest}-token sequences`);
+    throw new BenchCaseError(`${benchCase.title}: its context (${benchCase.shape.maxPositionEmbeddings}) is shorter than the benchmark's ${longest}-token sequences`);
   }
   return benchCase;
 }

@@ -1,7 +1,8 @@
 // Public surface of @cream/bench: the benchmark suite of `cream bench` and its PyTorch baseline.
 
-/** The cases: shapes, workloads, the reference, micro and base-model cases. */
+/** The cases: shapes, workloads, the reference, micro, base-model and named-checkpoint cases. */
 export {
+  BenchCaseError,
   METRIC_GROUPS,
   REFERENCE_SHAPE,
   MICRO_SHAPE,
@@ -10,6 +11,7 @@ export {
   baseModelDir,
   describeShape,
   microCase,
+  modelCase,
   referenceCase,
   shapeOf,
   type BenchCase,
@@ -23,7 +25,19 @@ export { TRAINING_FLOPS_FORMULA, forwardFlops, trainingStepFlops, gflopsPerSecon
 /** Figures of one side: samples, medians, metric names. */
 export { median, poolRounds, samplesOf, generateMetric, type ImplementationResult, type MetricSamples } from './results';
 /** The PyTorch baseline subprocess and its fair environment. */
-export { BASELINE_SCRIPT, DEFAULT_PYTHONS, TORCH_HINT, baselineEnv, findTorch, probeTorch, runBaseline, type TorchProbe } from './baseline';
+export {
+  BASELINE_SCRIPT,
+  DEFAULT_PYTHONS,
+  TORCH_HINT,
+  baselineEnv,
+  findTorch,
+  probeTorch,
+  runBaseline,
+  runBaselineCheck,
+  type AgreementInput,
+  type AgreementResult,
+  type TorchProbe,
+} from './baseline';
 /** A whole run: cases, our worker, the baseline. */
 export { DEFAULT_PEAK_GFLOPS, benchCases, runBench, runOurs, type BenchOptions, type BenchReport, type CaseReport } from './run';
 /** Rows with ratios, and the text table. */

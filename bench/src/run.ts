@@ -6,7 +6,7 @@
 import { fork } from 'node:child_process';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { baseCase, METRIC_GROUPS, microCase, referenceCase, type BenchCase, type CaseOptions, type MetricGroup } from './cases';
+import { baseCase, METRIC_GROUPS, microCase, modelCase, referenceCase, type BenchCase, type CaseOptions, type MetricGroup } from './cases';
 import { baselineWarnings, DEFAULT_PYTHONS, findTorch, runBaseline, TORCH_HINT } from './baseline';
 import { TRAINING_FLOPS_FORMULA, trainingStepFlops } from './flops';
 import { loadNativeGemm } from '@cream/compute';
@@ -20,8 +20,10 @@ export const DEFAULT_PEAK_GFLOPS = 530;
 export interface BenchOptions {
   /** The repository root (models/m0 is looked up there). */
   readonly workspaceRoot: string;
-  /** The micro shape only, 1 warm-up and 2 timed runs unless given: a smoke run in seconds. */
+  /** The micro shape only, 1 warm-up and 2 timed runs unless given: a smoke run in seconds (with `models`: their micro workload). */
   readonly quick?: boolean;
+  /** Checkpoint directories to measure instead of the reference shape and the base model (modelCase). */
+  readonly models?: readonly string[];
   /** Metric groups to run; all by default. */
   readonly only?: readonly MetricGroup[];
   /** Timed runs per metric (default 5, quick 2). */
@@ -105,13 +107,17 @@ export interface BenchReport {
   readonly cases: readonly CaseReport[];
 }
 
-/** The cases of a run: the micro shape when quick, else the reference shape and the base model. */
+/**
+ * The cases of a run: the checkpoints named (`models`), else the micro shape
+ * when quick, else the reference shape and the base model.
+ */
 export function benchCases(options: BenchOptions): BenchCase[] {
   const caseOptions: CaseOptions = {
     warmup: options.warmup ?? (options.quick ? 1 : 2),
     repeats: options.repeats ?? (options.quick ? 2 : 5),
     only: METRIC_GROUPS.filter((group) => (options.only ?? METRIC_GROUPS).includes(group)),
   };
+  if (options.models !== undefined && options.models.length > 0) return options.models.map((dir) => modelCase(dir, { ...caseOptions, quick: options.quick }));
   return options.quick ? [microCase(caseOptions)] : [referenceCase(caseOptions), baseCase(options.workspaceRoot, caseOptions)];
 }
 

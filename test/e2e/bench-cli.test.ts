@@ -122,6 +122,27 @@ describe('cream bench --quick --json', () => {
     expect(step.ratio).toBeCloseTo((step.pytorch as number) / (step.ours as number), 6);
   });
 
+  it('measures the checkpoint --model names (both sides on its weights), and refuses a directory that is not one in one line (exit 1)', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'cream-bench-model-')), 'tiny-qwen2');
+    const init = await cream(['init-model', '--config', join(__dirname, '..', '..', 'apps', 'cli', 'configs', 'tiny-qwen2.json'), '--out', dir, '--seed', '3']);
+    expect(init.status, init.stderr).toBe(0);
+    const args = ['bench', '--quick', '--json', '--model', dir, '--only', 'train,score', '--repeats', '1'];
+    const run = await cream(torchImportable ? args : [...args, '--python', pythonWithoutTorch()]);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as Report;
+    expect(report.cases.map((c) => c.case.name)).toEqual(['tiny-qwen2']);
+    expect((report.cases[0].case as unknown as { title: string; checkpoint: string }).checkpoint).toBe(dir);
+    expect((report.cases[0].case as unknown as { title: string }).title).toBe(`checkpoint ${dir} (vocab 320, d_model 64, 2 layers, 4 heads (2 kv), SwiGLU 176, q/k/v biases)`);
+    const rows = new Map(report.rows.map((row) => [row.metric, row]));
+    for (const metric of ['train_step_ms', 'score_tokens_per_s']) {
+      expect(rows.get(metric)?.ours, metric).toBeGreaterThan(0);
+      if (torchImportable) expect(rows.get(metric)?.pytorch, metric).toBeGreaterThan(0);
+    }
+    const missing = await cream(['bench', '--model', join(dir, 'nonexistent')]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr.trim()).toBe(`cream bench: ${join(dir, 'nonexistent')} has no config.json: name a checkpoint directory (config.json and safetensors)`);
+  });
+
   it('prints a table by default, pools --rounds, and rejects an unknown group in one line (exit 2)', async () => {
     const table = await cream(['bench', '--quick', '--only', 'prefill', '--repeats', '1', '--rounds', '2', '--python', pythonWithoutTorch()]);
     expect(table.status, table.stderr).toBe(0);

@@ -1,16 +1,23 @@
 // `cream bench`: the benchmark suite of @cream/bench (the reference shape and
-// the base model, or the micro shape with --quick) side by side with the
-// PyTorch baseline of the same model and steps, as a table or JSON.
+// the base model, the micro shape with --quick, or the checkpoint --model
+// names) side by side with the PyTorch baseline of the same model and steps,
+// as a table or JSON.
 import { join } from 'node:path';
 import { DEFAULT_PEAK_GFLOPS, formatReport, METRIC_GROUPS, reportRows, runBench, type MetricGroup } from '@cream/bench';
 import { ConfigError, describeConfig, option, readConfig } from '@cream/service-kit';
 import { rejectPositionals, wantsHelp } from './model-command';
 
-const usage = `cream bench [--json] [--quick] [--only ${METRIC_GROUPS.join(',')}] [--repeats N] [--rounds N]`;
+const usage = `cream bench [--json] [--quick] [--model DIR] [--only ${METRIC_GROUPS.join(',')}] [--repeats N] [--rounds N]`;
 
 const benchOptions = {
   json: option.bool({ flag: 'json', description: 'print the report as JSON (every row, sample and backend) instead of a table', default: false }),
   quick: option.bool({ flag: 'quick', description: 'the micro shape only, 1 warm-up, 2 timed runs: a smoke run of every path in seconds', default: false }),
+  model: option.string({
+    flag: 'model',
+    description: 'a checkpoint directory (config.json and safetensors: cream init-model, pretrain or training output, or a Hugging Face download) to measure instead of the reference shape and the base model; both sides load its weights; with --quick, the micro workload on it',
+    default: '',
+    defaultHelp: 'the reference shape and the base model',
+  }),
   only: option.string({ flag: 'only', description: `comma-separated metric groups (${METRIC_GROUPS.join(', ')})`, default: METRIC_GROUPS.join(',') }),
   repeats: option.int({ flag: 'repeats', description: 'timed runs per metric, after the warm-up', min: 1, max: 1000, default: 0, defaultHelp: '5, 2 with --quick' }),
   warmup: option.int({ flag: 'warmup', description: 'untimed runs first', min: 0, max: 100, default: -1, defaultHelp: '2, 1 with --quick' }),
@@ -29,7 +36,8 @@ export function benchHelp(): string {
     'Measures the training step (forward, backward, clipping, AdamW), scoring throughput, greedy',
     'generation throughput at batch 8 and 32 (64-token prompts, 64 new tokens, KV cache), prefill of a',
     '64-token prompt and peak memory, on the reference shape of issue 6 and on the base model (models/m0,',
-    'or its shape with random weights when absent). Each case runs in its own process on the compute',
+    'or its shape with random weights when absent), or on the checkpoint --model names (both sides load',
+    'its weights; its long sequences are its context, up to 1,024). Each case runs in its own process on the compute',
     'backend cream chooses (CREAM_BACKEND overrides). When python can import torch, the PyTorch',
     'baseline (bench/baseline/llama_bench.py) runs the same model and steps in fp32 with as many threads',
     'and OPENBLAS_CORETYPE unset; ratios > 1 mean ours is better. Figures are medians after warm-up.',
@@ -59,6 +67,7 @@ export async function bench(argv: readonly string[], env: Record<string, string 
   const report = await runBench({
     workspaceRoot: join(__dirname, '..', '..', '..'),
     quick: config.quick,
+    models: config.model === '' ? undefined : [config.model],
     only: parseGroups(config.only),
     repeats: config.repeats === 0 ? undefined : config.repeats,
     warmup: config.warmup === -1 ? undefined : config.warmup,

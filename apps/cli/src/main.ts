@@ -78,6 +78,7 @@ const inputErrors = new Set([
   'VersionExistsError',
   'VersionNotFoundError',
   'ManifestMismatchError',
+  'BenchCaseError',
 ]);
 
 /** The exit code of an expected failure, or undefined for a bug (which prints its stack). */
