@@ -717,10 +717,17 @@ napi_value GemmPackedCall(napi_env env, napi_callback_info info) {
 // values (floats into heap); weights: wq, wk, wv, wo, w1, w3, w2 as packPanels
 // copies, then for t > 1 the same seven plain [out, in]; slots: Int32Array
 // [b], each sequence's first slot; sizes: b, d, hq, hkv, dh, inter, s,
-// tablePositions and optionally t (default 1).
+// tablePositions and optionally t (default 1); extras (optional): offsets of
+// bq, bk, bv, bo, qNorm, kNorm, each -1 when the model has none (qNorm and
+// kNorm both or neither).
 napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  if (!GetArgs(env, info, "decodeLayer", 6, argv)) return nullptr;
+  napi_value argv[7];
+  size_t argc = 7;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 6 && argc != 7) {
+    Fail(env, "decodeLayer expects 6 or 7 arguments");
+    return nullptr;
+  }
   Instance* instance = GetInstance(env);
   float* heap = nullptr;
   size_t heap_len = 0;
@@ -851,6 +858,40 @@ napi_value DecodeLayerCall(napi_env env, napi_callback_info info) {
     a.w1 = weights[11];
     a.w3 = weights[12];
     a.w2 = weights[13];
+  }
+  if (argc == 7) {
+    static const char* extra_names[6] = {"bq", "bk", "bv", "bo", "qNorm", "kNorm"};
+    const size_t extra_counts[6] = {qd, kvd, kvd, a.d, a.dh, a.dh};
+    const float* extras[6] = {};
+    uint32_t extra_count = 0;
+    bool is_array = false;
+    napi_is_array(env, argv[6], &is_array);
+    if (!is_array || napi_get_array_length(env, argv[6], &extra_count) != napi_ok || extra_count != 6) {
+      Fail(env, "decodeLayer extras must be an array of 6 offsets (bq, bk, bv, bo, qNorm, kNorm; -1 for none)");
+      return nullptr;
+    }
+    for (uint32_t i = 0; i < 6; ++i) {
+      napi_value value;
+      double offset = 0;
+      if (!element(argv[6], i, &value) || napi_get_value_double(env, value, &offset) != napi_ok) {
+        Fail(env, std::string(extra_names[i]) + " must be a number (an offset, or -1 for none)");
+        return nullptr;
+      }
+      if (offset == -1) continue;
+      size_t at = 0;
+      if (!GetSize(env, value, extra_names[i], &at) || !CheckExtent(env, extra_names[i], at, extra_counts[i], heap_len)) return nullptr;
+      extras[i] = heap + at;
+    }
+    if ((extras[4] == nullptr) != (extras[5] == nullptr)) {
+      Fail(env, "decodeLayer takes qNorm and kNorm both or neither");
+      return nullptr;
+    }
+    a.bq = extras[0];
+    a.bk = extras[1];
+    a.bv = extras[2];
+    a.bo = extras[3];
+    a.q_norm = extras[4];
+    a.k_norm = extras[5];
   }
   a.slots = slots;
   try {

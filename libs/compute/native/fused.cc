@@ -1009,6 +1009,28 @@ void RotateIntoCache(const float* q, const float* k, const float* v, float* q_he
 }
 }  // namespace
 
+namespace {
+// y [rows, width] += bias [width] on every row (the model's tf.add of a
+// Linear layer's bias after its product).
+void AddBiasRows(float* y, const float* bias, size_t rows, size_t width, ThreadPool& pool) {
+  ForRows(pool, rows, width, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) AddRange(y + r * width, bias, y + r * width, 0, width);
+  });
+}
+
+// The optional parts of a layer's attention input, on the `rows` rows of q, k
+// and v just projected: their biases, then the per-head RMSNorm of q and k
+// (in place: each row's sum is taken before the row is written).
+void ProjectionExtras(float* q, float* k, float* v, size_t rows, const DecodeLayerArgs& a, ThreadPool& pool) {
+  const size_t qd = a.hq * a.dh, kvd = a.hkv * a.dh;
+  if (a.bq != nullptr) AddBiasRows(q, a.bq, rows, qd, pool);
+  if (a.bk != nullptr) AddBiasRows(k, a.bk, rows, kvd, pool);
+  if (a.bv != nullptr) AddBiasRows(v, a.bv, rows, kvd, pool);
+  if (a.q_norm != nullptr) RmsNormForward(q, a.q_norm, q, rows * a.hq, a.dh, a.eps, pool);
+  if (a.k_norm != nullptr) RmsNormForward(k, a.k_norm, k, rows * a.hkv, a.dh, a.eps, pool);
+}
+}  // namespace
+
 void DecodeLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   const size_t qd = a.hq * a.dh, kvd = a.hkv * a.dh, groups = a.hq / a.hkv;
   // Per-thread scratch, grown as needed: the activations of one step are small.
@@ -1031,6 +1053,7 @@ void DecodeLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   GemmPacked(xn, a.wq, q, a.b, qd, a.d, isa, pool);
   GemmPacked(xn, a.wk, k, a.b, kvd, a.d, isa, pool);
   GemmPacked(xn, a.wv, v, a.b, kvd, a.d, isa, pool);
+  ProjectionExtras(q, k, v, a.b, a, pool);
   RotateIntoCache(q, k, v, q, a, pool);  // t = 1: heads first is the rows' own layout
   // Attention per (row, query head), split across the pool when the cache is large.
   const float scale = 1.0f / std::sqrt(static_cast<float>(a.dh));
@@ -1049,6 +1072,7 @@ void DecodeLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
     }
   });
   GemmPacked(attn, a.wo, proj, a.b, a.d, qd, isa, pool);
+  if (a.bo != nullptr) AddBiasRows(proj, a.bo, a.b, a.d, pool);
   AddRange(a.x, proj, h, 0, a.b * a.d);
   RmsNormRows(h, a.post_norm, xn, 0, a.b, a.d, a.eps);
   GemmPacked(xn, a.w1, gate, a.b, a.inter, a.d, isa, pool);
@@ -1112,6 +1136,7 @@ void PrefillLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   LinearRows(xn, a.wq, a.packed_wq, q, n, qd, a.d, isa, pool);
   LinearRows(xn, a.wk, a.packed_wk, k, n, kvd, a.d, isa, pool);
   LinearRows(xn, a.wv, a.packed_wv, v, n, kvd, a.d, isa, pool);
+  ProjectionExtras(q, k, v, n, a, pool);
   RotateIntoCache(q, k, v, q_heads, a, pool);
   AttentionShape shape;
   shape.b = a.b;
@@ -1124,6 +1149,7 @@ void PrefillLayer(const DecodeLayerArgs& a, Isa isa, ThreadPool& pool) {
   shape.past = a.slots;  // causal: token t of row b attends slots 0 .. slots[b] + t
   Attention(q_heads, a.keys, a.values, nullptr, attn, nullptr, nullptr, shape, isa, pool);
   LinearRows(attn, a.wo, a.packed_wo, proj, n, a.d, qd, isa, pool);
+  if (a.bo != nullptr) AddBiasRows(proj, a.bo, n, a.d, pool);
   AddSame(a.x, proj, h, n * a.d, pool);
   RmsNormForward(h, a.post_norm, xn, n, a.d, a.eps, pool);
   LinearRows(xn, a.w1, a.packed_w1, gate, n, a.inter, a.d, isa, pool);

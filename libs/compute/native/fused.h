@@ -100,7 +100,8 @@ double SumSquares(const float* x, size_t n, ThreadPool& pool);
 double SumSquaresList(const float* const* spans, const size_t* sizes, size_t count, ThreadPool& pool);
 
 // One Llama decoder layer for one new token per sequence (a decoding step),
-// start to end in one call: RMSNorm, q/k/v products, rotary at each
+// start to end in one call: RMSNorm, q/k/v products (and biases, and q/k
+// head norms, when given), rotary at each
 // sequence's position, the new key and value written into the cache at that
 // slot, attention over slots 0..slot, the output product and residual,
 // RMSNorm, the SwiGLU MLP and residual. The same arithmetic, in the same
@@ -130,6 +131,16 @@ struct DecodeLayerArgs {
   const float* packed_w1 = nullptr;
   const float* packed_w3 = nullptr;
   const float* packed_w2 = nullptr;
+  // Optional (nullptr: none): q/k/v biases added to the products (Qwen2;
+  // Llama and Qwen3 with attention_bias), an o_proj bias added before the
+  // residual, and an RMSNorm of each query and key head before the rotation
+  // (Qwen3's q_norm and k_norm, both or neither).
+  const float* bq = nullptr;           // [hq * dh]
+  const float* bk = nullptr;           // [hkv * dh]
+  const float* bv = nullptr;           // [hkv * dh]
+  const float* bo = nullptr;           // [d]
+  const float* q_norm = nullptr;       // [dh]
+  const float* k_norm = nullptr;       // [dh]
   const int32_t* slots = nullptr;      // [b]: cache slot = rotary position of the new token
   size_t b = 0, d = 0, hq = 0, hkv = 0, dh = 0, inter = 0, s = 0;
   size_t t = 1;  // tokens per sequence: 1 for DecodeLayer

@@ -134,6 +134,14 @@ int main() {
     f.packed_w1 = w1.data(); f.packed_w3 = w3.data(); f.packed_w2 = w2.data();
     f.wq = pq.data(); f.wk = pk.data(); f.wv = pv.data(); f.wo = po.data(); f.w1 = p1.data(); f.w3 = p3.data(); f.w2 = p2.data();
     PrefillLayer(f, isa, pool);
+    // Both again with the q/k/v and o biases and the q/k head norms (Qwen2, Qwen3).
+    auto bq = buffer(d.hq * d.dh), bk = buffer(d.hkv * d.dh), bv = buffer(d.hkv * d.dh), bo = buffer(d.d);
+    auto qn_w = buffer(d.dh), kn_w = buffer(d.dh);
+    for (DecodeLayerArgs* e : {&d, &f}) {
+      e->bq = bq.data(); e->bk = bk.data(); e->bv = bv.data(); e->bo = bo.data(); e->q_norm = qn_w.data(); e->k_norm = kn_w.data();
+    }
+    DecodeLayer(d, isa, pool);
+    PrefillLayer(f, isa, pool);
     // Attention without a mask or probabilities, causal from each row's past,
     // 40-wide heads (AVX2: a 24-wide strip of 4-row tiles and a 16-wide one;
     // AVX-512: a masked last chunk) and keys past a multiple of 16; then with

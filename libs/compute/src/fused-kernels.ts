@@ -286,7 +286,17 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
         return offsetOf(backend, input(a, name), name);
       });
       const slots = fresh ? new Int32Array(B) : Int32Array.from(a.attrs.slots as number[]);
-      native.decodeLayer(heap, offsets, views, slots, [B, D, Hq, Hkv, Dh, inter, S, cos.shape[0], T], Number(a.attrs.eps));
+      // The optional biases and q/k head norms, by offset (-1: none).
+      const extraSizes: Record<string, number> = { bq: Hq * Dh, bk: Hkv * Dh, bv: Hkv * Dh, bo: D, qNorm: Dh, kNorm: Dh };
+      const extras = Object.entries(extraSizes).map(([name, length]) => {
+        const tensor = a.inputs[name];
+        if (tensor === undefined) return -1;
+        if (tensor.shape.length !== 1 || tensor.shape[0] !== length) throw new ComputeError(`decode layer: ${name} is [${tensor.shape}], expected [${length}]`);
+        return offsetOf(backend, tensor, name);
+      });
+      const sizes = [B, D, Hq, Hkv, Dh, inter, S, cos.shape[0], T];
+      if (extras.some((offset) => offset !== -1)) native.decodeLayer(heap, offsets, views, slots, sizes, Number(a.attrs.eps), extras);
+      else native.decodeLayer(heap, offsets, views, slots, sizes, Number(a.attrs.eps));
       return fresh ? [out, ...cacheOut] : out;
     }),
     [FusedKernel.attention]: k((a) => {
@@ -479,7 +489,7 @@ export function useFusedKernels(on: boolean): void {
   enabled = on;
 }
 
-/** Weights of one decoder layer, HF [out, in] layout, as the model holds them. */
+/** Weights of one decoder layer, HF [out, in] layout, as the model holds them; the biases and q/k norms when it has them. */
 export interface DecodeLayerWeights {
   readonly inputNorm: tf.Tensor; // [D]
   readonly postAttentionNorm: tf.Tensor; // [D]
@@ -490,6 +500,12 @@ export interface DecodeLayerWeights {
   readonly w1: tf.Tensor; // [I, D]
   readonly w3: tf.Tensor; // [I, D]
   readonly w2: tf.Tensor; // [D, I]
+  readonly bq?: tf.Tensor; // [Hq*Dh]
+  readonly bk?: tf.Tensor; // [Hkv*Dh]
+  readonly bv?: tf.Tensor; // [Hkv*Dh]
+  readonly bo?: tf.Tensor; // [D]
+  readonly qNorm?: tf.Tensor; // [Dh]: RMSNorm of each query head before the rotation (Qwen3)
+  readonly kNorm?: tf.Tensor; // [Dh]
 }
 
 function layerInputs(x: tf.Tensor2D, w: DecodeLayerWeights, tables: { cos: tf.Tensor2D; sin: tf.Tensor2D }): tf.NamedTensorMap {
@@ -506,11 +522,15 @@ function layerInputs(x: tf.Tensor2D, w: DecodeLayerWeights, tables: { cos: tf.Te
     w1: w.w1,
     w3: w.w3,
     w2: w.w2,
+    ...Object.fromEntries(OPTIONAL_LAYER_WEIGHTS.filter((name) => w[name] !== undefined).map((name) => [name, w[name] as tf.Tensor])),
   };
 }
 
+const OPTIONAL_LAYER_WEIGHTS = ['bq', 'bk', 'bv', 'bo', 'qNorm', 'kNorm'] as const;
+
 /**
- * One Llama decoder layer (no biases, no q/k norms) for `tokens` tokens per
+ * One Llama-family decoder layer (with the q/k/v and o biases and the q/k head
+ * norms of Qwen2 and Qwen3 when `w` has them) for `tokens` tokens per
  * sequence (1: a decoding step; more: prefill, a scoring chunk), as one native
  * kernel: x [B*T, D] (sequence-major) -> out [B*T, D]. Token t of sequence b
  * sits at slot and rotary position slots[b] + t (rows of the tables cos / sin

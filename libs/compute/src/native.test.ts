@@ -279,6 +279,42 @@ describe('native gemm', () => {
     expect(Array.from(got)).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
+  it('takes a decoder layer\'s optional biases and q/k norms by offset, and refuses a bad list of them', () => {
+    // One row, d 8, 2 query heads and 1 kv head of 4, SwiGLU 8, a 4-slot cache.
+    const [b, d, hq, hkv, dh, inter, s, positions] = [1, 8, 2, 1, 4, 8, 4, 4];
+    const layout = { x: d, out: d, inputNorm: d, postNorm: d, cos: positions * 2, sin: positions * 2, keys: hkv * s * dh, values: hkv * s * dh, bq: hq * dh, bk: hkv * dh, bv: hkv * dh, bo: d, qNorm: dh, kNorm: dh };
+    const at: Record<string, number> = {};
+    let end = 0;
+    for (const [name, length] of Object.entries(layout)) {
+      at[name] = end;
+      end += length;
+    }
+    const heap = new Float32Array(end).map((_, i) => Math.sin(i) * 0.5);
+    const offsets = ['x', 'out', 'inputNorm', 'postNorm', 'cos', 'sin', 'keys', 'values'].map((name) => at[name]);
+    const shapes: Array<[number, number]> = [[hq * dh, d], [hkv * dh, d], [hkv * dh, d], [d, hq * dh], [inter, d], [inter, d], [d, inter]];
+    const weights = shapes.map(([n, k]) => native.packPanels(new Float32Array(n * k).map((_, i) => Math.cos(i) * 0.1), 0, n, k));
+    const run = (extras?: number[]) => {
+      const copy = heap.slice();
+      if (extras === undefined) native.decodeLayer(copy, offsets, weights, new Int32Array([2]), [b, d, hq, hkv, dh, inter, s, positions], 1e-6);
+      else native.decodeLayer(copy, offsets, weights, new Int32Array([2]), [b, d, hq, hkv, dh, inter, s, positions], 1e-6, extras);
+      return copy.slice(at.out, at.out + d);
+    };
+    const plain = run();
+    expect(plain.some((value) => value !== 0)).toBe(true);
+    expect(run([-1, -1, -1, -1, -1, -1])).toEqual(plain); // none given: the plain layer
+    const all = ['bq', 'bk', 'bv', 'bo', 'qNorm', 'kNorm'].map((name) => at[name]);
+    const extras = run(all);
+    expect(extras.every(Number.isFinite)).toBe(true);
+    expect(extras).not.toEqual(plain);
+    // Each one counts: dropping any changes the layer's output.
+    for (let i = 0; i < 4; i++) expect(run(all.map((offset, j) => (j === i ? -1 : offset))), `without extra ${i}`).not.toEqual(extras);
+    expect(run([...all.slice(0, 4), -1, -1])).not.toEqual(extras);
+    expect(() => run(all.slice(0, 5))).toThrow(/decodeLayer extras must be an array of 6 offsets \(bq, bk, bv, bo, qNorm, kNorm; -1 for none\)/);
+    expect(() => run([...all.slice(0, 5), -1])).toThrow(/decodeLayer takes qNorm and kNorm both or neither/);
+    expect(() => run([end - 2, ...all.slice(1)])).toThrow(/bq needs 8 floats at offset/);
+    expect(() => run([-2, ...all.slice(1)])).toThrow(/bq must be a non-negative integer/);
+  });
+
   it('refuses operands that do not fit, before touching memory', () => {
     const a = new Float32Array(6);
     const b = new Float32Array(6);

@@ -48,7 +48,7 @@ interface RawAddon {
   sumSquaresList(heap: Float32Array, offsets: number[], sizes: number[]): number;
   packPanels(w: Float32Array, wOffset: number, n: number, k: number, out: Float32Array): void;
   gemmPacked(a: Float32Array, aOffset: number, packed: Float32Array, c: Float32Array, cOffset: number, m: number, n: number, k: number): void;
-  decodeLayer(heap: Float32Array, offsets: number[], weights: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void;
+  decodeLayer(heap: Float32Array, offsets: number[], weights: Float32Array[], slots: Int32Array, sizes: number[], eps: number, extras?: number[]): void;
   info(): NativeInfo;
   configure(options: { isa?: NativeIsa; threads?: number }): void;
   peakGflops(seconds: number): number;
@@ -153,8 +153,8 @@ export class NativeGemm {
    * sizes: b, d, hq, hkv, dh, inter, s, table positions and t (default 1).
    * The addon checks every extent.
    */
-  decodeLayer(heap: Float32Array, offsets: number[], weights: Float32Array[], slots: Int32Array, sizes: number[], eps: number): void {
-    this.timed(() => this.addon.decodeLayer(heap, offsets, weights, slots, sizes, eps));
+  decodeLayer(heap: Float32Array, offsets: number[], weights: Float32Array[], slots: Int32Array, sizes: number[], eps: number, extras?: number[]): void {
+    this.timed(() => (extras === undefined ? this.addon.decodeLayer(heap, offsets, weights, slots, sizes, eps) : this.addon.decodeLayer(heap, offsets, weights, slots, sizes, eps, extras)));
   }
 
   /** Kernel, supported kernels and thread count. */

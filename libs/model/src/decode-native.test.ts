@@ -1,8 +1,8 @@
 // The wasm+native decoder layer kernel (one CreamDecodeLayer per layer, the
 // cache written in place or made by it) for decoding steps and for prefill and
 // scoring chunks, against the model's separate ops and against one full pass,
-// across a cache growth; the configs it does not cover (biases, q/k norms)
-// keep the separate ops. Runs on wasm+native whatever
+// across a cache growth, for plain Llama layers and for the Qwen2 / Qwen3
+// biases and q/k head norms. Runs on wasm+native whatever
 // CREAM_BACKEND says, and puts the suite's backend back after.
 import { FusedKernel, initCompute, silentLogger, useFusedKernels } from '@cream/compute';
 import * as tf from '@tensorflow/tfjs-core';
@@ -141,13 +141,58 @@ describe('decoding step on wasm+native: one kernel per layer', () => {
     });
   });
 
-  it('keeps the separate ops for biases and q/k norms', async () => {
+  it('scores Qwen2 and Qwen3 (biases, q/k norms) in chunks and in one pass of more than 512 rows equal to the separate ops', async () => {
+    for (const name of ['qwen2', 'qwen3'] as const) {
+      const test = createTestModel(TEST_CONFIGS[name], 8);
+      try {
+        const items = Array.from({ length: 10 }, (_, i) => {
+          const ids = tokens(test.config, 60 - i, 40 + i);
+          return { promptIds: ids.slice(0, 2), responseIds: ids.slice(2) };
+        });
+        for (const options of [{ batchSize: 10, chunkSize: 17 }, { batchSize: 10, chunkSize: Infinity }]) {
+          let fused: Awaited<ReturnType<typeof scoreResponses>> = [];
+          const profile = await tf.profile(async () => {
+            fused = await scoreResponses(test.model, items, options);
+            return [];
+          });
+          expect(profile.kernels.some((k) => k.name === FusedKernel.decodeLayer), `${name} ${options.chunkSize}`).toBe(true);
+          useFusedKernels(false);
+          const separate = await scoreResponses(test.model, items, options);
+          useFusedKernels(true);
+          fused.forEach((score, i) => {
+            expect(Math.abs(score.logprobSum - separate[i].logprobSum) / Math.abs(separate[i].logprobSum), `${name} ${options.chunkSize} item ${i}`).toBeLessThan(1e-5);
+          });
+        }
+      } finally {
+        useFusedKernels(true);
+        test.dispose();
+      }
+    }
+  });
+
+  it('covers q/k/v and o biases, q/k head norms and rotary scaling: equal to the separate ops and one full pass', async () => {
     for (const name of ['qwen2', 'qwen3', 'llama3Odd'] as const) {
       const test = createTestModel(TEST_CONFIGS[name], 5);
-      const sequences = [tokens(test.config, 8, 1)];
-      const { kernels } = await decodeLogits(test.model, sequences, 4);
-      expect(kernels, name).not.toContain(FusedKernel.decodeLayer);
-      test.dispose();
+      try {
+        const { config: c } = test;
+        const sequences = [tokens(c, 30, 1), tokens(c, 30, 2)];
+        const fused = await decodeLogits(test.model, sequences, 4);
+        expect(fused.kernels.filter((k) => k === FusedKernel.decodeLayer), name).toHaveLength(26 * c.nLayers);
+        useFusedKernels(false);
+        const separate = await decodeLogits(test.model, sequences, 4);
+        useFusedKernels(true);
+        expect(separate.kernels).not.toContain(FusedKernel.decodeLayer);
+        sequences.forEach((sequence, b) => {
+          expect(relativeDifference(fused.logits[b], separate.logits[b]), `${name} row ${b} vs separate ops`).toBeLessThan(1e-5);
+          const full = test.model.forward([sequence]);
+          const all = full.dataSync().slice(4 * c.vocabSize);
+          full.dispose();
+          expect(relativeDifference(fused.logits[b], all), `${name} row ${b} vs one pass`).toBeLessThan(1e-4);
+        });
+      } finally {
+        useFusedKernels(true);
+        test.dispose();
+      }
     }
   });
 });

@@ -182,14 +182,14 @@ export class LlamaModel {
    * a chunk of scoring) as one native kernel per layer (prefillLayer; its
    * one-token form is the decoding kernel), the cache written in place or
    * made by the kernel when empty: the final-norm hidden states [B, T, D], or
-   * null where that kernel does not apply (another backend, biases or q/k
-   * norms, a gradient tape, a cache tensor sharing its memory, positions past
-   * the context), leaving the cache untouched.
+   * null where that kernel does not apply (another backend, a gradient tape,
+   * a cache tensor sharing its memory, positions past the context), leaving
+   * the cache untouched.
    */
   private fusedLayers(ids: ArrayLike<number>, cache: KvCache, past: readonly number[], T: number, inputLengths: readonly number[]): tf.Tensor3D | null {
     const { config } = this;
     const taping = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
-    if (!fusedKernelsActive() || taping || config.attentionBias || config.attentionOutputBias || config.qkNorm) return null;
+    if (!fusedKernelsActive() || taping) return null;
     const B = past.length;
     const last = Math.max(...past) + T; // one past the last slot written, also a position
     if (last > config.maxPositionEmbeddings) return null; // padding positions would be clamped: the separate ops do that
