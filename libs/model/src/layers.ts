@@ -157,12 +157,15 @@ export interface AttentionWeights {
  */
 export type KeyValueStore = (k: tf.Tensor4D, v: tf.Tensor4D) => [tf.Tensor4D, tf.Tensor4D];
 
-// With the fused kernels and no biases or q/k norms: one product of the
-// stacked q, k and v weights (fewer passes, one gradient product for x).
+// With the fused kernels and no q/k norms: one product of the stacked q, k
+// and v weights, plus their stacked biases when they have them (Qwen2), for
+// fewer passes and one gradient product for x.
 function mergedProjection(x: tf.Tensor3D, w: AttentionWeights): tf.Tensor3D | undefined {
-  const plain = w.bq === undefined && w.bk === undefined && w.bv === undefined && w.qNorm === undefined && w.kNorm === undefined;
-  if (!fusedKernelsActive() || !plain) return undefined;
-  return linear(x, tf.concat([w.wq, w.wk, w.wv], 0)) as tf.Tensor3D; // [B, T, (nHeads + 2 nKvHeads) headDim]
+  if (!fusedKernelsActive() || w.qNorm !== undefined || w.kNorm !== undefined) return undefined;
+  const biases = [w.bq, w.bk, w.bv];
+  if (biases.every((b) => b === undefined)) return linear(x, tf.concat([w.wq, w.wk, w.wv], 0)) as tf.Tensor3D; // [B, T, (nHeads + 2 nKvHeads) headDim]
+  if (biases.some((b) => b === undefined)) return undefined;
+  return linear(x, tf.concat([w.wq, w.wk, w.wv], 0), tf.concat(biases as tf.Tensor[], 0)) as tf.Tensor3D;
 }
 
 // q, k and v heads first [B, H, T, headDim], q and k rotated: the merged

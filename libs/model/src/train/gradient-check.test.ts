@@ -154,8 +154,17 @@ describe('gradients through the decoder (wasm)', () => {
     tf.env().set('IS_TEST', isTest);
   });
 
-  it('SFT and DPO losses (qwen2): tfjs gradients equal float64 central differences', () => {
+  it('SFT and DPO losses (qwen2: attention read from the merged q/k/v projection and its stacked biases): tfjs gradients equal float64 central differences', async () => {
     expect(tf.getBackend()).toBe('wasm');
+    const test = testModel(TEST_CONFIGS.qwen2, 14);
+    const profile = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(() => sftThroughModel(test.model), [...test.model.weights.values()] as tf.Variable[]);
+      tf.dispose([value, ...Object.values(grads)]);
+      return [];
+    });
+    test.dispose();
+    const names = new Set(profile.kernels.map((k) => k.name));
+    for (const name of [FusedKernel.qkvAttention, FusedKernel.qkvAttentionGrad]) expect(names.has(name), name).toBe(true);
     expect(checkGradients(TEST_CONFIGS.qwen2, 5, sftThroughModel, referenceSftLoss)).toBeGreaterThan(20);
     expect(checkGradients(TEST_CONFIGS.qwen2, 6, dpoThroughModel, referenceDpoLoss)).toBeGreaterThan(20);
   }, SLOW);
