@@ -139,6 +139,21 @@ describe("gradients through the decoder (the tests' backend)", () => {
   }, SLOW);
 });
 
+// The kernels one SFT loss and its gradients run, on a fresh model of `config`.
+async function trainingKernels(config: ModelConfig, seed: number): Promise<Set<string>> {
+  const test = testModel(config, seed);
+  try {
+    const profile = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(() => sftThroughModel(test.model), [...test.model.weights.values()] as tf.Variable[]);
+      tf.dispose([value, ...Object.values(grads)]);
+      return [];
+    });
+    return new Set(profile.kernels.map((k) => k.name));
+  } finally {
+    test.dispose();
+  }
+}
+
 describe('gradients through the decoder (wasm)', () => {
   let isTest: boolean;
   beforeAll(async () => {
@@ -156,14 +171,7 @@ describe('gradients through the decoder (wasm)', () => {
 
   it('SFT and DPO losses (qwen2: attention read from the merged q/k/v projection and its stacked biases): tfjs gradients equal float64 central differences', async () => {
     expect(tf.getBackend()).toBe('wasm');
-    const test = testModel(TEST_CONFIGS.qwen2, 14);
-    const profile = await tf.profile(() => {
-      const { value, grads } = tf.variableGrads(() => sftThroughModel(test.model), [...test.model.weights.values()] as tf.Variable[]);
-      tf.dispose([value, ...Object.values(grads)]);
-      return [];
-    });
-    test.dispose();
-    const names = new Set(profile.kernels.map((k) => k.name));
+    const names = await trainingKernels(TEST_CONFIGS.qwen2, 14);
     for (const name of [FusedKernel.qkvAttention, FusedKernel.qkvAttentionGrad]) expect(names.has(name), name).toBe(true);
     expect(checkGradients(TEST_CONFIGS.qwen2, 5, sftThroughModel, referenceSftLoss)).toBeGreaterThan(20);
     expect(checkGradients(TEST_CONFIGS.qwen2, 6, dpoThroughModel, referenceDpoLoss)).toBeGreaterThan(20);
@@ -172,14 +180,7 @@ describe('gradients through the decoder (wasm)', () => {
   it('SFT and DPO losses (llamaGqaTied: attention read from the merged q/k/v projection, residual adds joined to the norms): tfjs gradients equal float64 central differences', async () => {
     const config = TEST_CONFIGS.llamaGqaTied;
     // The fused kernels this config's training step runs on wasm+native (a plain Llama: no biases, no q/k norms).
-    const test = testModel(config, 11);
-    const profile = await tf.profile(() => {
-      const { value, grads } = tf.variableGrads(() => sftThroughModel(test.model), [...test.model.weights.values()] as tf.Variable[]);
-      tf.dispose([value, ...Object.values(grads)]);
-      return [];
-    });
-    test.dispose();
-    const names = new Set(profile.kernels.map((k) => k.name));
+    const names = await trainingKernels(config, 11);
     for (const name of [FusedKernel.qkvAttention, FusedKernel.qkvAttentionGrad, FusedKernel.addRmsNorm, FusedKernel.rmsNormGrad]) {
       expect(names.has(name), name).toBe(true);
     }
