@@ -13,6 +13,7 @@ import {
   type ModelConfig,
   type ScoreItem,
 } from './index';
+import { targetLogProbs } from './score';
 import {
   TEST_CONFIGS,
   centralDifference,
@@ -128,6 +129,25 @@ describe('scoreResponses', () => {
     controller.abort(new Error('stop'));
     await expect(scoreResponses(model, itemsFor(TEST_CONFIGS.llama3Odd), { signal: controller.signal })).rejects.toThrow('stop');
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('targetLogProbs', () => {
+  it('gives the same log-probabilities in blocks of rows as in one product, the last block short', () => {
+    const test = createTestModel(TEST_CONFIGS.qwen2, 21);
+    onTestFinished(test.dispose);
+    const { hiddenSize, vocabSize } = test.config;
+    const values = Array.from({ length: 11 * hiddenSize }, (_, i) => Math.sin(i * 0.37));
+    const targets = Array.from({ length: 11 }, (_, i) => (i * 7) % vocabSize);
+    const before = tf.memory().numTensors;
+    const [whole, blocked] = tf.tidy(() => {
+      const hidden = tf.tensor2d(values, [11, hiddenSize]);
+      return [targetLogProbs(test.model, hidden, targets).arraySync(), targetLogProbs(test.model, hidden, targets, 4).arraySync()];
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(blocked).toHaveLength(11);
+    blocked.forEach((value, i) => expect(value, `row ${i}`).toBeCloseTo(whole[i], 5));
+    expect(new Set(whole.map((v) => v.toFixed(4))).size).toBeGreaterThan(5); // distinct rows, not one value
   });
 });
 
