@@ -34,7 +34,7 @@ const pytorch: ImplementationResult = {
   },
 };
 
-function report(withBaseline: boolean, rounds = 1, baselineWarnings: string[] = []): BenchReport {
+function report(withBaseline: boolean, rounds = 1, baselineWarnings: string[] = [], baselineError: string | null = null): BenchReport {
   return {
     date: '2026-11-28T12:00:00.000Z',
     machine: { cpu: 'AMD EPYC', cores: 2, loadAverageBefore: [0.5, 0.4, 0.3], loadAverageAfter: [1, 0.5, 0.3], measuredPeak: { gflops: 176, samples: [176], isa: 'avx2+fma', threads: 2 } },
@@ -43,7 +43,7 @@ function report(withBaseline: boolean, rounds = 1, baselineWarnings: string[] = 
       : { status: 'skipped', python: 'python3', torchVersion: null, message: 'PyTorch baseline skipped: python3 cannot import torch' },
     peakGflops: 530,
     flopsFormula: 'formula',
-    cases: [{ case: benchCase, rounds, trainingStepFlops: trainingStepFlops(benchCase.shape, 2, 16), ours, pytorch: withBaseline ? pytorch : null, baselineWarnings }],
+    cases: [{ case: benchCase, rounds, trainingStepFlops: trainingStepFlops(benchCase.shape, 2, 16), ours, pytorch: withBaseline ? pytorch : null, baselineWarnings, baselineError }],
   };
 }
 
@@ -138,6 +138,13 @@ describe('formatReport', () => {
   it('prints why the baseline is not fair under its backend line', () => {
     const text = formatReport(report(true, 1, baselineWarnings({ threads: 2, blas: ['blas/libblas.so.3.11.0'] })));
     expect(text).toMatch(/PyTorch: PyTorch 1\.13\.1 CPU fp32.*\n {2}WARNING: PyTorch runs on the reference BLAS \(blas\/libblas\.so\.3\.11\.0\)/);
+  });
+
+  it('prints how the baseline failed on a case, and our figures without ratios', () => {
+    const failed = report(false, 1, [], 'the PyTorch baseline failed on micro (exit 1): ValueError: no model.embed_tokens.weight');
+    const text = formatReport(failed);
+    expect(text).toContain('  PyTorch: failed (the PyTorch baseline failed on micro (exit 1): ValueError: no model.embed_tokens.weight)');
+    expect(reportRows(failed).every((row) => row.pytorch === null && row.ratio === null)).toBe(true);
   });
 });
 

@@ -152,6 +152,7 @@ export function formatReport(report: BenchReport): string {
       lines.push(`  PyTorch: ${item.pytorch.backend}`);
       lines.push(...item.baselineWarnings.map((warning) => `  WARNING: ${warning}`));
     }
+    if (item.baselineError !== null) lines.push(`  PyTorch: failed (${item.baselineError})`);
     const caseRows = rows.filter((row) => row.case === item.case.name);
     lines.push(
       ...table([

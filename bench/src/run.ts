@@ -56,6 +56,8 @@ export interface CaseReport {
   readonly pytorch: ImplementationResult | null;
   /** Why the baseline's figures are not fair ones (baselineWarnings); empty when they are or it was skipped. */
   readonly baselineWarnings: readonly string[];
+  /** How the baseline failed on this case (ours is reported without it), or null. */
+  readonly baselineError: string | null;
 }
 
 /** NativeGemm.peakGflops with the kernel and threads it ran on. */
@@ -160,15 +162,23 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   for (const benchCase of cases) {
     const ourRounds: ImplementationResult[] = [];
     const baselineRounds: ImplementationResult[] = [];
+    let baselineError: string | null = null;
     for (let round = 1; round <= rounds; round++) {
       const of = rounds > 1 ? `, round ${round} of ${rounds}` : '';
       progress(`${benchCase.name}: ours (${benchCase.title})${of}`);
       const ours = await runOurs(benchCase, env);
       ourRounds.push(ours);
-      if (torch.ok) {
+      if (torch.ok && baselineError === null) {
         const threads = options.torchThreads ?? ours.threads;
         progress(`${benchCase.name}: PyTorch ${torch.version}, ${threads} thread${threads === 1 ? '' : 's'}${of}`);
-        baselineRounds.push(await runBaseline(python, benchCase, threads, env));
+        try {
+          baselineRounds.push(await runBaseline(python, benchCase, threads, env));
+        } catch (error) {
+          // A checkpoint the baseline cannot read, say: ours still reports, without ratios.
+          baselineError = (error as Error).message;
+          baselineRounds.length = 0;
+          progress(`${benchCase.name}: ${baselineError}; reporting ours alone`);
+        }
       }
     }
     const { batch, seq } = benchCase.workload.train;
@@ -179,6 +189,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       ours: poolRounds(ourRounds),
       pytorch: baselineRounds.length > 0 ? poolRounds(baselineRounds) : null,
       baselineWarnings: baselineRounds.length > 0 ? baselineWarnings(baselineRounds[0]) : [],
+      baselineError,
     });
     peaks.push(measurePeak());
   }

@@ -67,6 +67,14 @@ function pythonWithoutTorch(): string {
   return file;
 }
 
+// A python that passes the torch probe (\`-c\`) and fails as the baseline: its figures cannot come.
+function pythonFailingBaseline(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'cream-bench-')), 'python-failing');
+  writeFileSync(file, '#!/bin/sh\nif [ "$1" = "-c" ]; then echo 9.9.9; exit 0; fi\necho "ValueError: cannot read this checkpoint" >&2\nexit 3\n');
+  chmodSync(file, 0o755);
+  return file;
+}
+
 const torchImportable = ['python3', '/usr/bin/python3'].some((python) => spawnSync(python, ['-c', 'import torch']).status === 0);
 
 describe('cream bench --quick --json', () => {
@@ -141,6 +149,20 @@ describe('cream bench --quick --json', () => {
     const missing = await cream(['bench', '--model', join(dir, 'nonexistent')]);
     expect(missing.status).toBe(1);
     expect(missing.stderr.trim()).toBe(`cream bench: ${join(dir, 'nonexistent')} has no config.json: name a checkpoint directory (config.json and safetensors)`);
+  });
+
+  it('reports ours alone, saying how, when the baseline fails on a case', async () => {
+    const run = await cream(['bench', '--quick', '--json', '--only', 'prefill', '--repeats', '1', '--rounds', '2', '--python', pythonFailingBaseline()]);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as Report & { cases: Array<{ baselineError: string | null }> };
+    expect(report.baseline.status).toBe('ran');
+    expect(report.cases[0].pytorch).toBeNull();
+    expect(report.cases[0].baselineError).toBe('the PyTorch baseline failed on micro (exit 3): ValueError: cannot read this checkpoint');
+    expect(run.stderr).toContain('micro: the PyTorch baseline failed on micro (exit 3): ValueError: cannot read this checkpoint; reporting ours alone');
+    expect(run.stderr.match(/micro: PyTorch 9\.9\.9/g)).toHaveLength(1); // not tried again in round 2
+    const prefill = report.rows.find((row) => row.metric === 'prefill_ms');
+    expect(prefill?.ours).toBeGreaterThan(0);
+    expect(prefill?.pytorch).toBeNull();
   });
 
   it('prints a table by default, pools --rounds, and rejects an unknown group in one line (exit 2)', async () => {
