@@ -79,6 +79,7 @@ const inputErrors = new Set([
   'VersionNotFoundError',
   'ManifestMismatchError',
   'BenchCaseError',
+  'WasmMemoryError',
 ]);
 
 /** The exit code of an expected failure, or undefined for a bug (which prints its stack). */

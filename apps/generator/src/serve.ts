@@ -2,7 +2,7 @@
 // set up at start, the version named by --model loaded in the background
 // (NOT_SERVING until a first version serves), and Generate, LoadModel and
 // GetModel registered with the library errors mapped to status codes here.
-import { initCompute } from '@cream/compute';
+import { initCompute, WasmMemoryError } from '@cream/compute';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from '@cream/model';
 import { GeneratorServiceService } from '@cream/proto';
 import { GrpcStatus, mapErrorClass, option, type ServiceProgram, serveUntilStopped, type ServiceTelemetry } from '@cream/service-kit';
@@ -69,6 +69,8 @@ export function generatorProgram(env: Record<string, string | undefined>): Servi
     options: generatorOptions(env),
     setup(server, config, logger) {
       server.mapErrors(
+        // The wasm backend's 4 GiB could not hold a tensor of this request: less at once fits.
+        mapErrorClass(WasmMemoryError, GrpcStatus.RESOURCE_EXHAUSTED),
         mapErrorClass(VersionNotFoundError, GrpcStatus.NOT_FOUND),
         mapErrorClass(ManifestMismatchError, GrpcStatus.FAILED_PRECONDITION),
         mapErrorClass(InvalidInputError, GrpcStatus.INVALID_ARGUMENT),

@@ -7,7 +7,7 @@
 // backend is initialized and the registry is open (and, with --model, until
 // that version is loaded and verified), then SERVING. A call that arrives
 // before that gets UNAVAILABLE.
-import { initCompute } from '@cream/compute';
+import { initCompute, WasmMemoryError } from '@cream/compute';
 import {
   CheckpointError,
   ContextLengthError,
@@ -83,6 +83,8 @@ export function judgeProgram(env: Record<string, string | undefined>): ServicePr
     options: judgeOptions(env),
     setup(server, config, logger) {
       server.mapErrors(
+        // The wasm backend's 4 GiB could not hold a tensor of this request: less at once fits.
+        mapErrorClass(WasmMemoryError, GrpcStatus.RESOURCE_EXHAUSTED),
         mapErrorClass(VersionNotFoundError, GrpcStatus.NOT_FOUND),
         // A version whose files do not match its manifest, or that cannot be read as a model, is refused.
         mapErrorClass(ManifestMismatchError, GrpcStatus.FAILED_PRECONDITION),

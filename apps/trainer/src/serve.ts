@@ -3,7 +3,7 @@
 // library errors mapped to status codes. It holds no model between jobs, so it
 // is SERVING once compute and the registry are ready.
 import { join } from 'node:path';
-import { computeStatus, initCompute } from '@cream/compute';
+import { computeStatus, initCompute, WasmMemoryError } from '@cream/compute';
 import { ContextLengthError, InvalidOptionError, TokenIdError } from '@cream/model';
 import { TrainerServiceService } from '@cream/proto';
 import { GrpcStatus, mapErrorClass, option, type ServiceProgram, serveUntilStopped, type ServiceTelemetry } from '@cream/service-kit';
@@ -46,6 +46,8 @@ export function trainerProgram(env: Record<string, string | undefined>): Service
     options: trainerOptions(env),
     setup(server, config, logger) {
       server.mapErrors(
+        // The wasm backend's 4 GiB could not hold a tensor of this request: less at once fits.
+        mapErrorClass(WasmMemoryError, GrpcStatus.RESOURCE_EXHAUSTED),
         mapErrorClass(VersionNotFoundError, GrpcStatus.NOT_FOUND),
         mapErrorClass(ManifestMismatchError, GrpcStatus.FAILED_PRECONDITION),
         mapErrorClass(VersionExistsError, GrpcStatus.ALREADY_EXISTS),

@@ -18,7 +18,7 @@ import { registerGradients } from './gradients';
 import { silentLogger, type ComputeLogger } from './logger';
 import { loadNativeGemm } from './native';
 import { attentionKeepLimit, defaultAttentionKeepBytes, registerFusedGradients, setAttentionKeepLimit } from './ops';
-import { useFastGather, useFastSlice, useMatMulKernels, useSharedIdentity } from './wasm-kernels';
+import { guardWasmAllocations, useFastGather, useFastSlice, useMatMulKernels, useSharedIdentity, type WasmBackend } from './wasm-kernels';
 
 /** The variants, in the proto's ComputeInfo.variant vocabulary. */
 export type ComputeVariant = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm+native' | 'wasm' | 'cpu';
@@ -138,6 +138,7 @@ async function switchTo(backendName: string): Promise<void> {
   const ok = await tf.setBackend(backendName);
   if (!ok || tf.getBackend() !== backendName) throw new Error(`tf.setBackend('${backendName}') failed`);
   await tf.ready();
+  if (backendName === 'wasm') guardWasmAllocations(tf.backend() as unknown as WasmBackend);
 }
 
 // A small product and gradient on the chosen backend, so a broken kernel or

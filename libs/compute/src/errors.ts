@@ -51,6 +51,27 @@ export class GemmShapeError extends ComputeError {
   }
 }
 
+/**
+ * The wasm backend's memory cannot hold another tensor: wasm32 addresses at
+ * most 4 GiB, and tfjs-backend-wasm would otherwise place the tensor at
+ * address 0, over its own data. Nothing was allocated; the backend keeps
+ * working, with less at once.
+ */
+export class WasmMemoryError extends ComputeError {
+  override name = 'WasmMemoryError';
+  constructor(
+    message: string,
+    /** Bytes asked for. */
+    readonly requestedBytes: number,
+    /** The wasm memory's size when it failed, bytes. */
+    readonly heapBytes: number,
+    /** The most it can grow to, bytes. */
+    readonly limitBytes: number,
+  ) {
+    super(message);
+  }
+}
+
 /** True when `error` is one of this library's errors. */
 export function isComputeError(error: unknown): error is ComputeError {
   return error instanceof ComputeError;

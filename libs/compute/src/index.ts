@@ -11,6 +11,7 @@ export {
   ComputeConfigError,
   BackendUnavailableError,
   GemmShapeError,
+  WasmMemoryError,
   isComputeError,
   isComputeConfigError,
   isBackendUnavailableError,
@@ -26,7 +27,7 @@ export { referenceGemm, checkGemmShape } from './reference-gemm';
 /** GEMM geometry, activations and epilogue. */
 export type { GemmShape, GemmActivation, GemmEpilogue } from './reference-gemm';
 /** Switches the wasm backend's matmul kernels (native, fast-path, stock), e.g. for benchmarks. */
-export { useMatMulKernels, matMulKernelMode, writeSlotsInPlace, soleOwner, type MatMulKernelMode } from './wasm-kernels';
+export { useMatMulKernels, matMulKernelMode, writeSlotsInPlace, soleOwner, WASM_MEMORY_LIMIT_BYTES, type MatMulKernelMode } from './wasm-kernels';
 /** Fused decoder ops: one native kernel each on wasm+native, the same math composed of tfjs ops elsewhere. */
 export { rmsNorm, addRmsNorm, swiglu, swigluMerged, rotaryHeads, qkvHeads, qkvAttention, maskedSoftmax, causalAttention, causalBias, type AttentionMask, type SegmentedCausal, attentionKeepLimit, setAttentionKeepLimit, attentionKeeps, defaultAttentionKeepBytes, logSoftmaxGather, adamwUpdate, sumOfSquares, sumOfSquaresAll } from './ops';
 /** Hyperparameters of adamwUpdate. */

@@ -7,10 +7,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { initCompute } from './backend';
+import { WasmMemoryError } from './errors';
 import { loadNativeGemm, nativeAddonPath, NativeGemm } from './native';
 import { referenceGemm } from './reference-gemm';
 import { randomFloats, relativeError, seededUniform } from './testing-random';
-import { PACKED_B_MAX_ROWS, useMatMulKernels, writeSlotsInPlace, type MatMulKernelMode } from './wasm-kernels';
+import { PACKED_B_MAX_ROWS, useMatMulKernels, WASM_MEMORY_LIMIT_BYTES, writeSlotsInPlace, type MatMulKernelMode, type WasmBackend } from './wasm-kernels';
 
 // [aShape, bShape, transposeA, transposeB]: batched, broadcast both ways, rank 4.
 const cases: Array<[number[], number[], boolean, boolean]> = [
@@ -80,6 +81,44 @@ describe('wasm matmul kernels', () => {
       use('native');
     });
   }
+
+  it('refuses a tensor the wasm memory cannot hold with a WasmMemoryError, writing nothing, and keeps working', () => {
+    const before = tf.memory().numTensors;
+    const dataIds = backendDataIds();
+    const kept = tf.tensor1d([1, 2, 3]);
+    const backend = tf.backend() as unknown as WasmBackend;
+    // 3 GiB taken (never written, so never resident), then a 1.5 GiB tensor:
+    // together more than the memory can grow to (the stock backend would
+    // place the tensor at address 0).
+    const bytes = 1.5 * 2 ** 30;
+    const taken = [backend.wasm._malloc?.(bytes) ?? 0, backend.wasm._malloc?.(bytes) ?? 0];
+    expect(Math.min(...taken)).toBeGreaterThan(0);
+    let error: unknown;
+    try {
+      backend.makeOutput([bytes / 4], 'float32');
+    } catch (caught) {
+      error = caught;
+    } finally {
+      for (const address of taken) backend.wasm._free?.(address);
+    }
+    expect(error).toBeInstanceOf(WasmMemoryError);
+    const memoryError = error as WasmMemoryError;
+    expect(memoryError.requestedBytes).toBe(bytes);
+    expect(memoryError.limitBytes).toBe(WASM_MEMORY_LIMIT_BYTES);
+    expect(memoryError.heapBytes).toBeLessThanOrEqual(WASM_MEMORY_LIMIT_BYTES);
+    expect(memoryError.message).toMatch(/^the wasm backend's memory is full: 1536 MiB more for a tensor did not fit \(memory at \d+ MiB of wasm32's 4096 MiB\)\. Work on fewer tokens at once/);
+    // 2 GiB or more at once is refused without asking malloc (it answered past the memory's end).
+    expect(() => backend.makeOutput([2 ** 29], 'float32')).toThrow(
+      /^the wasm backend's memory is full: a tensor of 2048 MiB is more than it allocates at once \(2048 MiB\)\. Work on fewer tokens/,
+    );
+    // Nothing was placed over the module's data: what lived reads back, new tensors work.
+    expect(Array.from(kept.dataSync())).toEqual([1, 2, 3]);
+    const sum = tf.tidy(() => tf.add(kept, tf.ones([3])));
+    expect(Array.from(sum.dataSync())).toEqual([2, 3, 4]);
+    tf.dispose([kept, sum]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(backendDataIds()).toBe(dataIds);
+  });
 
   it('native: runs the addon on the wasm heap itself, for batched and transposed products', () => {
     // A NativeGemm over the real addon that records what each call received.

@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 
-import { ComputeError } from './errors';
+import { ComputeError, WasmMemoryError } from './errors';
 import { packedPanelsSize, type NativeGemm } from './native';
 import type { GemmActivation } from './reference-gemm';
 
@@ -23,7 +23,7 @@ export type MatMulKernelMode = 'native' | 'fast-path' | 'stock';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that these kernels (and fused-kernels.ts) touch. */
 export interface WasmBackend {
-  wasm: { HEAPF32: Float32Array };
+  wasm: { HEAPF32: Float32Array; HEAPU8?: Uint8Array; _malloc?: (bytes: number) => number; _free?: (address: number) => void };
   dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number; refCount?: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
@@ -121,6 +121,62 @@ export function heapOffset(backend: WasmBackend, tensor: tf.TensorInfo): number 
   const offset = backend.dataIdMap.get(tensor.dataId)?.memoryOffset;
   if (offset === undefined || offset === null || offset % 4 !== 0) return undefined;
   return offset / 4;
+}
+
+/** The most the wasm backend's memory can grow to (wasm32; tfjs-backend-wasm's build): 4 GiB less one page. */
+export const WASM_MEMORY_LIMIT_BYTES = 4294901760;
+
+/**
+ * The largest single allocation the wasm backend's malloc gets right: its
+ * heap grows by a signed 32-bit increment, and a request of 2 GiB or more
+ * came back as an address past the end of the memory.
+ */
+export const WASM_ALLOCATION_LIMIT_BYTES = 2 ** 31 - 65536;
+
+const guarded = new WeakSet<object>();
+
+/**
+ * Makes the wasm backend's tensor allocations fail loudly. tfjs-backend-wasm
+ * takes tensor memory from the module's malloc and does not check the result:
+ * when the memory cannot grow any further (wasm32: 4 GiB), malloc returns 0,
+ * the tensor is placed at address 0 and the next kernel writes over the
+ * module's own data (seen as "memory access out of bounds" or "Aborted()"
+ * later, while training a 135M-parameter model); a request of 2 GiB or more
+ * can come back past the memory's end. Guarded, such an allocation throws a
+ * WasmMemoryError before anything is written, and the backend keeps working.
+ * Once per backend instance.
+ */
+export function guardWasmAllocations(backend: WasmBackend): void {
+  const wasm = backend.wasm;
+  const { _malloc: first, _free: free } = wasm;
+  if (guarded.has(wasm) || first === undefined || free === undefined) return;
+  // Emscripten binds its exports lazily: the first call of Module._malloc
+  // replaces Module._malloc with the raw export. One call first, so that
+  // replacement happens now and not over the guard below.
+  free(first(16));
+  const malloc = wasm._malloc as (bytes: number) => number;
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+  wasm._malloc = (bytes: number): number => {
+    // Unsigned: malloc answers as a signed 32-bit int, negative above 2 GiB.
+    const address = bytes > WASM_ALLOCATION_LIMIT_BYTES ? 0 : malloc(bytes) >>> 0;
+    const heap = wasm.HEAPU8?.length ?? wasm.HEAPF32.length * 4;
+    if (bytes > 0 && (address === 0 || address + bytes > heap)) {
+      if (address !== 0) free(address);
+      const what =
+        bytes > WASM_ALLOCATION_LIMIT_BYTES
+          ? `a tensor of ${mib(bytes)} is more than it allocates at once (${mib(WASM_ALLOCATION_LIMIT_BYTES)})`
+          : `${mib(bytes)} more for a tensor did not fit (memory at ${mib(heap)} of wasm32's ${mib(WASM_MEMORY_LIMIT_BYTES)})`;
+      throw new WasmMemoryError(
+        `the wasm backend's memory is full: ${what}. Work on fewer tokens at once (a smaller batch, or gradientAccumulation to split one), ` +
+          'or use a backend without this limit (CREAM_BACKEND=cpu, or tfjs-node where it installs)',
+        bytes,
+        heap,
+        WASM_MEMORY_LIMIT_BYTES,
+      );
+    }
+    return address;
+  };
+  guarded.add(wasm);
 }
 
 /** Whether `tensor` lives in the wasm heap as the only tensor on its memory (its data's reference count is 1). */
