@@ -26,9 +26,11 @@ AgreementResult), which bench/src/agreement.test.ts compares with ours.
 """
 import argparse
 import json
+import math
 import os
 import re
 import resource
+import struct
 import sys
 import time
 
@@ -76,8 +78,6 @@ def parse_args(argv):
 def rope_inverse_frequencies(shape):
     """The rotary inverse frequencies of cream's ropeInverseFrequencies (plain, "linear" or "llama3" scaling), in
     float64."""
-    import math
-
     head_dim, theta, scaling = shape["headDim"], shape["ropeTheta"], shape.get("ropeScaling")
     frequencies = []
     for i in range(head_dim // 2):
@@ -218,8 +218,6 @@ SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F
 
 def read_safetensors(torch, path):
     """The tensors of one .safetensors file as float32 (F32, F16, BF16 or F64 stored), by name."""
-    import struct
-
     with open(path, "rb") as file:
         (header_size,) = struct.unpack("<Q", file.read(8))
         header = json.loads(file.read(header_size))
@@ -237,6 +235,11 @@ def read_safetensors(torch, path):
     return tensors
 
 
+def checkpoint_name(name):
+    """The Hugging Face tensor name of one of build_model's parameters."""
+    return name if name.startswith("lm_head.") else "model." + name
+
+
 def load_checkpoint(torch, model, directory):
     """Copies a Hugging Face checkpoint's weights (model.safetensors, or the shards its index names) into `model`;
     every parameter must be there with its shape (lm_head.weight is the embedding's when tied)."""
@@ -252,7 +255,7 @@ def load_checkpoint(torch, model, directory):
     parameters = dict(model.named_parameters())  # a tied lm_head.weight is listed once, as embed_tokens.weight
     with torch.no_grad():
         for name, parameter in parameters.items():
-            key = name if name.startswith("lm_head.") else "model." + name
+            key = checkpoint_name(name)
             if key not in stored:
                 raise ValueError(f"{directory}: the checkpoint has no {key}")
             if tuple(stored[key].shape) != tuple(parameter.shape):
@@ -323,7 +326,7 @@ def check(torch, case, rows, steps):
     optimizer = optimizer_of(torch, model)
     model.train()
     trace = [dict(zip(("loss", "gradNorm"), train_step(torch, model, optimizer, ids))) for _ in range(steps)]
-    weights = {(name if name.startswith("lm_head.") else "model." + name): p.detach().flatten().tolist() for name, p in model.named_parameters()}
+    weights = {checkpoint_name(name): p.detach().flatten().tolist() for name, p in model.named_parameters()}
     return {"implementation": "pytorch", "logits": logits, "steps": trace, "weights": weights}
 
 

@@ -131,6 +131,11 @@ const FULL_WORKLOAD: BenchWorkload = {
   prefill: { batch: 1, prompt: 64 },
 };
 
+/** The full workload for a model whose context holds `context` tokens: its long group as longWorkload's. */
+function fullWorkload(context: number): BenchWorkload {
+  return { ...FULL_WORKLOAD, long: longWorkload(context) };
+}
+
 /** Issue 6's Tiny-GPT reference shape: vocab 512, d_model 256, 4 layers, 4 heads, SwiGLU 768. */
 export const REFERENCE_SHAPE: BenchShape = llamaShape({ vocabSize: 512, hiddenSize: 256, nLayers: 4, nHeads: 4, intermediateSize: 768 });
 
@@ -207,7 +212,7 @@ export function baseCase(workspaceRoot: string, options: CaseOptions): BenchCase
   const title = shipped
     ? `base model models/m0 (${describeShape(shape)})`
     : `base model: models/m0 is absent, so its fallback shape (${describeShape(shape)}; random weights)`;
-  const workload = { ...FULL_WORKLOAD, long: longWorkload(shape.maxPositionEmbeddings) };
+  const workload = fullWorkload(shape.maxPositionEmbeddings);
   return checkContext({ name: 'base', title, shape, checkpoint: shipped ? dir : null, workload, seed: 2, ...options });
 }
 
@@ -229,7 +234,7 @@ export function modelCase(dir: string, options: CaseOptions & { readonly quick?:
     throw new BenchCaseError(`${configFile}: ${(error as Error).message}`);
   }
   const shape = shapeOf(config);
-  const workload = options.quick ? MICRO_WORKLOAD : { ...FULL_WORKLOAD, long: longWorkload(shape.maxPositionEmbeddings) };
+  const workload = options.quick ? MICRO_WORKLOAD : fullWorkload(shape.maxPositionEmbeddings);
   const { warmup, repeats, only } = options;
   const benchCase = { name: basename(resolve(dir)), title: `checkpoint ${dir} (${describeShape(shape)})`, shape, checkpoint: dir, workload, seed: 4, warmup, repeats, only };
   try {

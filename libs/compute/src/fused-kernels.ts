@@ -286,17 +286,16 @@ function kernels(native: NativeGemm): Record<string, tf.KernelFunc> {
         return offsetOf(backend, input(a, name), name);
       });
       const slots = fresh ? new Int32Array(B) : Int32Array.from(a.attrs.slots as number[]);
-      // The optional biases and q/k head norms, by offset (-1: none).
-      const extraSizes: Record<string, number> = { bq: Hq * Dh, bk: Hkv * Dh, bv: Hkv * Dh, bo: D, qNorm: Dh, kNorm: Dh };
-      const extras = Object.entries(extraSizes).map(([name, length]) => {
+      // The optional biases and q/k head norms, by offset (-1: none), in the addon's order.
+      const extraSizes: Record<(typeof OPTIONAL_LAYER_WEIGHTS)[number], number> = { bq: Hq * Dh, bk: Hkv * Dh, bv: Hkv * Dh, bo: D, qNorm: Dh, kNorm: Dh };
+      const extras = OPTIONAL_LAYER_WEIGHTS.map((name) => {
         const tensor = a.inputs[name];
         if (tensor === undefined) return -1;
+        const length = extraSizes[name];
         if (tensor.shape.length !== 1 || tensor.shape[0] !== length) throw new ComputeError(`decode layer: ${name} is [${tensor.shape}], expected [${length}]`);
         return offsetOf(backend, tensor, name);
       });
-      const sizes = [B, D, Hq, Hkv, Dh, inter, S, cos.shape[0], T];
-      if (extras.some((offset) => offset !== -1)) native.decodeLayer(heap, offsets, views, slots, sizes, Number(a.attrs.eps), extras);
-      else native.decodeLayer(heap, offsets, views, slots, sizes, Number(a.attrs.eps));
+      native.decodeLayer(heap, offsets, views, slots, [B, D, Hq, Hkv, Dh, inter, S, cos.shape[0], T], Number(a.attrs.eps), extras);
       return fresh ? [out, ...cacheOut] : out;
     }),
     [FusedKernel.attention]: k((a) => {
@@ -489,6 +488,9 @@ export function useFusedKernels(on: boolean): void {
   enabled = on;
 }
 
+// The decoder layer's optional weights, in the order the addon's decodeLayer takes their offsets.
+const OPTIONAL_LAYER_WEIGHTS = ['bq', 'bk', 'bv', 'bo', 'qNorm', 'kNorm'] as const;
+
 /** Weights of one decoder layer, HF [out, in] layout, as the model holds them; the biases and q/k norms when it has them. */
 export interface DecodeLayerWeights {
   readonly inputNorm: tf.Tensor; // [D]
@@ -525,8 +527,6 @@ function layerInputs(x: tf.Tensor2D, w: DecodeLayerWeights, tables: { cos: tf.Te
     ...Object.fromEntries(OPTIONAL_LAYER_WEIGHTS.filter((name) => w[name] !== undefined).map((name) => [name, w[name] as tf.Tensor])),
   };
 }
-
-const OPTIONAL_LAYER_WEIGHTS = ['bq', 'bk', 'bv', 'bo', 'qNorm', 'kNorm'] as const;
 
 /**
  * One Llama-family decoder layer (with the q/k/v and o biases and the q/k head
